@@ -1,0 +1,360 @@
+// Package build is the builder worker: it takes build jobs, brings a
+// persistent per-project workspace up to the job's snapshot (so make stays
+// incremental), runs the build command, and stores the build's outputs as an
+// artifact keyed by snapshot, recipe and toolchain.
+package build
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/archive"
+	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/proc"
+	"github.com/simswarm/simswarm/internal/snapshot"
+	"golang.org/x/sys/unix"
+)
+
+// Builder takes build jobs from the engine.
+type Builder struct {
+	Eng  *engine.Engine
+	Dir  string // holds one workspace per project
+	Jobs int    // parallelism handed to the build as {jobs}
+	Host string
+	Log  *slog.Logger
+
+	toolchain string
+}
+
+// Toolchain identifies the compilers a build's outputs depend on. It is
+// computed once: asking the compilers costs processes, and they do not change
+// under a running builder.
+func Toolchain() string {
+	var parts []string
+	for _, c := range []string{"cc", "c++"} {
+		out, err := exec.Command(c, "--version").Output()
+		if err == nil {
+			first, _, _ := strings.Cut(string(out), "\n")
+			parts = append(parts, c+": "+strings.TrimSpace(first))
+		}
+	}
+	parts = append(parts, runtime.GOOS+"/"+runtime.GOARCH)
+	if img := os.Getenv("SIMSWARM_TOOLCHAIN"); img != "" {
+		parts = append(parts, "image: "+img)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Serve takes build jobs until ctx ends.
+func (b *Builder) Serve(ctx context.Context) error {
+	if b.Jobs < 1 {
+		b.Jobs = runtime.NumCPU()
+	}
+	if b.Log == nil {
+		b.Log = slog.Default()
+	}
+	b.toolchain = Toolchain()
+	cons, err := b.Eng.Jobs.Consumer(ctx, engine.ConsumerBuild)
+	if err != nil {
+		return fmt.Errorf("builder: bind consumer: %w", err)
+	}
+	for ctx.Err() == nil {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			if ctx.Err() != nil {
+				break
+			}
+			b.Log.Warn("builder: fetch", "err", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		for msg := range batch.Messages() {
+			b.handle(ctx, msg)
+		}
+		cancel()
+	}
+	return nil
+}
+
+func (b *Builder) handle(ctx context.Context, msg jetstream.Msg) {
+	var job simswarm.BuildJob
+	if err := json.Unmarshal(msg.Data(), &job); err != nil {
+		b.Log.Error("builder: drop malformed job", "err", err)
+		_ = msg.Term()
+		return
+	}
+	rec := simswarm.BuildRecord{Key: job.Key, Request: job.Request, Host: b.Host, Toolchain: b.toolchain}
+	if job.Version != simswarm.Version {
+		rec.State, rec.Error = simswarm.BuildFailed, fmt.Sprintf("client version %s does not match builder version %s", job.Version, simswarm.Version)
+		b.finish(ctx, msg, &rec)
+		return
+	}
+	stop := keepAlive(msg)
+	defer stop()
+	start := time.Now()
+	if err := b.build(ctx, &job, &rec); err != nil {
+		if ctx.Err() != nil {
+			// Shutting down: let another builder take it.
+			_ = msg.Nak()
+			return
+		}
+		rec.State = simswarm.BuildFailed
+		if rec.Error == "" {
+			rec.Error = err.Error()
+		}
+	}
+	rec.Wall = time.Since(start)
+	b.finish(ctx, msg, &rec)
+}
+
+func (b *Builder) finish(ctx context.Context, msg jetstream.Msg, rec *simswarm.BuildRecord) {
+	rec.Finished = time.Now()
+	if err := engine.PutJSON(ctx, b.Eng.Builds, rec.Key, rec); err != nil {
+		b.Log.Error("builder: record build", "key", rec.Key, "err", err)
+		_ = msg.Nak()
+		return
+	}
+	_ = msg.Ack()
+	b.Log.Info("build finished", "key", simswarm.Short(rec.Key), "state", rec.State, "cached", rec.Cached, "wall", rec.Wall)
+}
+
+func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswarm.BuildRecord) error {
+	art := simswarm.ArtifactKey(job.Key, b.toolchain)
+	rec.Artifact = art
+	if !job.Rebuild {
+		var prev simswarm.BuildRecord
+		if ok, _ := engine.GetJSON(ctx, b.Eng.Builds, job.Key, &prev); ok && prev.State == simswarm.BuildSucceeded && prev.Artifact == art {
+			if has, err := b.Eng.HasObject(ctx, engine.ArtifactObject(art)); err == nil && has {
+				rec.State, rec.Cached, rec.Files, rec.Bytes, rec.Log = simswarm.BuildSucceeded, true, prev.Files, prev.Bytes, prev.Log
+				return nil
+			}
+		}
+	}
+	raw, err := b.Eng.GetBytes(ctx, engine.SnapshotObject(job.Snapshot))
+	if err != nil {
+		return fmt.Errorf("fetch snapshot %s: %w", simswarm.Short(job.Snapshot), err)
+	}
+	man, err := snapshot.Decode(raw)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", simswarm.Short(job.Snapshot), err)
+	}
+	ws := filepath.Join(b.Dir, safeName(job.Project))
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		return fmt.Errorf("workspace: %w", err)
+	}
+	unlock, err := lockFile(ws + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	fetch := func(ctx context.Context, hash string, w io.Writer) error {
+		return b.Eng.GetObject(ctx, engine.FileObject(hash), w)
+	}
+	if err := snapshot.Materialize(ctx, ws, man, fetch); err != nil {
+		return fmt.Errorf("prepare workspace: %w", err)
+	}
+	var logBuf bytes.Buffer
+	if job.Recipe.Command != "" {
+		cmdline := strings.ReplaceAll(job.Recipe.Command, "{jobs}", strconv.Itoa(b.Jobs))
+		fmt.Fprintf(&logBuf, "$ %s\n", cmdline)
+		lines := b.streamer(job.Request)
+		res, err := proc.Run(ctx, proc.Spec{
+			Argv:      []string{"/bin/sh", "-c", cmdline},
+			Dir:       ws,
+			Output:    &limitedBuffer{buf: &logBuf, max: 32 << 20},
+			TailBytes: 8 << 10,
+			OnLine:    lines,
+		})
+		if err != nil {
+			return fmt.Errorf("start build: %w", err)
+		}
+		rec.Log = engine.BuildLogObject(art)
+		if perr := b.Eng.PutBytes(ctx, rec.Log, logBuf.Bytes()); perr != nil {
+			b.Log.Warn("builder: store log", "err", perr)
+			rec.Log = ""
+		}
+		if res.Failed() {
+			rec.Tail = lastLines(res.Tail, 40)
+			rec.Error = fmt.Sprintf("build command %q: %s", cmdline, res.Describe())
+			return errors.New(rec.Error)
+		}
+	}
+	outputs, err := Outputs(ws, man, job.Recipe.Artifacts)
+	if err != nil {
+		return err
+	}
+	if job.Recipe.Command != "" && len(job.Recipe.Artifacts) > 0 && len(outputs) == 0 {
+		return fmt.Errorf("build produced no files matching artifacts %v", job.Recipe.Artifacts)
+	}
+	pr, pw := io.Pipe()
+	var packed int64
+	go func() {
+		n, err := archive.Pack(pw, ws, outputs)
+		packed = n
+		pw.CloseWithError(err)
+	}()
+	if err := b.Eng.PutObject(ctx, engine.ArtifactObject(art), pr); err != nil {
+		return fmt.Errorf("store artifact: %w", err)
+	}
+	rec.State, rec.Files, rec.Bytes = simswarm.BuildSucceeded, len(outputs), packed
+	return nil
+}
+
+// objectFile matches what a build leaves behind that runs never need.
+func objectFile(name string) bool {
+	switch path.Ext(name) {
+	case ".o", ".obj", ".d", ".a", ".gcno", ".gcda", ".pch", ".gch":
+		return true
+	}
+	return strings.HasPrefix(path.Base(name), ".simswarm")
+}
+
+// Outputs lists the artifact's files: those matching globs, or, without
+// globs, every file in the workspace that the snapshot did not put there
+// (so an unchanged binary from an earlier incremental build still counts),
+// except object files. Symlinks are kept as they are.
+func Outputs(ws string, man *snapshot.Manifest, globs []string) ([]string, error) {
+	inSnap := make(map[string]bool, len(man.Entries))
+	for _, e := range man.Entries {
+		inSnap[e.Path] = true
+	}
+	var out []string
+	err := filepath.WalkDir(ws, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(ws, p)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			if rel == ".git" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		if len(globs) > 0 {
+			for _, g := range globs {
+				if ok, _ := path.Match(g, rel); ok {
+					out = append(out, rel)
+					break
+				}
+			}
+			return nil
+		}
+		if !inSnap[rel] && !objectFile(rel) {
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("collect build outputs: %w", err)
+	}
+	return out, nil
+}
+
+// streamer publishes build output lines for a watching client, at most a
+// few per second: the client shows the latest, not all.
+func (b *Builder) streamer(request string) func([]byte) {
+	subject := engine.SubjectBuildLog + "." + request
+	var mu sync.Mutex
+	var last time.Time
+	return func(line []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) < 200*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		_ = b.Eng.NC.Publish(subject, append([]byte(nil), line...))
+	}
+}
+
+// keepAlive renews a job's lease while it is being worked on.
+func keepAlive(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(engine.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+func lockFile(p string) (func(), error) {
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func safeName(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 {
+			return '_'
+		}
+		return r
+	}, s)
+	if s == "" || s == "." || s == ".." {
+		s = "_"
+	}
+	return s
+}
+
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// limitedBuffer keeps the first max bytes of a log; a runaway build does not
+// take the builder's memory with it.
+type limitedBuffer struct {
+	buf *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.buf.Len(); room > 0 {
+		if len(p) > room {
+			l.buf.Write(p[:room])
+		} else {
+			l.buf.Write(p)
+		}
+	}
+	return len(p), nil
+}

@@ -1,0 +1,338 @@
+// Package campaign is the client side of simswarm run: it snapshots the
+// project, has it built, resolves the run list, submits the runs that are not
+// done yet, follows their outcomes, and lays result files into the results
+// directory as each run finishes.
+package campaign
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/omnetpp"
+	"github.com/simswarm/simswarm/internal/project"
+	"github.com/simswarm/simswarm/internal/snapshot"
+	"github.com/simswarm/simswarm/internal/sweep"
+)
+
+// Options is what a user asks of simswarm run.
+type Options struct {
+	Dir       string   // the simulation's directory
+	Argv      []string // the simulation command
+	Results   string   // results directory; relative to Dir when not absolute
+	DryRun    bool
+	Timeout   time.Duration
+	Rebuild   bool
+	StateDir  string // for the client's hash cache
+	Host      string // this host's id, for results written in place
+	Local     bool   // runners on this host may write into Results directly
+	Progress  io.Writer
+	Quiet     bool
+	Stdout    io.Writer
+	Interrupt <-chan struct{} // closed on Ctrl-C: cancel the campaign
+}
+
+// SetupError is a problem found before any run started: usage,
+// configuration, build or run list (exit status 2).
+type SetupError struct{ Err error }
+
+func (e *SetupError) Error() string { return e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
+func setupErr(format string, a ...any) error {
+	return &SetupError{Err: fmt.Errorf(format, a...)}
+}
+
+// ErrInterrupted means the user cancelled the campaign.
+var ErrInterrupted = errors.New("interrupted")
+
+// Summary is what a campaign came to.
+type Summary struct {
+	Campaign  string    `json:"campaign"`
+	Runs      int       `json:"runs"`
+	Succeeded int       `json:"succeeded"`
+	Failed    int       `json:"failed"`
+	Cached    int       `json:"cached"`
+	Executed  int       `json:"executed"`
+	Cancelled int       `json:"cancelled,omitempty"`
+	Failures  []Failure `json:"failures"`
+	Results   string    `json:"results"`
+	Wall      float64   `json:"wall_seconds"`
+}
+
+// Failure is one failed run.
+type Failure struct {
+	Run      int      `json:"run"`
+	Vars     string   `json:"vars,omitempty"`
+	Exit     int      `json:"exit"`
+	Signal   string   `json:"signal,omitempty"`
+	TimedOut bool     `json:"timed_out,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	Errors   []string `json:"errors"`
+	Output   string   `json:"output,omitempty"` // the run's .out file in the results directory
+}
+
+// Client runs campaigns against an engine.
+type Client struct {
+	Eng *engine.Engine
+	Opt Options
+}
+
+// prepared is a campaign ready to submit.
+type prepared struct {
+	proj     *project.Project
+	cmd      simswarm.Command
+	snapshot string
+	artifact string
+	id       string
+	runs     []int
+	vars     []string
+	results  string
+}
+
+// Run carries out a whole campaign.
+func (c *Client) Run(ctx context.Context) (*Summary, error) {
+	start := time.Now()
+	p, err := c.prepare(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.Opt.DryRun {
+		return c.dryRun(ctx, p)
+	}
+	s, err := c.follow(ctx, p)
+	if s != nil {
+		s.Wall = time.Since(start).Seconds()
+	}
+	return s, err
+}
+
+func (c *Client) prepare(ctx context.Context) (*prepared, error) {
+	o := c.Opt
+	fi, err := os.Stat(o.Dir)
+	if err != nil {
+		return nil, setupErr("simulation directory %s: %v", o.Dir, unwrap(err))
+	}
+	if !fi.IsDir() {
+		return nil, setupErr("simulation directory %s is not a directory", o.Dir)
+	}
+	proj, err := project.Find(o.Dir)
+	if err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	p := &prepared{proj: proj}
+	if p.cmd, err = command(proj, o.Argv); err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	if p.results, err = resultsDir(o.Dir, o.Results); err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	if p.snapshot, err = c.upload(ctx, proj, p.results); err != nil {
+		return nil, err
+	}
+	if p.artifact, err = c.build(ctx, proj, p.snapshot); err != nil {
+		return nil, err
+	}
+	p.id = simswarm.CampaignID(p.artifact, proj.Workdir, p.cmd)
+	if p.runs, p.vars, err = c.runList(ctx, p); err != nil {
+		return nil, err
+	}
+	if len(p.runs) == 0 {
+		return nil, setupErr("the run list is empty: %s selects no runs", describe(p.cmd))
+	}
+	return p, nil
+}
+
+// command turns the user's command line into what runners execute.
+func command(p *project.Project, argv []string) (simswarm.Command, error) {
+	if p.HasRunTemplate() {
+		cfg := p.Config.Run
+		if len(argv) > 0 && !strings.Contains(cfg.Command, "{args}") {
+			return simswarm.Command{}, fmt.Errorf("%s describes the run command, which has no {args}: remove the arguments %q or add {args} to run.command",
+				filepath.Join(p.Root, project.ConfigFile), strings.Join(argv, " "))
+		}
+		return simswarm.Command{Kind: simswarm.KindTemplate, Template: cfg.Command, Vars: cfg.Vars, Repeat: cfg.Repeat, Args: argv}, nil
+	}
+	if len(argv) == 0 {
+		return simswarm.Command{}, errors.New("no simulation command: usage: simswarm run [flags] -- <program> [args...]")
+	}
+	if argv[0] == "" {
+		return simswarm.Command{}, errors.New("the simulation program name is empty")
+	}
+	for _, opt := range []string{"-q", "--result-dir"} {
+		if omnetpp.HasOption(argv, opt) {
+			return simswarm.Command{}, fmt.Errorf("remove %s from the simulation command: simswarm sets it for each run", opt)
+		}
+	}
+	filter, rest, _ := omnetpp.RunFilter(argv)
+	return simswarm.Command{Kind: simswarm.KindOmnetpp, Argv: rest, Filter: filter}, nil
+}
+
+func describe(c simswarm.Command) string {
+	if c.Kind == simswarm.KindTemplate {
+		return "the run template"
+	}
+	s := strings.Join(c.Argv, " ")
+	if c.Filter != "" {
+		s += " -r " + c.Filter
+	}
+	return s
+}
+
+// resultsDir resolves and checks the results directory before anything runs:
+// finding it unwritable after an hour of simulation would lose the hour.
+func resultsDir(dir, results string) (string, error) {
+	if results == "" {
+		results = "results"
+	}
+	if !filepath.IsAbs(results) {
+		results = filepath.Join(dir, results)
+	}
+	abs, err := filepath.Abs(results)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return "", fmt.Errorf("results directory %s is not writable: %v", abs, unwrap(err))
+	}
+	f, err := os.CreateTemp(abs, ".simswarm-check-*")
+	if err != nil {
+		return "", fmt.Errorf("results directory %s is not writable: %v", abs, unwrap(err))
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return abs, nil
+}
+
+// upload snapshots the project and stores the files the engine lacks.
+func (c *Client) upload(ctx context.Context, proj *project.Project, results string) (string, error) {
+	opts := snapshot.Options{Ignore: proj.Ignore()}
+	if rel, err := filepath.Rel(proj.Root, results); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
+		opts.Exclude = append(opts.Exclude, filepath.ToSlash(rel))
+	}
+	if c.Opt.StateDir != "" {
+		opts.HashCache = filepath.Join(c.Opt.StateDir, "hashcache", proj.Name()+".json")
+		_ = os.MkdirAll(filepath.Dir(opts.HashCache), 0o755)
+	}
+	man, err := snapshot.Scan(ctx, proj.Root, opts)
+	if err != nil {
+		return "", setupErr("snapshot %s: %v", proj.Root, err)
+	}
+	key := man.Key()
+	if has, err := c.Eng.HasObject(ctx, engine.SnapshotObject(key)); err != nil {
+		return "", err
+	} else if has {
+		return key, nil
+	}
+	paths := map[string]string{}
+	for _, e := range man.Entries {
+		if e.Hash != "" {
+			paths[e.Hash] = e.Path
+		}
+	}
+	hashes := man.Blobs()
+	errc := make(chan error, len(hashes))
+	sem := make(chan struct{}, 8)
+	for _, h := range hashes {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			errc <- c.putFile(ctx, h, filepath.Join(proj.Root, filepath.FromSlash(paths[h])))
+		}()
+	}
+	for range hashes {
+		if err := <-errc; err != nil {
+			return "", err
+		}
+	}
+	// The manifest goes last: its presence promises that every file is there.
+	if err := c.Eng.PutBytes(ctx, engine.SnapshotObject(key), man.Encode()); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+func (c *Client) putFile(ctx context.Context, hash, path string) error {
+	name := engine.FileObject(hash)
+	if has, err := c.Eng.HasObject(ctx, name); err != nil || has {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	defer f.Close()
+	return c.Eng.PutObject(ctx, name, f)
+}
+
+func nonce() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func unwrap(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// runList resolves the campaign's run numbers (and their iteration
+// variables when the program tells them).
+func (c *Client) runList(ctx context.Context, p *prepared) ([]int, []string, error) {
+	if p.cmd.Kind == simswarm.KindTemplate {
+		n := sweep.Count(p.cmd)
+		runs := make([]int, n)
+		vars := make([]string, n)
+		for i := range runs {
+			runs[i], vars[i] = i, sweep.Describe(p.cmd, i)
+		}
+		return runs, vars, nil
+	}
+	key := simswarm.ListKey(p.artifact, p.proj.Workdir, p.cmd)
+	var l simswarm.RunList
+	if ok, err := engine.GetJSON(ctx, c.Eng.Lists, key, &l); err != nil {
+		return nil, nil, err
+	} else if ok && l.Error == "" {
+		return l.Runs, l.Vars, nil
+	}
+	w, err := c.Eng.Lists.Watch(ctx, key, updatesOnly())
+	if err != nil {
+		return nil, nil, fmt.Errorf("watch run list: %w", err)
+	}
+	defer w.Stop()
+	job := simswarm.ListJob{Version: simswarm.Version, Key: key, Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd}
+	if err := c.Eng.Publish(ctx, engine.SubjectList, job, ""); err != nil {
+		return nil, nil, err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-c.Opt.Interrupt:
+			return nil, nil, ErrInterrupted
+		case e := <-w.Updates():
+			if e == nil {
+				continue
+			}
+			if err := decode(e.Value(), &l); err != nil {
+				return nil, nil, err
+			}
+			if l.Error != "" {
+				return nil, nil, setupErr("run list: %s", l.Error)
+			}
+			return l.Runs, l.Vars, nil
+		}
+	}
+}

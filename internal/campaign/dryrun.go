@@ -1,0 +1,36 @@
+package campaign
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/engine"
+)
+
+// dryRun prints the runs a campaign would execute and those already done.
+func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
+	sum := &Summary{Campaign: p.id, Runs: len(p.runs), Results: p.results, Failures: []Failure{}}
+	out := c.Opt.Stdout
+	fmt.Fprintf(out, "campaign %s: %d runs of %s in %s\n", p.id, len(p.runs), describe(p.cmd), p.proj.Workdir)
+	for i, n := range p.runs {
+		var rec simswarm.RunRecord
+		done := false
+		if ok, err := engine.GetJSON(ctx, c.Eng.Status, simswarm.StatusKey(p.id, n), &rec); err == nil && ok &&
+			rec.State == simswarm.RunSucceeded && present(p.results, &rec) {
+			done = true
+		}
+		state := "would run"
+		if done {
+			state = "done"
+			sum.Cached++
+		}
+		vars := ""
+		if i < len(p.vars) {
+			vars = p.vars[i]
+		}
+		fmt.Fprintf(out, "run %d\t%s\t%s\n", n, state, vars)
+	}
+	fmt.Fprintf(out, "%d would run, %d already done\n", len(p.runs)-sum.Cached, sum.Cached)
+	return sum, nil
+}

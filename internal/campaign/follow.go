@@ -1,0 +1,351 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/archive"
+	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/progress"
+)
+
+// runState is what the client keeps per run: little, so that a campaign of
+// 100 000 runs stays small in memory.
+type runState struct {
+	key     string
+	state   string
+	waiting bool // submitted or queued: an outcome will come
+	cached  bool
+}
+
+// follow submits the runs that are not done and follows them to the end.
+func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
+	camp := simswarm.Campaign{ID: p.id, Project: p.proj.Root, Workdir: p.proj.Workdir, Command: p.cmd,
+		Snapshot: p.snapshot, Artifact: p.artifact, Runs: len(p.runs), Submitted: time.Now(), State: "active"}
+	if err := engine.PutJSON(ctx, c.Eng.Campaigns, p.id, camp); err != nil {
+		return nil, err
+	}
+	states := make(map[int]*runState, len(p.runs))
+	varsOf := map[int]string{}
+	for i, n := range p.runs {
+		states[n] = &runState{key: simswarm.RunKey(p.artifact, p.proj.Workdir, p.cmd, n)}
+		if i < len(p.vars) {
+			varsOf[n] = p.vars[i]
+		}
+	}
+	w, err := c.Eng.Status.Watch(ctx, p.id+".*")
+	if err != nil {
+		return nil, fmt.Errorf("watch campaign: %w", err)
+	}
+	defer w.Stop()
+	sum := &Summary{Campaign: p.id, Runs: len(p.runs), Results: p.results}
+	failures := map[int]*Failure{}
+
+	// What the engine already knows about this campaign.
+	for e := range w.Updates() {
+		if e == nil {
+			break
+		}
+		n, rec, ok := c.statusEntry(e, p.id)
+		if !ok || states[n] == nil {
+			continue
+		}
+		st := states[n]
+		if rec.State == simswarm.RunSucceeded && rec.Key == st.key && c.restore(ctx, p, rec) {
+			st.state, st.cached = simswarm.RunSucceeded, true
+		}
+	}
+	queued, err := c.queued(ctx, p.id)
+	if err != nil {
+		return nil, err
+	}
+	var submit []int
+	for _, n := range p.runs {
+		st := states[n]
+		switch {
+		case st.cached:
+			sum.Cached++
+			sum.Succeeded++
+		case queued[n]:
+			st.waiting = true
+		default:
+			st.waiting = true
+			submit = append(submit, n)
+		}
+	}
+	if err := c.submit(ctx, p, submit, states); err != nil {
+		return nil, err
+	}
+	counts := progress.Counts{Total: len(p.runs), Done: sum.Cached}
+	bar := progress.New(c.Opt.Progress, len(p.runs), c.Opt.Quiet)
+	defer bar.Finish()
+	bar.Update(counts)
+	left := len(p.runs) - sum.Cached
+	for left > 0 {
+		var e jetstream.KeyValueEntry
+		select {
+		case <-ctx.Done():
+			return sum, ctx.Err()
+		case <-c.Opt.Interrupt:
+			bar.Finish()
+			c.cancel(p.id)
+			sum.Cancelled = left
+			sum.Failures = sorted(failures)
+			return sum, ErrInterrupted
+		case e = <-w.Updates():
+		}
+		if e == nil {
+			continue
+		}
+		n, rec, ok := c.statusEntry(e, p.id)
+		st := states[n]
+		if !ok || st == nil || !st.waiting || rec.Key != st.key {
+			continue
+		}
+		prev := st.state
+		st.state = rec.State
+		switch rec.State {
+		case simswarm.RunRunning:
+			if prev != simswarm.RunRunning {
+				counts.Running++
+			}
+		case simswarm.RunSucceeded, simswarm.RunFailed, simswarm.RunCancelled:
+			if prev == simswarm.RunRunning {
+				counts.Running--
+			}
+			st.waiting = false
+			left--
+			if err := c.extract(ctx, p, rec); err != nil {
+				rec.State = simswarm.RunFailed
+				rec.Reason = "fetching results: " + err.Error()
+			}
+			switch {
+			case rec.State == simswarm.RunSucceeded && rec.Reused:
+				sum.Succeeded++
+				sum.Cached++
+				counts.Done++
+			case rec.State == simswarm.RunSucceeded:
+				sum.Succeeded++
+				sum.Executed++
+				counts.Done++
+			case rec.State == simswarm.RunCancelled:
+				sum.Cancelled++
+				counts.Failed++
+			default:
+				sum.Failed++
+				sum.Executed++
+				counts.Failed++
+				failures[n] = failureOf(rec, varsOf[n], p.results)
+			}
+		}
+		bar.Update(counts)
+	}
+	sum.Failures = sorted(failures)
+	camp.State = "done"
+	_ = engine.PutJSON(ctx, c.Eng.Campaigns, p.id, camp)
+	return sum, nil
+}
+
+func (c *Client) statusEntry(e jetstream.KeyValueEntry, id string) (int, *simswarm.RunRecord, bool) {
+	if e.Operation() != jetstream.KeyValuePut {
+		return 0, nil, false
+	}
+	camp, n, ok := simswarm.ParseStatusKey(e.Key())
+	if !ok || camp != id {
+		return 0, nil, false
+	}
+	var rec simswarm.RunRecord
+	if json.Unmarshal(e.Value(), &rec) != nil {
+		return 0, nil, false
+	}
+	return n, &rec, true
+}
+
+// queued lists the runs of the campaign that have a job in the queue, taken
+// or not: an earlier client (killed, or still attached) submitted them and
+// their outcome will come.
+func (c *Client) queued(ctx context.Context, id string) (map[int]bool, error) {
+	info, err := c.Eng.Jobs.Info(ctx, jetstream.WithSubjectFilter(engine.CampaignSubjects(id)))
+	if err != nil {
+		return nil, fmt.Errorf("inspect queue: %w", err)
+	}
+	out := map[int]bool{}
+	prefix := len(engine.CampaignSubjects(id)) - 1
+	for subj := range info.State.Subjects {
+		if n, err := strconv.Atoi(subj[prefix:]); err == nil {
+			out[n] = true
+		}
+	}
+	return out, nil
+}
+
+// submit enqueues run jobs, a window at a time so that a campaign of any size
+// streams into the engine without waiting for each acknowledgement.
+func (c *Client) submit(ctx context.Context, p *prepared, runs []int, states map[int]*runState) error {
+	const window = 1000
+	for i := 0; i < len(runs); i += window {
+		var futures []jetstream.PubAckFuture
+		for _, n := range runs[i:min(i+window, len(runs))] {
+			job := simswarm.RunJob{Version: simswarm.Version, Campaign: p.id, Run: n, Key: states[n].key,
+				Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd, Timeout: c.Opt.Timeout}
+			if c.Opt.Local {
+				job.Local, job.Host = p.results, c.Opt.Host
+			}
+			b, _ := json.Marshal(job)
+			f, err := c.Eng.JS.PublishAsync(engine.RunSubject(p.id, n), b)
+			if err != nil {
+				return fmt.Errorf("enqueue run %d: %w", n, err)
+			}
+			futures = append(futures, f)
+		}
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return fmt.Errorf("enqueue: %w", err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+// cancel removes the campaign's waiting jobs and tells runners to stop its
+// running ones.
+func (c *Client) cancel(id string) {
+	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	_ = c.Eng.Jobs.Purge(ctx, jetstream.WithPurgeSubject(engine.CampaignSubjects(id)))
+	_ = c.Eng.NC.Publish(engine.SubjectCancel+"."+id, []byte(id))
+	_ = c.Eng.NC.FlushTimeout(5 * time.Second)
+	var camp simswarm.Campaign
+	if ok, _ := engine.GetJSON(ctx, c.Eng.Campaigns, id, &camp); ok {
+		camp.State = "cancelled"
+		_ = engine.PutJSON(ctx, c.Eng.Campaigns, id, camp)
+	}
+}
+
+// present reports whether every result file of a run is in the results
+// directory as the run wrote it.
+func present(dir string, rec *simswarm.RunRecord) bool {
+	for _, f := range rec.Files {
+		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.Name)))
+		if err != nil || fi.Size() != f.Size {
+			return false
+		}
+	}
+	return true
+}
+
+// restore makes a finished run's files present again if they went missing;
+// false means the run must execute again (its files lived only in a results
+// directory that lost them).
+func (c *Client) restore(ctx context.Context, p *prepared, rec *simswarm.RunRecord) bool {
+	if present(p.results, rec) {
+		return true
+	}
+	var full simswarm.RunRecord
+	if ok, err := engine.GetJSON(ctx, c.Eng.Runs, rec.Key, &full); err != nil || !ok || full.State != simswarm.RunSucceeded {
+		return false
+	}
+	if full.LocalDir != "" {
+		// The only copy was in a results directory; run it again.
+		_ = c.Eng.Runs.Delete(ctx, rec.Key)
+		return false
+	}
+	return c.write(ctx, p.results, &full) == nil
+}
+
+// extract lays a finished run's files into the results directory.
+func (c *Client) extract(ctx context.Context, p *prepared, rec *simswarm.RunRecord) error {
+	if len(rec.Files) == 0 || (rec.LocalDir == p.results && present(p.results, rec)) {
+		return nil
+	}
+	var full simswarm.RunRecord
+	ok, err := engine.GetJSON(ctx, c.Eng.Runs, rec.Key, &full)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("run record %s missing", simswarm.Short(rec.Key))
+	}
+	return c.write(ctx, p.results, &full)
+}
+
+func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord) error {
+	if rec.Object != "" {
+		obj, err := c.Eng.Blobs.Get(ctx, rec.Object)
+		if err != nil {
+			return fmt.Errorf("fetch %s: %w", rec.Object, err)
+		}
+		defer obj.Close()
+		_, err = archive.Unpack(obj, dir)
+		return err
+	}
+	for _, f := range rec.Files {
+		name, err := archive.Clean(f.Name)
+		if err != nil {
+			return err
+		}
+		if int64(len(f.Data)) != f.Size {
+			return fmt.Errorf("result %s: record holds %d of %d bytes", name, len(f.Data), f.Size)
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		tmp := dst + ".simswarm-tmp"
+		if err := os.WriteFile(tmp, f.Data, 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func failureOf(rec *simswarm.RunRecord, vars, results string) *Failure {
+	f := &Failure{Run: rec.Run, Vars: vars, Exit: rec.Exit, Signal: rec.Signal, TimedOut: rec.TimedOut, Reason: rec.Reason, Errors: rec.Errors}
+	if f.Errors == nil {
+		f.Errors = []string{}
+	}
+	for _, file := range rec.Files {
+		if filepath.Ext(file.Name) == ".out" {
+			f.Output = filepath.Join(results, filepath.FromSlash(file.Name))
+		}
+	}
+	return f
+}
+
+func sorted(m map[int]*Failure) []Failure {
+	out := make([]Failure, 0, len(m))
+	for _, f := range m {
+		out = append(out, *f)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Run < out[b].Run })
+	return out
+}
+
+// Describe says how a failed run ended, for people.
+func (f *Failure) Describe() string {
+	switch {
+	case f.TimedOut:
+		return "timed out"
+	case f.Signal != "":
+		return "killed by " + f.Signal
+	case f.Reason != "" && f.Exit == 0:
+		return f.Reason
+	default:
+		return "exit status " + strconv.Itoa(f.Exit)
+	}
+}

@@ -1,0 +1,107 @@
+// Package embedded runs a whole simswarm on this machine inside one process:
+// a JetStream engine, a builder and a runner, each talking to the engine only
+// through its own NATS connection, exactly as they would across a cluster.
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/simswarm/simswarm/internal/build"
+	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/runner"
+)
+
+// Options sizes the embedded cluster.
+type Options struct {
+	StateDir string
+	Slots    int
+	Host     string
+	Log      *slog.Logger
+}
+
+// Instance is a running embedded simswarm.
+type Instance struct {
+	Eng    *engine.Engine
+	srv    *engine.Embedded
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	conns  []interface{ Close() }
+}
+
+// Start brings up the engine and its workers.
+func Start(ctx context.Context, o Options) (*Instance, error) {
+	if o.Slots < 1 {
+		o.Slots = runtime.NumCPU()
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	srv, err := engine.StartEmbedded(filepath.Join(o.StateDir, "engine"))
+	if err != nil {
+		return nil, err
+	}
+	in := &Instance{srv: srv}
+	fail := func(err error) (*Instance, error) {
+		in.Stop()
+		return nil, err
+	}
+	if in.Eng, err = srv.Setup(ctx); err != nil {
+		return fail(err)
+	}
+	in.conns = append(in.conns, in.Eng.NC)
+	// Nobody else can hold this engine's jobs (the state dir is locked), so
+	// jobs a killed earlier process had taken go out again now instead of
+	// after their lease.
+	if err := in.Eng.ResetConsumers(ctx); err != nil {
+		return fail(err)
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	in.cancel = cancel
+	worker := func(name string) (*engine.Engine, error) {
+		nc, err := srv.Connect(name)
+		if err != nil {
+			return nil, err
+		}
+		in.conns = append(in.conns, nc)
+		return engine.Open(ctx, nc)
+	}
+	beng, err := worker("simswarm-builder")
+	if err != nil {
+		return fail(err)
+	}
+	reng, err := worker("simswarm-runner")
+	if err != nil {
+		return fail(err)
+	}
+	b := &build.Builder{Eng: beng, Dir: filepath.Join(o.StateDir, "workspaces"), Host: o.Host, Log: o.Log}
+	r := &runner.Runner{Eng: reng, Dir: filepath.Join(o.StateDir, "runner"), Slots: o.Slots, Host: o.Host,
+		Log: o.Log, SharedDisk: true, ID: fmt.Sprintf("%s-embedded-%d", o.Host, os.Getpid())}
+	in.wg.Add(2)
+	go func() { defer in.wg.Done(); _ = b.Serve(wctx) }()
+	go func() {
+		defer in.wg.Done()
+		if err := r.Serve(wctx); err != nil {
+			o.Log.Error("runner stopped", "err", err)
+		}
+	}()
+	return in, nil
+}
+
+// Stop kills running simulations, stops the workers and shuts the engine
+// down cleanly so that its files are consistent.
+func (in *Instance) Stop() {
+	if in.cancel != nil {
+		in.cancel()
+	}
+	in.wg.Wait()
+	for _, c := range in.conns {
+		c.Close()
+	}
+	in.srv.Shutdown()
+}

@@ -1,0 +1,89 @@
+// Package progress shows a campaign's progress: a bar with counts and an ETA
+// on a terminal, and a plain line now and then when output goes to a file or
+// a CI log, where redrawing would only add noise.
+package progress
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+)
+
+// Counts is where a campaign stands.
+type Counts struct {
+	Total, Done, Failed, Running int
+}
+
+// Pending is what has not started.
+func (c Counts) Pending() int { return c.Total - c.Done - c.Failed - c.Running }
+
+func (c Counts) String() string {
+	return fmt.Sprintf("%d done, %d failed, %d running, %d pending", c.Done, c.Failed, c.Running, c.Pending())
+}
+
+// Bar renders progress to w.
+type Bar struct {
+	w     io.Writer
+	bar   *progressbar.ProgressBar
+	last  time.Time
+	start time.Time
+	quiet bool
+}
+
+// New makes a bar for total runs. quiet shows nothing.
+func New(w io.Writer, total int, quiet bool) *Bar {
+	b := &Bar{w: w, start: time.Now(), quiet: quiet}
+	if quiet {
+		return b
+	}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		b.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionShowElapsedTimeOnFinish(),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionSetRenderBlankState(true),
+		)
+	}
+	return b
+}
+
+// Update shows c.
+func (b *Bar) Update(c Counts) {
+	if b.quiet {
+		return
+	}
+	if b.bar != nil {
+		b.bar.Describe(fmt.Sprintf("%d failed, %d running", c.Failed, c.Running))
+		_ = b.bar.Set(c.Done + c.Failed)
+		return
+	}
+	if time.Since(b.last) < 5*time.Second && c.Done+c.Failed < c.Total {
+		return
+	}
+	b.last = time.Now()
+	fmt.Fprintf(b.w, "progress: %s (%s)\n", c, eta(b.start, c))
+}
+
+// Finish ends the bar's line.
+func (b *Bar) Finish() {
+	if b.bar != nil {
+		_ = b.bar.Exit()
+		fmt.Fprintln(b.w)
+	}
+}
+
+func eta(start time.Time, c Counts) string {
+	fin := c.Done + c.Failed
+	if fin == 0 {
+		return "ETA unknown"
+	}
+	left := time.Duration(float64(time.Since(start)) / float64(fin) * float64(c.Total-fin))
+	return "ETA " + left.Round(time.Second).String()
+}

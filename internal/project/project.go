@@ -1,0 +1,249 @@
+// Package project finds the project a simulation belongs to and reads its
+// simswarm.toml: what to snapshot, how to build it, and how to run it when the
+// program does not follow OMNeT++'s command-line convention.
+package project
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/simswarm/simswarm"
+)
+
+// ConfigFile is the name of the project description at the project root.
+const ConfigFile = "simswarm.toml"
+
+// DefaultBuild is the build of a project with a Makefile and no
+// simswarm.toml: OMNeT++'s generated Makefiles know MODE=release. {jobs} is
+// filled in by the builder, which knows its cores; keeping it symbolic keeps
+// the build key the same on every builder.
+const DefaultBuild = "make MODE=release -j{jobs}"
+
+// Project is a simulation's project: the tree that is snapshotted and built.
+type Project struct {
+	Root    string  // absolute
+	Workdir string  // the simulation's directory relative to Root, slash form, "." at the root
+	Config  *Config // nil without simswarm.toml
+	// Makefile is true when Root holds a Makefile.
+	Makefile bool
+}
+
+// Config is simswarm.toml.
+type Config struct {
+	Project struct {
+		Ignore []string `toml:"ignore"`
+	} `toml:"project"`
+	Build struct {
+		Command   *string  `toml:"command"`
+		Artifacts []string `toml:"artifacts"`
+	} `toml:"build"`
+	Run struct {
+		Command string         `toml:"command"`
+		Repeat  int            `toml:"repeat"`
+		RawVars map[string]any `toml:"vars"`
+		Vars    []simswarm.Var `toml:"-"`
+	} `toml:"run"`
+}
+
+// Find locates the project of the simulation in dir: the nearest directory at
+// or above it with simswarm.toml, else with a Makefile, else dir itself. The
+// search never leaves the git work tree dir is in: an OMNeT++ sample sits in
+// the OMNeT++ tree, and its root Makefile builds all of OMNeT++.
+func Find(dir string) (*Project, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
+		return nil, fmt.Errorf("simulation directory: %w", err)
+	}
+	chain := ancestors(abs)
+	root := ""
+	for _, name := range []string{ConfigFile, "Makefile"} {
+		for _, d := range chain {
+			if isFile(filepath.Join(d, name)) {
+				root = d
+				break
+			}
+		}
+		if root != "" {
+			break
+		}
+	}
+	if root == "" {
+		root = abs
+	}
+	rel, err := filepath.Rel(root, abs)
+	if err != nil {
+		return nil, err
+	}
+	p := &Project{Root: root, Workdir: filepath.ToSlash(rel), Makefile: isFile(filepath.Join(root, "Makefile"))}
+	if isFile(filepath.Join(root, ConfigFile)) {
+		if p.Config, err = LoadConfig(filepath.Join(root, ConfigFile)); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// ancestors lists dir and its parents up to the git work tree's root, or up
+// to the home directory or the filesystem root outside git.
+func ancestors(dir string) []string {
+	home, _ := os.UserHomeDir()
+	var out []string
+	for d := dir; ; d = filepath.Dir(d) {
+		out = append(out, d)
+		if exists(filepath.Join(d, ".git")) || d == home || filepath.Dir(d) == d {
+			return out
+		}
+	}
+}
+
+// Recipe is how the project is built.
+func (p *Project) Recipe() simswarm.Recipe {
+	if p.Config != nil && p.Config.Build.Command != nil {
+		return simswarm.Recipe{Command: *p.Config.Build.Command, Artifacts: p.Config.Build.Artifacts}
+	}
+	var r simswarm.Recipe
+	if p.Makefile {
+		r.Command = DefaultBuild
+	}
+	if p.Config != nil {
+		r.Artifacts = p.Config.Build.Artifacts
+	}
+	return r
+}
+
+// Ignore returns the project's extra snapshot ignore patterns.
+func (p *Project) Ignore() []string {
+	if p.Config == nil {
+		return nil
+	}
+	return p.Config.Project.Ignore
+}
+
+// Name is a readable, unique name for the project's build workspace.
+func (p *Project) Name() string {
+	base := regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(filepath.Base(p.Root), "_")
+	return base + "-" + simswarm.Hash("project", p.Root)[:10]
+}
+
+// HasRunTemplate reports whether simswarm.toml describes the runs itself.
+func (p *Project) HasRunTemplate() bool {
+	return p.Config != nil && p.Config.Run.Command != ""
+}
+
+// LoadConfig reads and checks a simswarm.toml. Errors name the file and line.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	md, err := toml.Decode(string(b), &c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s:%d: %s", path, pe.Position.Line, pe.Message)
+		}
+		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "toml: "))
+	}
+	for _, k := range md.Undecoded() {
+		if len(k) >= 2 && k[0] == "run" && k[1] == "vars" {
+			continue
+		}
+		return nil, fmt.Errorf("%s:%d: unknown key %q", path, lineOf(b, k[len(k)-1]), k.String())
+	}
+	// The order of variables decides run numbering, and maps forget it.
+	for _, k := range md.Keys() {
+		if len(k) != 3 || k[0] != "run" || k[1] != "vars" {
+			continue
+		}
+		v := simswarm.Var{Name: k[2]}
+		vals, ok := c.Run.RawVars[k[2]].([]any)
+		if !ok || len(vals) == 0 {
+			return nil, fmt.Errorf("%s:%d: run.vars.%s must be a non-empty list of values", path, lineOf(b, k[2]), k[2])
+		}
+		for _, x := range vals {
+			switch x := x.(type) {
+			case string:
+				v.Values = append(v.Values, x)
+			case int64:
+				v.Values = append(v.Values, strconv.FormatInt(x, 10))
+			case float64:
+				v.Values = append(v.Values, strconv.FormatFloat(x, 'g', -1, 64))
+			case bool:
+				v.Values = append(v.Values, strconv.FormatBool(x))
+			default:
+				return nil, fmt.Errorf("%s:%d: run.vars.%s: values must be strings or numbers", path, lineOf(b, k[2]), k[2])
+			}
+		}
+		if !validVarName(v.Name) || reserved[v.Name] {
+			return nil, fmt.Errorf("%s:%d: run.vars: %q cannot be a variable name", path, lineOf(b, k[2]), v.Name)
+		}
+		c.Run.Vars = append(c.Run.Vars, v)
+	}
+	if c.Run.Repeat < 0 {
+		return nil, fmt.Errorf("%s:%d: run.repeat must be 1 or more", path, lineOf(b, "repeat"))
+	}
+	if c.Run.Command == "" && (len(c.Run.Vars) > 0 || c.Run.Repeat > 0) {
+		return nil, fmt.Errorf("%s:%d: [run] has variables but no command", path, lineOf(b, "[run"))
+	}
+	if c.Run.Command != "" {
+		if err := checkTemplate(c.Run.Command, c.Run.Vars); err != nil {
+			return nil, fmt.Errorf("%s:%d: run.command: %v", path, lineOf(b, "command"), err)
+		}
+	}
+	return &c, nil
+}
+
+var reserved = map[string]bool{"run": true, "resultdir": true, "args": true, "repetition": true}
+
+func validVarName(s string) bool {
+	return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(s)
+}
+
+var placeholder = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+func checkTemplate(t string, vars []simswarm.Var) error {
+	known := map[string]bool{"run": true, "resultdir": true, "args": true, "repetition": true}
+	for _, v := range vars {
+		known[v.Name] = true
+	}
+	for _, m := range placeholder.FindAllStringSubmatch(t, -1) {
+		if !known[m[1]] {
+			return fmt.Errorf("unknown placeholder {%s}", m[1])
+		}
+	}
+	if !strings.Contains(t, "{resultdir}") {
+		return errors.New("must contain {resultdir}: results are collected from there")
+	}
+	return nil
+}
+
+// lineOf finds the first line mentioning s, for error messages about keys
+// the decoder accepted syntactically.
+func lineOf(b []byte, s string) int {
+	for i, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, s) {
+			return i + 1
+		}
+	}
+	return 1
+}
+
+func isFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}

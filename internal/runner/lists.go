@@ -1,0 +1,152 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/omnetpp"
+	"github.com/simswarm/simswarm/internal/proc"
+)
+
+// listTimeout bounds a run-list query: a program that hangs on -q must not
+// hold the campaign forever.
+const listTimeout = 5 * time.Minute
+
+// serveLists answers run-list jobs: the run list is resolved where the built
+// program is, so a client needs no simulator installed.
+func (r *Runner) serveLists(ctx context.Context, cons jetstream.Consumer) {
+	for ctx.Err() == nil {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			if ctx.Err() == nil {
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		for msg := range batch.Messages() {
+			r.list(ctx, msg)
+		}
+		cancel()
+	}
+}
+
+func (r *Runner) list(ctx context.Context, msg jetstream.Msg) {
+	var j simswarm.ListJob
+	if err := json.Unmarshal(msg.Data(), &j); err != nil {
+		_ = msg.Term()
+		return
+	}
+	stop := keepAliveAll([]job{{msg: msg}})
+	defer stop()
+	out := simswarm.RunList{Key: j.Key}
+	if j.Version != simswarm.Version {
+		out.Error = fmt.Sprintf("client version %s does not match runner version %s", j.Version, simswarm.Version)
+	} else if err := r.resolve(ctx, &j, &out); err != nil {
+		if ctx.Err() != nil {
+			_ = msg.Nak()
+			return
+		}
+		out.Error = err.Error()
+	}
+	out.At = time.Now()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := engine.PutJSON(wctx, r.Eng.Lists, j.Key, &out); err != nil {
+		_ = msg.Nak()
+		return
+	}
+	_ = msg.Ack()
+}
+
+func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm.RunList) error {
+	dir, err := r.trees.get(ctx, j.Snapshot, j.Artifact)
+	if err != nil {
+		return err
+	}
+	wd := filepath.Join(dir, filepath.FromSlash(j.Workdir))
+	argv := append([]string(nil), j.Command.Argv...)
+	if !omnetpp.HasOption(argv, "-s") {
+		argv = append(argv, "-s")
+	}
+	if j.Command.Filter != "" {
+		argv = append(argv, "-r", j.Command.Filter)
+	}
+	query := func(what string) ([]byte, error) {
+		res, err := proc.Run(ctx, proc.Spec{Argv: append(append([]string(nil), argv...), "-q", what), Dir: wd, Timeout: listTimeout, TailBytes: 8 << 20})
+		if err != nil {
+			return nil, fmt.Errorf("run %s: %w", argv[0], err)
+		}
+		if res.Failed() {
+			if errs := omnetpp.ErrorLines(res.Tail, 1); len(errs) > 0 {
+				return nil, fmt.Errorf("%s -q %s: %s", argv[0], what, errs[0])
+			}
+			return nil, fmt.Errorf("%s -q %s: %s: %s", argv[0], what, res.Describe(), lastLine(res.Tail))
+		}
+		return res.Tail, nil
+	}
+	stdout, err := query("runnumbers")
+	if err != nil {
+		return err
+	}
+	if out.Runs, err = omnetpp.ParseRunNumbers(stdout); err != nil {
+		return fmt.Errorf("%s -q runnumbers printed something else than run numbers: %w", argv[0], err)
+	}
+	// Iteration variables are a courtesy for --dry-run and the dashboard;
+	// a program without -q runs still works.
+	if b, err := query("runs"); err == nil {
+		if infos, err := omnetpp.ParseRuns(b); err == nil {
+			vars := map[int]string{}
+			for _, in := range infos {
+				vars[in.Number] = in.Vars
+			}
+			out.Vars = make([]string, len(out.Runs))
+			for i, n := range out.Runs {
+				out.Vars[i] = vars[n]
+			}
+		}
+	}
+	return nil
+}
+
+func lastLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	if s == "" {
+		return "no output"
+	}
+	return s
+}
+
+// keepAliveAll renews the leases of jobs while their process runs.
+func keepAliveAll(jobs []job) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(engine.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, j := range jobs {
+					_ = j.msg.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}

@@ -1,0 +1,272 @@
+// Package runner is the runner worker: it holds one slot per core, takes run
+// and run-list jobs from the engine, materialises each snapshot+artifact once
+// per host, starts simulations with a private result directory, and writes
+// each run's record and result files back to the engine.
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/engine"
+)
+
+// Runner takes jobs from the engine with a fixed number of slots.
+type Runner struct {
+	Eng   *engine.Engine
+	Dir   string // host cache: trees and scratch result dirs
+	Slots int
+	Host  string
+	ID    string
+	Log   *slog.Logger
+	// SharedDisk lets the runner write results straight into a client's
+	// directory when the job comes from this host (embedded mode).
+	SharedDisk bool
+	// MaxBatch bounds how many runs one process may execute (0: 8).
+	MaxBatch int
+
+	trees  treeCache
+	stats  batchStats
+	mu     sync.Mutex
+	active map[string]map[*runCtx]bool // campaign -> running processes
+	busy   int
+}
+
+type runCtx struct {
+	cancel context.CancelFunc
+}
+
+// Serve runs the slots until ctx ends. Running simulations are killed when
+// ctx ends; their jobs go back to the queue when their lease runs out.
+func (r *Runner) Serve(ctx context.Context) error {
+	if r.Slots < 1 {
+		r.Slots = runtime.NumCPU()
+	}
+	if r.MaxBatch < 1 {
+		r.MaxBatch = 8
+	}
+	if r.Log == nil {
+		r.Log = slog.Default()
+	}
+	if r.ID == "" {
+		r.ID = fmt.Sprintf("%s-%d", r.Host, os.Getpid())
+	}
+	r.active = map[string]map[*runCtx]bool{}
+	r.trees.dir = r.Dir
+	r.trees.eng = r.Eng
+	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
+		return fmt.Errorf("runner cache dir: %w", err)
+	}
+	runs, err := r.Eng.Jobs.Consumer(ctx, engine.ConsumerRun)
+	if err != nil {
+		return fmt.Errorf("runner: bind consumer: %w", err)
+	}
+	lists, err := r.Eng.Jobs.Consumer(ctx, engine.ConsumerList)
+	if err != nil {
+		return fmt.Errorf("runner: bind consumer: %w", err)
+	}
+	sub, err := r.Eng.NC.Subscribe(engine.SubjectCancel+".*", func(m *nats.Msg) {
+		r.cancelCampaign(string(m.Data))
+	})
+	if err != nil {
+		return fmt.Errorf("runner: subscribe: %w", err)
+	}
+	defer sub.Unsubscribe()
+
+	var wg sync.WaitGroup
+	wg.Add(r.Slots + 2)
+	go func() { defer wg.Done(); r.heartbeat(ctx) }()
+	go func() { defer wg.Done(); r.serveLists(ctx, lists) }()
+	for i := 0; i < r.Slots; i++ {
+		go func() { defer wg.Done(); r.slot(ctx, runs) }()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (r *Runner) heartbeat(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		r.mu.Lock()
+		w := simswarm.Worker{ID: r.ID, Host: r.Host, Role: "runner", Slots: r.Slots, Busy: r.busy, Version: simswarm.Version, Seen: time.Now()}
+		r.mu.Unlock()
+		_ = engine.PutJSON(ctx, r.Eng.Workers, "runner."+keySafe(r.ID), w)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// slot takes run jobs one process at a time: one job, plus more of the same
+// campaign when the batch policy says start-up is worth sharing.
+func (r *Runner) slot(ctx context.Context, cons jetstream.Consumer) {
+	for ctx.Err() == nil {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			if ctx.Err() == nil {
+				r.Log.Warn("runner: fetch", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		var first []job
+		for msg := range batch.Messages() {
+			if j, ok := r.decode(ctx, msg); ok {
+				first = append(first, j)
+			}
+		}
+		cancel()
+		if len(first) == 0 {
+			continue
+		}
+		groups := [][]job{first}
+		if n := r.stats.size(first[0].BatchKey(), r.MaxBatch); n > 1 {
+			groups = r.fillBatch(ctx, cons, first, n-1)
+		}
+		for _, g := range groups {
+			r.execute(ctx, g)
+		}
+	}
+}
+
+// fillBatch adds up to n jobs that are waiting right now. Jobs of another
+// campaign form groups of their own.
+func (r *Runner) fillBatch(ctx context.Context, cons jetstream.Consumer, first []job, n int) [][]job {
+	more, err := cons.FetchNoWait(n)
+	if err != nil {
+		return [][]job{first}
+	}
+	groups := map[string][]job{first[0].BatchKey(): first}
+	order := []string{first[0].BatchKey()}
+	for msg := range more.Messages() {
+		j, ok := r.decode(ctx, msg)
+		if !ok {
+			continue
+		}
+		k := j.BatchKey()
+		if _, seen := groups[k]; !seen {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], j)
+	}
+	out := make([][]job, 0, len(order))
+	for _, k := range order {
+		out = append(out, groups[k])
+	}
+	return out
+}
+
+type job struct {
+	simswarm.RunJob
+	msg jetstream.Msg
+}
+
+func (r *Runner) decode(ctx context.Context, msg jetstream.Msg) (job, bool) {
+	var j simswarm.RunJob
+	if err := json.Unmarshal(msg.Data(), &j); err != nil {
+		r.Log.Error("runner: drop malformed job", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return job{}, false
+	}
+	jb := job{RunJob: j, msg: msg}
+	if j.Version != simswarm.Version {
+		r.finish(ctx, jb, &simswarm.RunRecord{State: simswarm.RunFailed,
+			Reason: fmt.Sprintf("client version %s does not match runner version %s", j.Version, simswarm.Version)})
+		return job{}, false
+	}
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > engine.MaxDeliver {
+		r.finish(ctx, jb, &simswarm.RunRecord{State: simswarm.RunFailed,
+			Reason: fmt.Sprintf("gave up after %d deliveries: the workers that took it stopped", md.NumDelivered-1)})
+		return job{}, false
+	}
+	return jb, true
+}
+
+// finish writes a run's record (under its key and in its campaign) and
+// acknowledges the job. The record goes first: a job is only gone from the
+// queue once its outcome is stored.
+func (r *Runner) finish(ctx context.Context, j job, rec *simswarm.RunRecord) {
+	rec.Key, rec.Campaign, rec.Run = j.Key, j.Campaign, j.Run
+	rec.Worker, rec.Host = r.ID, r.Host
+	if rec.Finished.IsZero() {
+		rec.Finished = time.Now()
+	}
+	// Store writes must not be cut short by shutdown: the run is done.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if !rec.Reused && (rec.State == simswarm.RunSucceeded || rec.State == simswarm.RunFailed) {
+		if err := engine.PutJSON(wctx, r.Eng.Runs, j.Key, rec); err != nil {
+			r.Log.Error("runner: record run", "run", j.Run, "err", err)
+			_ = j.msg.Nak()
+			return
+		}
+	}
+	if err := engine.PutJSON(wctx, r.Eng.Status, simswarm.StatusKey(j.Campaign, j.Run), rec.Compact()); err != nil {
+		r.Log.Error("runner: record status", "run", j.Run, "err", err)
+		_ = j.msg.Nak()
+		return
+	}
+	_ = j.msg.Ack()
+}
+
+func (r *Runner) track(campaign string, rc *runCtx, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.active[campaign]
+	if on {
+		if m == nil {
+			m = map[*runCtx]bool{}
+			r.active[campaign] = m
+		}
+		m[rc] = true
+		r.busy++
+		return
+	}
+	delete(m, rc)
+	if len(m) == 0 {
+		delete(r.active, campaign)
+	}
+	r.busy--
+}
+
+func (r *Runner) cancelCampaign(campaign string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for rc := range r.active[campaign] {
+		rc.cancel()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func keySafe(s string) string {
+	out := []byte(s)
+	for i, c := range out {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			out[i] = '_'
+		}
+	}
+	return string(out)
+}
+
+var errCancelled = errors.New("cancelled")

@@ -1,0 +1,101 @@
+// Package sweep expands a simswarm.toml run template: the cartesian product of
+// its variables times its repetitions, numbered the way OMNeT++ numbers runs
+// (first variable outermost, repetition innermost), and the command line of
+// each run.
+package sweep
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/simswarm/simswarm"
+)
+
+// Count is the number of runs of a template command.
+func Count(c simswarm.Command) int {
+	n := repeat(c)
+	for _, v := range c.Vars {
+		n *= len(v.Values)
+	}
+	return n
+}
+
+func repeat(c simswarm.Command) int {
+	if c.Repeat < 1 {
+		return 1
+	}
+	return c.Repeat
+}
+
+// Values returns the variables of run n, repetition included, in order.
+func Values(c simswarm.Command, n int) [][2]string {
+	out := make([][2]string, len(c.Vars)+1)
+	rep := repeat(c)
+	out[len(c.Vars)] = [2]string{"repetition", strconv.Itoa(n % rep)}
+	n /= rep
+	for i := len(c.Vars) - 1; i >= 0; i-- {
+		v := c.Vars[i]
+		out[i] = [2]string{v.Name, v.Values[n%len(v.Values)]}
+		n /= len(v.Values)
+	}
+	return out
+}
+
+// Describe renders run n's variables as OMNeT++ prints them with -q runs.
+func Describe(c simswarm.Command, n int) string {
+	var parts []string
+	for _, kv := range Values(c, n) {
+		parts = append(parts, "$"+kv[0]+"="+kv[1])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Expand returns the shell command of run n writing into resultdir.
+func Expand(c simswarm.Command, n int, resultdir string) (string, error) {
+	if n < 0 || n >= Count(c) {
+		return "", fmt.Errorf("run %d out of range 0..%d", n, Count(c)-1)
+	}
+	vals := map[string]string{"run": strconv.Itoa(n), "resultdir": resultdir}
+	for _, kv := range Values(c, n) {
+		vals[kv[0]] = kv[1]
+	}
+	var args []string
+	for _, a := range c.Args {
+		args = append(args, Quote(a))
+	}
+	var b strings.Builder
+	t := c.Template
+	for {
+		i := strings.IndexByte(t, '{')
+		if i < 0 {
+			b.WriteString(t)
+			break
+		}
+		j := strings.IndexByte(t[i:], '}')
+		if j < 0 {
+			b.WriteString(t)
+			break
+		}
+		name := t[i+1 : i+j]
+		b.WriteString(t[:i])
+		switch v, ok := vals[name]; {
+		case name == "args":
+			b.WriteString(strings.Join(args, " "))
+		case ok:
+			b.WriteString(Quote(v))
+		default:
+			b.WriteString(t[i : i+j+1])
+		}
+		t = t[i+j+1:]
+	}
+	return b.String(), nil
+}
+
+// Quote makes s one word for /bin/sh, leaving plain words readable.
+func Quote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/:=+@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,294 @@
+// Package simswarm holds the small domain types that cross the engine: the
+// jobs a client submits, the records workers write back, and the keys that make
+// builds and runs content-addressed. Every other package speaks these types, so
+// they stay plain data with JSON encodings that are the wire format.
+package simswarm
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Version is the protocol version of jobs and records. Workers refuse jobs
+// from a client of another version rather than misread them.
+const Version = "0.1.0"
+
+// Hash derives a key from its parts. Parts are length-prefixed so that
+// ("ab","c") and ("a","bc") never collide.
+func Hash(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(strconv.Itoa(len(p))))
+		h.Write([]byte{':'})
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Short is the prefix of a key shown to people.
+func Short(key string) string {
+	if len(key) > 12 {
+		return key[:12]
+	}
+	return key
+}
+
+// Command kinds: how a runner turns a run number into a process.
+const (
+	// KindOmnetpp follows OMNeT++'s convention: the run list comes from
+	// `-s -q runnumbers`, a run is `-s -r N --result-dir=DIR`.
+	KindOmnetpp = "omnetpp"
+	// KindTemplate is a command template from simswarm.toml with {run},
+	// {resultdir} and variable placeholders, run through /bin/sh -c.
+	KindTemplate = "template"
+)
+
+// Command says what to run for a campaign, independent of run numbers.
+type Command struct {
+	Kind string `json:"kind"`
+	// Argv is the simulation command (omnetpp kind), without any -r filter.
+	Argv []string `json:"argv,omitempty"`
+	// Filter is the user's -r filter (omnetpp kind); it selects runs but is
+	// not part of a run's identity.
+	Filter string `json:"filter,omitempty"`
+	// Template and Vars describe a template-kind command.
+	Template string   `json:"template,omitempty"`
+	Vars     []Var    `json:"vars,omitempty"`
+	Repeat   int      `json:"repeat,omitempty"`
+	Args     []string `json:"args,omitempty"`
+}
+
+// Var is one iteration variable of a template command.
+type Var struct {
+	Name   string   `json:"name"`
+	Values []string `json:"values"`
+}
+
+// identity is the part of a command that decides what a run computes.
+func (c Command) identity() string {
+	d := c
+	d.Filter = ""
+	b, _ := json.Marshal(d)
+	return string(b)
+}
+
+// BuildJob asks a builder to build a snapshot.
+type BuildJob struct {
+	Version  string `json:"version"`
+	Key      string `json:"key"`      // BuildKey(snapshot, recipe)
+	Request  string `json:"request"`  // nonce: the client waits for a record with it
+	Project  string `json:"project"`  // names the persistent workspace
+	Snapshot string `json:"snapshot"` // manifest key
+	Recipe   Recipe `json:"recipe"`
+	Rebuild  bool   `json:"rebuild,omitempty"`
+}
+
+// Recipe is how a project is built.
+type Recipe struct {
+	Command   string   `json:"command"`             // run via /bin/sh -c at the project root; "" = no build
+	Artifacts []string `json:"artifacts,omitempty"` // globs of outputs; empty = every new or changed non-object file
+}
+
+// BuildKey identifies a build request before the toolchain is known.
+func BuildKey(snapshot string, r Recipe) string {
+	b, _ := json.Marshal(r)
+	return Hash("build", snapshot, string(b))
+}
+
+// ArtifactKey identifies a build output: the builder adds its toolchain.
+func ArtifactKey(buildKey, toolchain string) string {
+	return Hash("artifact", buildKey, toolchain)
+}
+
+// Build states.
+const (
+	BuildRunning   = "running"
+	BuildSucceeded = "succeeded"
+	BuildFailed    = "failed"
+)
+
+// BuildRecord is what a builder reports for a BuildJob.
+type BuildRecord struct {
+	Key       string        `json:"key"`
+	Request   string        `json:"request"`
+	State     string        `json:"state"`
+	Artifact  string        `json:"artifact,omitempty"`
+	Toolchain string        `json:"toolchain,omitempty"`
+	Cached    bool          `json:"cached,omitempty"`
+	Files     int           `json:"files,omitempty"`
+	Bytes     int64         `json:"bytes,omitempty"`
+	Tail      string        `json:"tail,omitempty"` // last lines of the build output
+	Log       string        `json:"log,omitempty"`  // object name of the full log
+	Error     string        `json:"error,omitempty"`
+	Host      string        `json:"host,omitempty"`
+	Wall      time.Duration `json:"wall,omitempty"`
+	Finished  time.Time     `json:"finished"`
+}
+
+// ListJob asks a runner for the run list of an omnetpp-kind command.
+type ListJob struct {
+	Version  string  `json:"version"`
+	Key      string  `json:"key"` // ListKey
+	Snapshot string  `json:"snapshot"`
+	Artifact string  `json:"artifact"`
+	Workdir  string  `json:"workdir"`
+	Command  Command `json:"command"`
+}
+
+// ListKey identifies a run list: it is a pure function of its inputs.
+func ListKey(artifact, workdir string, c Command) string {
+	return Hash("list", artifact, workdir, c.identity(), c.Filter)
+}
+
+// RunList is a resolved run list.
+type RunList struct {
+	Key   string    `json:"key"`
+	Runs  []int     `json:"runs"`
+	Vars  []string  `json:"vars,omitempty"` // iteration variables per run, parallel to Runs, when known
+	Error string    `json:"error,omitempty"`
+	At    time.Time `json:"at"`
+}
+
+// CampaignID names the campaign of a command on an artifact.
+func CampaignID(artifact, workdir string, c Command) string {
+	return Hash("campaign", artifact, workdir, c.identity(), c.Filter)[:16]
+}
+
+// RunKey identifies one run's result: a run that succeeded under a key is
+// never executed again.
+func RunKey(artifact, workdir string, c Command, run int) string {
+	return Hash("run", artifact, workdir, c.identity(), strconv.Itoa(run))
+}
+
+// RunJob asks a runner to execute one run.
+type RunJob struct {
+	Version  string        `json:"version"`
+	Campaign string        `json:"campaign"`
+	Run      int           `json:"run"`
+	Key      string        `json:"key"`
+	Snapshot string        `json:"snapshot"`
+	Artifact string        `json:"artifact"`
+	Workdir  string        `json:"workdir"`
+	Command  Command       `json:"command"`
+	Timeout  time.Duration `json:"timeout,omitempty"`
+	// Local, when set, is a directory on the client's disk that the runner
+	// may write result files into directly (embedded mode: no copy through
+	// the store).
+	Local string `json:"local,omitempty"`
+	Host  string `json:"host,omitempty"` // the client's host id; Local is valid only there
+}
+
+// BatchKey groups run jobs that one process may execute together.
+func (j RunJob) BatchKey() string {
+	return j.Campaign + "|" + j.Artifact + "|" + j.Workdir
+}
+
+// Run states.
+const (
+	RunPending   = "pending"
+	RunRunning   = "running"
+	RunSucceeded = "succeeded"
+	RunFailed    = "failed"
+	RunCancelled = "cancelled"
+)
+
+// File is one result file of a run.
+type File struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	Data []byte `json:"data,omitempty"` // inline content of small files
+}
+
+// RunRecord is the outcome of one run, written by the runner.
+type RunRecord struct {
+	Key      string `json:"key"`
+	Campaign string `json:"campaign"`
+	Run      int    `json:"run"`
+	State    string `json:"state"`
+	Exit     int    `json:"exit"`
+	Signal   string `json:"signal,omitempty"`
+	TimedOut bool   `json:"timed_out,omitempty"`
+	// Reason says why a run failed when no process said so (infrastructure).
+	Reason      string        `json:"reason,omitempty"`
+	Errors      []string      `json:"errors,omitempty"`
+	Tail        string        `json:"tail,omitempty"`
+	Fingerprint string        `json:"fingerprint,omitempty"`
+	Limit       string        `json:"limit,omitempty"`
+	SimTime     string        `json:"sim_time,omitempty"`
+	Events      int64         `json:"events,omitempty"`
+	Wall        time.Duration `json:"wall"`
+	CPU         time.Duration `json:"cpu"`
+	Batch       int           `json:"batch,omitempty"` // runs in the process that ran it
+	Worker      string        `json:"worker,omitempty"`
+	Host        string        `json:"host,omitempty"`
+	Files       []File        `json:"files,omitempty"`
+	Object      string        `json:"object,omitempty"` // results archive in the store, for large files
+	LocalDir    string        `json:"local_dir,omitempty"`
+	// Reused is set when the run was not executed for this campaign because
+	// a run with the same key had already succeeded.
+	Reused   bool      `json:"reused,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+}
+
+// Compact is the record without inline file contents, for places that
+// only need to know what happened.
+func (r RunRecord) Compact() *RunRecord {
+	files := make([]File, len(r.Files))
+	for i, f := range r.Files {
+		files[i] = File{Name: f.Name, Size: f.Size}
+	}
+	r.Files = files
+	return &r
+}
+
+// Done reports whether the run reached a final state.
+func (r *RunRecord) Done() bool {
+	return r.State == RunSucceeded || r.State == RunFailed || r.State == RunCancelled
+}
+
+// StatusKey is the key of a run's state within its campaign.
+func StatusKey(campaign string, run int) string {
+	return campaign + "." + strconv.Itoa(run)
+}
+
+// ParseStatusKey splits a StatusKey.
+func ParseStatusKey(k string) (campaign string, run int, ok bool) {
+	i := strings.LastIndexByte(k, '.')
+	if i < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(k[i+1:])
+	if err != nil {
+		return "", 0, false
+	}
+	return k[:i], n, true
+}
+
+// Campaign is the record of a submitted campaign.
+type Campaign struct {
+	ID        string    `json:"id"`
+	Project   string    `json:"project"`
+	Workdir   string    `json:"workdir"`
+	Command   Command   `json:"command"`
+	Snapshot  string    `json:"snapshot"`
+	Artifact  string    `json:"artifact"`
+	Runs      int       `json:"runs"`
+	Submitted time.Time `json:"submitted"`
+	State     string    `json:"state"` // "active", "cancelled", "done"
+}
+
+// Worker is a worker's heartbeat.
+type Worker struct {
+	ID      string    `json:"id"`
+	Host    string    `json:"host"`
+	Role    string    `json:"role"` // "runner" or "builder"
+	Slots   int       `json:"slots"`
+	Busy    int       `json:"busy"`
+	Version string    `json:"version"`
+	Seen    time.Time `json:"seen"`
+}
