@@ -175,6 +175,9 @@ type RunJob struct {
 	Workdir  string        `json:"workdir"`
 	Command  Command       `json:"command"`
 	Timeout  time.Duration `json:"timeout,omitempty"`
+	// Batch fixes how many runs one process executes (opp_runall's -b);
+	// 0 lets the runner decide from measured start-up and run times.
+	Batch int `json:"batch,omitempty"`
 	// Local, when set, is a directory on the client's disk that the runner
 	// may write result files into directly (embedded mode: no copy through
 	// the store).

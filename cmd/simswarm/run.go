@@ -24,7 +24,7 @@ import (
 func runCommand() *cobra.Command {
 	var (
 		dir, results, state, timeout string
-		slots                        int
+		slots, batch                 int
 		dryRun, asJSON, rebuild      bool
 		quiet, verbose               bool
 	)
@@ -39,6 +39,9 @@ opp_runall would. Exit status: 0 all runs succeeded, 1 some run failed,
 		Example: `  simswarm run -- ./aloha -c PureAlohaExperiment
   simswarm run -j 4 --timeout 10m -- ./aloha -c PureAlohaExperiment -r '$numHosts==10'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if batch < 0 {
+				return usageErr("-b must be 0 (adaptive) or more, not %d", batch)
+			}
 			if slots < 1 {
 				return usageErr("-j must be at least 1, not %d", slots)
 			}
@@ -62,7 +65,7 @@ opp_runall would. Exit status: 0 all runs succeeded, 1 some run failed,
 			if state == "" {
 				return usageErr("no state directory: set --state or SIMSWARM_STATE")
 			}
-			return runCampaign(cmd, runArgs{dir: dir, results: results, state: state, slots: slots, timeout: to,
+			return runCampaign(cmd, runArgs{dir: dir, results: results, state: state, slots: slots, batch: batch, timeout: to,
 				dryRun: dryRun, json: asJSON, rebuild: rebuild, quiet: quiet, verbose: verbose, argv: args})
 		},
 	}
@@ -70,6 +73,7 @@ opp_runall would. Exit status: 0 all runs succeeded, 1 some run failed,
 	f.SetInterspersed(false)
 	f.StringVarP(&dir, "directory", "C", "", "change to `DIR` (the simulation's directory) first")
 	f.IntVarP(&slots, "jobs", "j", runtime.NumCPU(), "parallel run slots (embedded mode)")
+	f.IntVarP(&batch, "batch", "b", 0, "runs per simulation process, as opp_runall -b (0: decided from measured start-up time)")
 	f.StringVar(&results, "results", "results", "where result files land, relative to the simulation's directory")
 	f.BoolVar(&dryRun, "dry-run", false, "print the runs that would execute and those already done; run nothing")
 	f.StringVar(&state, "state", "", "engine state directory (default $SIMSWARM_STATE or the user cache dir)")
@@ -93,7 +97,7 @@ func defaultState() string {
 
 type runArgs struct {
 	dir, results, state   string
-	slots                 int
+	slots, batch          int
 	timeout               time.Duration
 	dryRun, json, rebuild bool
 	quiet, verbose        bool
@@ -134,7 +138,7 @@ func runCampaign(cmd *cobra.Command, a runArgs) error {
 		human = os.Stderr
 	}
 	c := &campaign.Client{Eng: inst.Eng, Opt: campaign.Options{
-		Dir: a.dir, Argv: a.argv, Results: a.results, DryRun: a.dryRun, Timeout: a.timeout,
+		Dir: a.dir, Argv: a.argv, Results: a.results, DryRun: a.dryRun, Timeout: a.timeout, Batch: a.batch,
 		Rebuild: a.rebuild, StateDir: a.state, Host: host, Local: true,
 		Progress: os.Stderr, Quiet: a.quiet || a.dryRun, Stdout: human, Interrupt: interrupt,
 	}}

@@ -108,7 +108,7 @@ func (b *Builder) handle(ctx context.Context, msg jetstream.Msg) {
 		b.finish(ctx, msg, &rec)
 		return
 	}
-	stop := keepAlive(msg)
+	stop := engine.KeepAlive(msg)
 	defer stop()
 	start := time.Now()
 	if err := b.build(ctx, &job, &rec); err != nil {
@@ -288,24 +288,6 @@ func (b *Builder) streamer(request string) func([]byte) {
 		last = time.Now()
 		_ = b.Eng.NC.Publish(subject, append([]byte(nil), line...))
 	}
-}
-
-// keepAlive renews a job's lease while it is being worked on.
-func keepAlive(msg jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(engine.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	}()
-	return func() { close(done) }
 }
 
 func lockFile(p string) (func(), error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -85,10 +84,4 @@ func decode(b []byte, v any) error {
 		return fmt.Errorf("decode engine record: %w", err)
 	}
 	return nil
-}
-
-// firstLine cuts a multi-line message to its first line.
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }

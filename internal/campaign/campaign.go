@@ -31,6 +31,7 @@ type Options struct {
 	Results   string   // results directory; relative to Dir when not absolute
 	DryRun    bool
 	Timeout   time.Duration
+	Batch     int // runs per process; 0: adaptive
 	Rebuild   bool
 	StateDir  string // for the client's hash cache
 	Host      string // this host's id, for results written in place

@@ -195,7 +195,7 @@ func (c *Client) submit(ctx context.Context, p *prepared, runs []int, states map
 		var futures []jetstream.PubAckFuture
 		for _, n := range runs[i:min(i+window, len(runs))] {
 			job := simswarm.RunJob{Version: simswarm.Version, Campaign: p.id, Run: n, Key: states[n].key,
-				Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd, Timeout: c.Opt.Timeout}
+				Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd, Timeout: c.Opt.Timeout, Batch: c.Opt.Batch}
 			if c.Opt.Local {
 				job.Local, job.Host = p.results, c.Opt.Host
 			}

@@ -86,7 +86,7 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 	go func() { defer in.wg.Done(); _ = b.Serve(wctx) }()
 	go func() {
 		defer in.wg.Done()
-		if err := r.Serve(wctx); err != nil {
+		if err := r.Serve(wctx); err != nil && wctx.Err() == nil {
 			o.Log.Error("runner stopped", "err", err)
 		}
 	}()

@@ -301,3 +301,24 @@ func (e *Engine) ResetConsumers(ctx context.Context) error {
 	}
 	return nil
 }
+
+// KeepAlive renews the leases of jobs while they are worked on, so a job
+// goes to another worker only when its worker stops answering.
+func KeepAlive(msgs ...jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}

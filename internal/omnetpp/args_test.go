@@ -49,7 +49,7 @@ func TestRunFilter(t *testing.T) {
 
 	args := []string{"-u", "Cmdenv", "-r", "1"}
 	_, rest, _ := RunFilter(args)
-	rest = append(rest, "-r", "9")
+	_ = append(rest, "-r", "9")
 	if !slices.Equal(args, []string{"-u", "Cmdenv", "-r", "1"}) {
 		t.Fatalf("RunFilter's result aliases its input: %q", args)
 	}

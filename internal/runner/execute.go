@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/omnetpp"
@@ -132,7 +133,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []
 	pctx, cancel := context.WithCancel(ctx)
 	rc := &runCtx{cancel: cancel}
 	r.track(first.Campaign, rc, true)
-	stop := keepAliveAll(jobs)
+	stop := engine.KeepAlive(msgsOf(jobs)...)
 	res, err := proc.Run(pctx, proc.Spec{
 		Argv:      argv,
 		Dir:       filepath.Join(tree, filepath.FromSlash(first.Workdir)),
@@ -445,4 +446,12 @@ func outName(c simswarm.Command, run int, files []string) string {
 		return omnetpp.ConfigName(c.Argv) + "-#" + strconv.Itoa(run) + ".out"
 	}
 	return "run-#" + strconv.Itoa(run) + ".out"
+}
+
+func msgsOf(jobs []job) []jetstream.Msg {
+	out := make([]jetstream.Msg, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.msg
+	}
+	return out
 }

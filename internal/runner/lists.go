@@ -3,7 +3,10 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -45,7 +48,7 @@ func (r *Runner) list(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	stop := keepAliveAll([]job{{msg: msg}})
+	stop := engine.KeepAlive(msg)
 	defer stop()
 	out := simswarm.RunList{Key: j.Key}
 	if j.Version != simswarm.Version {
@@ -79,6 +82,9 @@ func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm
 	}
 	if j.Command.Filter != "" {
 		argv = append(argv, "-r", j.Command.Filter)
+	}
+	if err := checkProgram(wd, argv[0]); err != nil {
+		return err
 	}
 	query := func(what string) ([]byte, error) {
 		res, err := proc.Run(ctx, proc.Spec{Argv: append(append([]string(nil), argv...), "-q", what), Dir: wd, Timeout: listTimeout, TailBytes: 8 << 20})
@@ -131,22 +137,24 @@ func lastLine(b []byte) string {
 	return s
 }
 
-// keepAliveAll renews the leases of jobs while their process runs.
-func keepAliveAll(jobs []job) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(engine.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				for _, j := range jobs {
-					_ = j.msg.InProgress()
-				}
-			}
+// checkProgram names a missing or unusable program plainly, before exec's
+// error does it less clearly.
+func checkProgram(wd, prog string) error {
+	if !strings.Contains(prog, "/") {
+		if _, err := exec.LookPath(prog); err != nil {
+			return fmt.Errorf("program %s not found in PATH on runner", prog)
 		}
-	}()
-	return func() { close(done) }
+		return nil
+	}
+	p := prog
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(wd, p)
+	}
+	if err := proc.Executable(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("program %s not found in the project after its build", prog)
+		}
+		return fmt.Errorf("program %s %v", prog, err)
+	}
+	return nil
 }

@@ -7,7 +7,6 @@ package runner
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -135,7 +134,14 @@ func (r *Runner) slot(ctx context.Context, cons jetstream.Consumer) {
 			continue
 		}
 		groups := [][]job{first}
-		if n := r.stats.size(first[0].BatchKey(), r.MaxBatch); n > 1 {
+		n := r.stats.size(first[0].BatchKey(), r.MaxBatch)
+		if b := first[0].Batch; b > 0 {
+			n = b
+		}
+		if first[0].Command.Kind != simswarm.KindOmnetpp {
+			n = 1
+		}
+		if n > 1 {
 			groups = r.fillBatch(ctx, cons, first, n-1)
 		}
 		for _, g := range groups {
@@ -268,5 +274,3 @@ func keySafe(s string) string {
 	}
 	return string(out)
 }
-
-var errCancelled = errors.New("cancelled")

@@ -1,0 +1,471 @@
+package snapshot
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Fetch writes the blob with the given hash to w.
+type Fetch func(ctx context.Context, hash string, w io.Writer) error
+
+// StateFile is the name, inside a materialized directory, of the record of
+// what Materialize last wrote there. A manifest may not contain it.
+const StateFile = ".simswarm-tree.json"
+
+const stateFormat = "simswarm-tree-1"
+
+// treeState is the content of StateFile.
+type treeState struct {
+	Format string              `json:"format"`
+	Key    string              `json:"key,omitempty"` // key of the last manifest materialized completely
+	Files  map[string]stateRec `json:"files"`
+}
+
+// stateRec is one file as Materialize left it: what it should contain and
+// the size and mtime it had right after being written, which is how a later
+// call tells "still ours, untouched" from "changed by someone".
+type stateRec struct {
+	Mode  string `json:"m"`
+	Hash  string `json:"h,omitempty"`
+	Link  string `json:"l,omitempty"`
+	Size  int64  `json:"s,omitempty"`
+	MTime int64  `json:"t,omitempty"` // ns
+}
+
+// Materialize makes dir hold exactly the manifest's files, incrementally, for
+// a persistent build workspace or a run tree.
+//
+// Files already matching (per the state file dir/.simswarm-tree.json, whose
+// recorded size and mtime must still match the disk) are left untouched, so
+// their mtimes stay and make stays incremental; a listed file without a record
+// (first run into an existing directory, lost state) is kept if its content
+// hashes right. Everything else the manifest lists is rewritten atomically
+// (temp file + rename) with mode 0644 or 0755. Files of the previous manifest
+// missing from this one are removed, along with directories this leaves
+// empty; files never part of a manifest (build outputs) are left alone.
+//
+// Every fetched blob is checked against the entry's sha256 and size; a
+// mismatch is an error naming the path. Entries that would escape dir (".."
+// or absolute paths, or a path through a symlink, whether the symlink comes
+// from the manifest or is already in dir) are refused. Fetch is called from
+// several goroutines at once.
+func Materialize(ctx context.Context, dir string, m *Manifest, fetch Fetch) (err error) {
+	if m == nil {
+		return errors.New("snapshot: materialize: nil manifest")
+	}
+	if err := m.validate(); err != nil {
+		return err
+	}
+	want := make(map[string]bool, len(m.Entries))
+	for _, e := range m.Entries {
+		if e.Path == StateFile {
+			return fmt.Errorf("snapshot: manifest entry %q: the name is reserved for Materialize's state file", e.Path)
+		}
+		want[e.Path] = true
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("snapshot: materialize: %w", err)
+	}
+	// All file operations go through os.Root, which refuses to leave dir even
+	// if a symlink appears under our feet; the explicit parent checks below
+	// additionally refuse symlinks that stay inside dir.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("snapshot: materialize: %w", err)
+	}
+	defer root.Close()
+
+	mt := &materializer{root: root, dir: dir, fetch: fetch, files: loadState(root)}
+	// The state is saved even after a failure, recording what was done, so
+	// the next call neither rewrites finished files nor forgets files it
+	// must remove later.
+	complete := false
+	defer func() {
+		key := ""
+		if complete {
+			key = m.Key()
+		}
+		if serr := mt.saveState(key); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+
+	// Removals first: a file of the old tree may stand where the new tree
+	// needs a directory. Deepest paths first, so emptied directories can go.
+	var gone []string
+	for p := range mt.files {
+		if !want[p] {
+			gone = append(gone, p)
+		}
+	}
+	slices.SortFunc(gone, func(a, b string) int { return strings.Compare(b, a) })
+	for _, p := range gone {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := mt.remove(p); err != nil {
+			return err
+		}
+	}
+
+	if err := mt.writeAll(ctx, m.Entries); err != nil {
+		return err
+	}
+	complete = true
+	return nil
+}
+
+type materializer struct {
+	root  *os.Root
+	dir   string
+	fetch Fetch
+
+	mu    sync.Mutex
+	files map[string]stateRec // guarded by mu
+
+	dirsOK sync.Map // directory path -> true once checked to be a real directory
+	tmpSeq atomic.Int64
+}
+
+func (mt *materializer) setRec(p string, r stateRec) {
+	mt.mu.Lock()
+	mt.files[p] = r
+	mt.mu.Unlock()
+}
+
+func (mt *materializer) dropRec(p string) {
+	mt.mu.Lock()
+	delete(mt.files, p)
+	mt.mu.Unlock()
+}
+
+// loadState reads the state file; a missing or corrupt one means "nothing is
+// known": listed files are then verified by hashing, and nothing is removed.
+func loadState(root *os.Root) map[string]stateRec {
+	b, err := root.ReadFile(StateFile)
+	if err != nil {
+		return map[string]stateRec{}
+	}
+	var st treeState
+	if json.Unmarshal(b, &st) != nil || st.Format != stateFormat {
+		return map[string]stateRec{}
+	}
+	for p, r := range st.Files {
+		// A record with a bad path could make us remove the wrong file.
+		if checkPath(p) != nil || p == StateFile || (r.Mode != ModeFile && r.Mode != ModeExec && r.Mode != ModeSymlink) {
+			return map[string]stateRec{}
+		}
+	}
+	if st.Files == nil {
+		st.Files = map[string]stateRec{}
+	}
+	return st.Files
+}
+
+func (mt *materializer) saveState(key string) error {
+	mt.mu.Lock()
+	b, err := json.Marshal(treeState{Format: stateFormat, Key: key, Files: mt.files})
+	mt.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("snapshot: encoding tree state: %w", err)
+	}
+	tmp := mt.tmpName(".")
+	if err := mt.root.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("snapshot: writing %s in %s: %w", StateFile, mt.dir, unwrapPathErr(err))
+	}
+	if err := mt.root.Rename(tmp, StateFile); err != nil {
+		mt.root.Remove(tmp)
+		return fmt.Errorf("snapshot: writing %s in %s: %w", StateFile, mt.dir, unwrapPathErr(err))
+	}
+	return nil
+}
+
+// tmpName returns a fresh temporary name in directory d (relative to dir).
+// The temp file lives beside its target so the final rename is atomic.
+func (mt *materializer) tmpName(d string) string {
+	name := ".simswarm-tmp-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(mt.tmpSeq.Add(1), 10)
+	return path.Join(d, name)
+}
+
+// checkParents makes sure every existing directory above p is a real
+// directory, not a symlink (writing through it could land elsewhere in the
+// tree or outside it) and not a file. Missing directories are fine: they
+// are created later.
+func (mt *materializer) checkParents(p string) error {
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' {
+			continue
+		}
+		d := p[:i]
+		if _, ok := mt.dirsOK.Load(d); ok {
+			continue
+		}
+		fi, err := mt.root.Lstat(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("snapshot: materialize %s: %w", p, unwrapPathErr(err))
+		}
+		if fi.Mode().Type() == fs.ModeSymlink {
+			return fmt.Errorf("snapshot: materialize %s: refusing to write through symlink %s", p, d)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("snapshot: materialize %s: %s is in the way and is not a directory", p, d)
+		}
+		mt.dirsOK.Store(d, true)
+	}
+	return nil
+}
+
+// remove deletes a file of the previous manifest and then the directories
+// above it that this leaves empty.
+func (mt *materializer) remove(p string) error {
+	if mt.checkParents(p) != nil {
+		// Its directory was replaced by something else: the file we wrote
+		// is no longer there to remove.
+		mt.dropRec(p)
+		return nil
+	}
+	fi, err := mt.root.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("snapshot: materialize: removing %s: %w", p, unwrapPathErr(err))
+	case fi.IsDir():
+		// Someone put a directory there; its contents are not ours.
+	default:
+		if err := mt.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("snapshot: materialize: removing %s: %w", p, unwrapPathErr(err))
+		}
+	}
+	mt.dropRec(p)
+	for d := path.Dir(p); d != "."; d = path.Dir(d) {
+		if mt.root.Remove(d) != nil {
+			break // not empty (or gone): keep it and everything above
+		}
+		mt.dirsOK.Delete(d)
+	}
+	return nil
+}
+
+// writeAll brings every entry up to date with a few concurrent workers:
+// fetching is mostly waiting on the store.
+func (mt *materializer) writeAll(ctx context.Context, entries []Entry) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan *Entry)
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	workers := min(max(4, runtime.NumCPU()), 16, len(entries))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range jobs {
+				if err := mt.writeOne(ctx, e); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+				}
+			}
+		}()
+	}
+feed:
+	for i := range entries {
+		select {
+		case jobs <- &entries[i]:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+func perm(mode string) fs.FileMode {
+	if mode == ModeExec {
+		return 0o755
+	}
+	return 0o644
+}
+
+// writeOne makes one entry right, leaving it alone when it already is.
+func (mt *materializer) writeOne(ctx context.Context, e *Entry) error {
+	if err := mt.checkParents(e.Path); err != nil {
+		return err
+	}
+	fi, err := mt.root.Lstat(e.Path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+	}
+	exists := err == nil
+	if exists && fi.IsDir() {
+		return fmt.Errorf("snapshot: materialize %s: a directory is in the way", e.Path)
+	}
+
+	if e.Mode == ModeSymlink {
+		if exists && fi.Mode().Type() == fs.ModeSymlink {
+			if target, err := mt.root.Readlink(e.Path); err == nil && target == e.Link {
+				mt.setRec(e.Path, stateRec{Mode: ModeSymlink, Link: e.Link})
+				return nil
+			}
+		}
+		return mt.writeSymlink(e)
+	}
+
+	if exists && fi.Mode().IsRegular() && mt.upToDate(e, fi) {
+		// Only the executable bit may be off; chmod keeps the mtime.
+		if (fi.Mode().Perm()&0o100 != 0) != (e.Mode == ModeExec) {
+			if err := mt.root.Chmod(e.Path, perm(e.Mode)); err != nil {
+				return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+			}
+		}
+		mt.setRec(e.Path, stateRec{Mode: e.Mode, Hash: e.Hash, Size: fi.Size(), MTime: fi.ModTime().UnixNano()})
+		return nil
+	}
+	return mt.writeFile(ctx, e)
+}
+
+// upToDate reports whether the regular file fi at e.Path already holds e's
+// content.
+func (mt *materializer) upToDate(e *Entry, fi fs.FileInfo) bool {
+	mt.mu.Lock()
+	rec, ok := mt.files[e.Path]
+	mt.mu.Unlock()
+	if ok {
+		// Written by us: trust it while size and mtime are what we left.
+		// Different size or mtime means someone changed it: rewrite.
+		return rec.Hash == e.Hash && rec.Size == fi.Size() && rec.MTime == fi.ModTime().UnixNano()
+	}
+	// Never recorded (first materialization into an existing directory, or
+	// the state file was lost): keep the file, and its mtime, if its content
+	// is already right.
+	if fi.Size() != e.Size {
+		return false
+	}
+	f, err := mt.root.Open(e.Path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sum, _, err := hashReader(f, make([]byte, 64<<10))
+	return err == nil && hex.EncodeToString(sum[:]) == e.Hash
+}
+
+func (mt *materializer) mkdirs(p string) error {
+	if d := path.Dir(p); d != "." {
+		if err := mt.root.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("snapshot: materialize %s: %w", p, unwrapPathErr(err))
+		}
+	}
+	return nil
+}
+
+func (mt *materializer) writeSymlink(e *Entry) error {
+	if err := mt.mkdirs(e.Path); err != nil {
+		return err
+	}
+	tmp := mt.tmpName(path.Dir(e.Path))
+	if err := mt.root.Symlink(e.Link, tmp); err != nil {
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+	}
+	if err := mt.root.Rename(tmp, e.Path); err != nil {
+		mt.root.Remove(tmp)
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+	}
+	mt.setRec(e.Path, stateRec{Mode: ModeSymlink, Link: e.Link})
+	return nil
+}
+
+// errBlobTooLong stops a fetch that delivers more bytes than the entry's size.
+var errBlobTooLong = errors.New("blob longer than the manifest says")
+
+// verifyWriter hashes and counts what Fetch writes, refusing to go past the
+// expected size so a wrong or hostile blob cannot fill the disk.
+type verifyWriter struct {
+	w     io.Writer
+	h     hash.Hash
+	n     int64
+	limit int64
+	over  bool
+}
+
+func (v *verifyWriter) Write(p []byte) (int, error) {
+	if v.n+int64(len(p)) > v.limit {
+		v.over = true
+		return 0, errBlobTooLong
+	}
+	n, err := v.w.Write(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	return n, err
+}
+
+func (mt *materializer) writeFile(ctx context.Context, e *Entry) (err error) {
+	if err := mt.mkdirs(e.Path); err != nil {
+		return err
+	}
+	tmp := mt.tmpName(path.Dir(e.Path))
+	f, err := mt.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm(e.Mode))
+	if err != nil {
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			mt.root.Remove(tmp)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 256<<10)
+	v := &verifyWriter{w: bw, h: sha256.New(), limit: e.Size}
+	if ferr := mt.fetch(ctx, e.Hash, v); ferr != nil && !v.over {
+		return fmt.Errorf("snapshot: materialize %s: fetching blob %s: %w", e.Path, e.Hash, ferr)
+	}
+	if got := hex.EncodeToString(v.h.Sum(nil)); v.over || got != e.Hash || v.n != e.Size {
+		if v.over {
+			return fmt.Errorf("snapshot: materialize %s: blob %s is longer than the %d bytes the manifest says", e.Path, e.Hash, e.Size)
+		}
+		return fmt.Errorf("snapshot: materialize %s: blob %s is corrupt: got %d bytes with sha256 %s, want %d bytes", e.Path, e.Hash, v.n, got, e.Size)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+	}
+	// The umask may have narrowed the mode given to OpenFile.
+	if err := f.Chmod(perm(e.Mode)); err != nil {
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+	}
+	if err := mt.root.Rename(tmp, e.Path); err != nil {
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+	}
+	fi, err := mt.root.Lstat(e.Path)
+	if err != nil {
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+	}
+	mt.setRec(e.Path, stateRec{Mode: e.Mode, Hash: e.Hash, Size: fi.Size(), MTime: fi.ModTime().UnixNano()})
+	return nil
+}
