@@ -76,7 +76,9 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 	cmd.Env = s.Env
 	cmd.Stdout = sw
 	cmd.Stderr = sw
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group, so a kill reaches the program's children; and
+	// death with simswarm, so a killed runner leaves no orphans running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	res := &Result{Started: time.Now()}
 	if err := cmd.Start(); err != nil {
 		return nil, err
