@@ -269,3 +269,39 @@ func TestKillAndResume(t *testing.T) {
 		t.Fatalf("%d result files after resume, want 42", n)
 	}
 }
+
+// TestNs3Template: a program without OMNeT++'s command line, an ns-3
+// scenario built against Debian's libns3-dev, described by simswarm.toml.
+func TestNs3Template(t *testing.T) {
+	if _, err := os.Stat("/usr/include/ns3/core-module.h"); err != nil {
+		t.Skip("ns-3 headers not installed (apt-get install libns3-dev; .ci/run does)")
+	}
+	dir := example(t, "ns3-wifi")
+	state := t.TempDir()
+	r := runSimswarm(t, dir, state, "run", "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stdout, "run 24\twould run\t$dataRate=3Mbps, $repetition=4") {
+		t.Fatalf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runSimswarm(t, dir, state, "run", "-j", "2", "--json")
+	s := jsonSummary(t, r)
+	if r.code != 0 || s.Runs != 25 || s.Succeeded != 25 {
+		t.Fatalf("exit %d %+v\n%s", r.code, s, r.stderr)
+	}
+	thr := map[string]bool{}
+	for n := 0; n < 25; n++ {
+		f := filepath.Join(dir, "results", "Sweep-#"+strconv.Itoa(n)+".sca")
+		text := readFile(t, f)
+		m := regexp.MustCompile(`(?m)^scalar WifiNet throughput (\S+)`).FindStringSubmatch(text)
+		if m == nil {
+			t.Fatalf("%s has no network throughput scalar", f)
+		}
+		thr[m[1]] = true
+	}
+	if len(thr) < 10 {
+		t.Fatalf("only %d distinct throughputs over 25 runs: the sweep variables did not reach the program", len(thr))
+	}
+	r = runSimswarm(t, dir, state, "run", "--json", "--", "--rtsCts=true")
+	if s := jsonSummary(t, r); r.code != 0 || s.Executed != 25 {
+		t.Fatalf("extra arguments through {args} make new runs: exit %d %+v\n%s", r.code, s, r.stderr)
+	}
+}
