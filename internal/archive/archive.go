@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -100,10 +101,12 @@ func Unpack(r io.Reader, dir string) ([]Entry, error) {
 			return out, err
 		}
 		dst := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		// Check before MkdirAll, which would follow a planted link and
+		// create directories outside dir.
+		if err := noLinkInPath(dir, name); err != nil {
 			return out, err
 		}
-		if err := noLinkInPath(dir, name); err != nil {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return out, err
 		}
 		switch hdr.Typeflag {
@@ -166,6 +169,9 @@ func noLinkInPath(dir, name string) error {
 	for _, part := range parts[:len(parts)-1] {
 		p = filepath.Join(p, part)
 		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // MkdirAll creates the rest as plain directories
+		}
 		if err != nil {
 			return err
 		}

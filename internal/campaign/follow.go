@@ -149,6 +149,9 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 		bar.Update(counts)
 	}
 	sum.Failures = sorted(failures)
+	// Runners on this host wrote through a scratch directory inside the
+	// results; leave results/ as opp_runall would (it fails while in use).
+	_ = os.Remove(filepath.Join(p.results, ".simswarm-scratch"))
 	camp.State = "done"
 	_ = engine.PutJSON(ctx, c.Eng.Campaigns, p.id, camp)
 	return sum, nil

@@ -158,17 +158,25 @@ func LoadConfig(path string) (*Config, error) {
 		if len(k) >= 2 && k[0] == "run" && k[1] == "vars" {
 			continue
 		}
-		return nil, fmt.Errorf("%s:%d: unknown key %q", path, lineOf(b, k[len(k)-1]), k.String())
+		return nil, fmt.Errorf("%s:%d: unknown key %q", path, keyLine(b, k...), k.String())
+	}
+	// The decoder silently drops a run.vars that is not a table.
+	if t := md.Type("run", "vars"); t != "" && t != "Hash" {
+		return nil, fmt.Errorf("%s:%d: run.vars must be a table of variables", path, keyLine(b, "run", "vars"))
 	}
 	// The order of variables decides run numbering, and maps forget it.
 	for _, k := range md.Keys() {
+		if len(k) > 3 && k[0] == "run" && k[1] == "vars" {
+			// A dotted name (a.b = [...]) or a sub-table would be dropped.
+			return nil, fmt.Errorf("%s:%d: run.vars.%s must be a non-empty list of values", path, keyLine(b, k...), k[2])
+		}
 		if len(k) != 3 || k[0] != "run" || k[1] != "vars" {
 			continue
 		}
 		v := simswarm.Var{Name: k[2]}
 		vals, ok := c.Run.RawVars[k[2]].([]any)
 		if !ok || len(vals) == 0 {
-			return nil, fmt.Errorf("%s:%d: run.vars.%s must be a non-empty list of values", path, lineOf(b, k[2]), k[2])
+			return nil, fmt.Errorf("%s:%d: run.vars.%s must be a non-empty list of values", path, keyLine(b, k...), k[2])
 		}
 		for _, x := range vals {
 			switch x := x.(type) {
@@ -181,23 +189,23 @@ func LoadConfig(path string) (*Config, error) {
 			case bool:
 				v.Values = append(v.Values, strconv.FormatBool(x))
 			default:
-				return nil, fmt.Errorf("%s:%d: run.vars.%s: values must be strings or numbers", path, lineOf(b, k[2]), k[2])
+				return nil, fmt.Errorf("%s:%d: run.vars.%s: values must be strings or numbers", path, keyLine(b, k...), k[2])
 			}
 		}
 		if !validVarName(v.Name) || reserved[v.Name] {
-			return nil, fmt.Errorf("%s:%d: run.vars: %q cannot be a variable name", path, lineOf(b, k[2]), v.Name)
+			return nil, fmt.Errorf("%s:%d: run.vars: %q cannot be a variable name", path, keyLine(b, k...), v.Name)
 		}
 		c.Run.Vars = append(c.Run.Vars, v)
 	}
 	if c.Run.Repeat < 0 {
-		return nil, fmt.Errorf("%s:%d: run.repeat must be 1 or more", path, lineOf(b, "repeat"))
+		return nil, fmt.Errorf("%s:%d: run.repeat must be 1 or more", path, keyLine(b, "run", "repeat"))
 	}
 	if c.Run.Command == "" && (len(c.Run.Vars) > 0 || c.Run.Repeat > 0) {
-		return nil, fmt.Errorf("%s:%d: [run] has variables but no command", path, lineOf(b, "[run"))
+		return nil, fmt.Errorf("%s:%d: [run] has variables but no command", path, keyLine(b, "run"))
 	}
 	if c.Run.Command != "" {
 		if err := checkTemplate(c.Run.Command, c.Run.Vars); err != nil {
-			return nil, fmt.Errorf("%s:%d: run.command: %v", path, lineOf(b, "command"), err)
+			return nil, fmt.Errorf("%s:%d: run.command: %v", path, keyLine(b, "run", "command"), err)
 		}
 	}
 	return &c, nil
@@ -227,15 +235,47 @@ func checkTemplate(t string, vars []simswarm.Var) error {
 	return nil
 }
 
-// lineOf finds the first line mentioning s, for error messages about keys
-// the decoder accepted syntactically.
-func lineOf(b []byte, s string) int {
-	for i, l := range strings.Split(string(b), "\n") {
-		if strings.Contains(l, s) {
-			return i + 1
+// keyLine finds the line that defines key: its own line (a table header,
+// "name = ...", or a dotted key), tracking table headers so that
+// run.command is not mistaken for build.command and a variable named "n"
+// for the "[run]" line. A key the scan cannot place (say, inside an inline
+// table) takes the line of its nearest enclosing key, else line 1.
+func keyLine(b []byte, key ...string) int {
+	lines := strings.Split(string(b), "\n")
+	for n := len(key); n > 0; n-- {
+		want := strings.Join(key[:n], ".")
+		table := ""
+		for i, l := range lines {
+			l = strings.TrimSpace(l)
+			if strings.HasPrefix(l, "[") {
+				if j := strings.IndexByte(l, ']'); j > 0 {
+					table = normKey(strings.TrimLeft(l[:j], "["))
+				}
+				if table == want {
+					return i + 1
+				}
+				continue
+			}
+			lhs, _, ok := strings.Cut(l, "=")
+			if !ok {
+				continue
+			}
+			full := normKey(lhs)
+			if table != "" {
+				full = table + "." + full
+			}
+			if full == want {
+				return i + 1
+			}
 		}
 	}
 	return 1
+}
+
+// normKey writes a TOML key as Key.String does for simple keys: no blanks
+// around the dots, no quotes.
+func normKey(s string) string {
+	return strings.NewReplacer(" ", "", "\t", "", `"`, "", "'", "").Replace(s)
 }
 
 func isFile(p string) bool {

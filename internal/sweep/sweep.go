@@ -85,7 +85,11 @@ func Expand(c simswarm.Command, n int, resultdir string) (string, error) {
 		case ok:
 			b.WriteString(Quote(v))
 		default:
-			b.WriteString(t[i : i+j+1])
+			// Not a placeholder: keep the brace and look for one inside,
+			// as the template check does ({ echo {x}; }).
+			b.WriteByte('{')
+			t = t[i+1:]
+			continue
 		}
 		t = t[i+j+1:]
 	}
