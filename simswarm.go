@@ -178,6 +178,9 @@ type RunJob struct {
 	// Batch fixes how many runs one process executes (opp_runall's -b);
 	// 0 lets the runner decide from measured start-up and run times.
 	Batch int `json:"batch,omitempty"`
+	// Retries is how often a run that fails on its own is run again before
+	// it counts as failed.
+	Retries int `json:"retries,omitempty"`
 	// Local, when set, is a directory on the client's disk that the runner
 	// may write result files into directly (embedded mode: no copy through
 	// the store).
@@ -294,4 +297,7 @@ type Worker struct {
 	Busy    int       `json:"busy"`
 	Version string    `json:"version"`
 	Seen    time.Time `json:"seen"`
+	// Current lists the runs in progress as "<campaign>.<run>".
+	Current    []string `json:"current,omitempty"`
+	CacheBytes int64    `json:"cache_bytes,omitempty"`
 }

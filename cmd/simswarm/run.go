@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,70 +17,118 @@ import (
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/embedded"
+	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
+// runFlags are shared by run and attach.
+type runFlags struct {
+	conn                    connFlags
+	dir, results, state     string
+	timeout                 string
+	slots, batch, retries   int
+	dryRun, asJSON, rebuild bool
+	detach, quiet, verbose  bool
+}
+
+func (r *runFlags) add(f *pflag.FlagSet, run bool) {
+	r.conn.add(f)
+	f.StringVarP(&r.dir, "directory", "C", ".", "change to `DIR` (the simulation's directory) first")
+	f.StringVar(&r.results, "results", "results", "where result files land, relative to the simulation's directory")
+	f.StringVar(&r.state, "state", "", "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
+	f.IntVarP(&r.slots, "jobs", "j", runtime.NumCPU(), "parallel run slots (embedded engine)")
+	f.BoolVar(&r.asJSON, "json", false, "print a JSON summary on stdout at the end")
+	f.BoolVarP(&r.quiet, "quiet", "q", false, "no progress output")
+	f.BoolVarP(&r.verbose, "verbose", "v", false, "log what the workers do")
+	if !run {
+		return
+	}
+	f.IntVarP(&r.batch, "batch", "b", 0, "runs per simulation process, as opp_runall -b (0: decided from measured start-up time)")
+	f.BoolVar(&r.dryRun, "dry-run", false, "print the runs that would execute and those already done; run nothing")
+	f.StringVar(&r.timeout, "timeout", "", "per-run wall-clock limit (e.g. 10m); a run over it is killed")
+	f.IntVar(&r.retries, "retries", 0, "run a failed run again up to N times before reporting it")
+	f.BoolVar(&r.rebuild, "rebuild", false, "build even if the artifact is cached")
+	f.BoolVar(&r.detach, "detach", false, "submit the campaign and return; follow it later with simswarm attach")
+}
+
+func (r *runFlags) options() (campaign.Options, error) {
+	o := campaign.Options{Dir: r.dir, Results: r.results, DryRun: r.dryRun, Batch: r.batch, Retries: r.retries,
+		Rebuild: r.rebuild, Detach: r.detach, Progress: os.Stderr, Quiet: r.quiet || r.dryRun}
+	if r.batch < 0 {
+		return o, usageErr("-b must be 0 (adaptive) or more, not %d", r.batch)
+	}
+	if r.retries < 0 {
+		return o, usageErr("--retries must not be negative")
+	}
+	if r.slots < 1 {
+		return o, usageErr("-j must be at least 1, not %d", r.slots)
+	}
+	if r.timeout != "" {
+		d, err := time.ParseDuration(r.timeout)
+		if err != nil || d <= 0 {
+			return o, usageErr("invalid --timeout %q: give a positive duration such as 90s, 10m or 2h", r.timeout)
+		}
+		o.Timeout = d
+	}
+	if fi, err := os.Stat(r.dir); err != nil || !fi.IsDir() {
+		return o, usageErr("-C %s: no such directory", r.dir)
+	}
+	r.conn.resolve()
+	if r.state == "" {
+		r.state = defaultState()
+	}
+	if r.conn.server == "" && r.state == "" {
+		return o, usageErr("no state directory: set --state or SIMSWARM_STATE")
+	}
+	o.StateDir = r.state
+	return o, nil
+}
+
 func runCommand() *cobra.Command {
-	var (
-		dir, results, state, timeout string
-		slots, batch                 int
-		dryRun, asJSON, rebuild      bool
-		quiet, verbose               bool
-	)
+	var rf runFlags
 	cmd := &cobra.Command{
 		Use:   "run [flags] [--] <simulation command and args...>",
 		Short: "Run a campaign: every run of a simulation, results into results/",
 		Long: `Run snapshots the simulation's project, builds it, asks the program for its
 run list (-s -q runnumbers, or simswarm.toml), runs every run that is not done
 yet in parallel, and leaves the result files in the results directory, as
-opp_runall would. Exit status: 0 all runs succeeded, 1 some run failed,
-2 usage, configuration, build or run-list error (nothing ran), 130 interrupted.`,
+opp_runall would. Without --server it runs on this machine on an embedded
+engine. Exit status: 0 all runs succeeded, 1 some run failed, 2 usage,
+configuration, build or run-list error (nothing ran), 130 interrupted.`,
 		Example: `  simswarm run -- ./aloha -c PureAlohaExperiment
-  simswarm run -j 4 --timeout 10m -- ./aloha -c PureAlohaExperiment -r '$numHosts==10'`,
+  simswarm run -j 4 --timeout 10m -- ./aloha -c PureAlohaExperiment -r '$numHosts==10'
+  simswarm run --server nats://localhost:4222 --creds client.creds -- ./aloha -c PureAlohaExperiment`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if batch < 0 {
-				return usageErr("-b must be 0 (adaptive) or more, not %d", batch)
+			o, err := rf.options()
+			if err != nil {
+				return err
 			}
-			if slots < 1 {
-				return usageErr("-j must be at least 1, not %d", slots)
-			}
-			var to time.Duration
-			if timeout != "" {
-				d, err := time.ParseDuration(timeout)
-				if err != nil || d <= 0 {
-					return usageErr("invalid --timeout %q: give a positive duration such as 90s, 10m or 2h", timeout)
-				}
-				to = d
-			}
-			if dir == "" {
-				dir = "."
-			}
-			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-				return usageErr("-C %s: no such directory", dir)
-			}
-			if state == "" {
-				state = defaultState()
-			}
-			if state == "" {
-				return usageErr("no state directory: set --state or SIMSWARM_STATE")
-			}
-			return runCampaign(cmd, runArgs{dir: dir, results: results, state: state, slots: slots, batch: batch, timeout: to,
-				dryRun: dryRun, json: asJSON, rebuild: rebuild, quiet: quiet, verbose: verbose, argv: args})
+			o.Argv = args
+			return execute(cmd, &rf, o, func(ctx context.Context, c *campaign.Client) (*campaign.Summary, error) { return c.Run(ctx) })
 		},
 	}
-	f := cmd.Flags()
-	f.SetInterspersed(false)
-	f.StringVarP(&dir, "directory", "C", "", "change to `DIR` (the simulation's directory) first")
-	f.IntVarP(&slots, "jobs", "j", runtime.NumCPU(), "parallel run slots (embedded mode)")
-	f.IntVarP(&batch, "batch", "b", 0, "runs per simulation process, as opp_runall -b (0: decided from measured start-up time)")
-	f.StringVar(&results, "results", "results", "where result files land, relative to the simulation's directory")
-	f.BoolVar(&dryRun, "dry-run", false, "print the runs that would execute and those already done; run nothing")
-	f.StringVar(&state, "state", "", "engine state directory (default $SIMSWARM_STATE or the user cache dir)")
-	f.StringVar(&timeout, "timeout", "", "per-run wall-clock limit (e.g. 10m); a run over it is killed")
-	f.BoolVar(&asJSON, "json", false, "print a JSON summary on stdout at the end")
-	f.BoolVar(&rebuild, "rebuild", false, "build even if the artifact is cached")
-	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
-	f.BoolVarP(&verbose, "verbose", "v", false, "log what the workers do")
+	cmd.Flags().SetInterspersed(false)
+	rf.add(cmd.Flags(), true)
+	return cmd
+}
+
+func attachCommand() *cobra.Command {
+	var rf runFlags
+	cmd := &cobra.Command{
+		Use:   "attach <campaign>",
+		Short: "Follow a submitted campaign: results into results/, summary at the end",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := rf.options()
+			if err != nil {
+				return err
+			}
+			id := args[0]
+			return execute(cmd, &rf, o, func(ctx context.Context, c *campaign.Client) (*campaign.Summary, error) { return c.Attach(ctx, id) })
+		},
+	}
+	rf.add(cmd.Flags(), false)
 	return cmd
 }
 
@@ -95,30 +142,30 @@ func defaultState() string {
 	return ""
 }
 
-type runArgs struct {
-	dir, results, state   string
-	slots, batch          int
-	timeout               time.Duration
-	dryRun, json, rebuild bool
-	quiet, verbose        bool
-	argv                  []string
-}
-
-func runCampaign(cmd *cobra.Command, a runArgs) error {
-	level := slog.LevelError
-	if a.verbose {
-		level = slog.LevelInfo
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	host, _ := os.Hostname()
+// execute connects to an engine (embedded or cluster), runs fn with a
+// campaign client, and turns its outcome into output and an exit status.
+func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(context.Context, *campaign.Client) (*campaign.Summary, error)) error {
+	log := logger(rf.verbose)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-
-	inst, err := embedded.Start(ctx, embedded.Options{StateDir: a.state, Slots: a.slots, Host: host, Log: log})
-	if err != nil {
-		return &exitError{code: 2, err: err}
+	host := hostname()
+	var eng *engine.Engine
+	if rf.conn.server == "" {
+		inst, err := embedded.Start(ctx, embedded.Options{StateDir: rf.state, Slots: rf.slots, Host: host, Log: log})
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		defer inst.Stop()
+		eng = inst.Eng
+		o.Local, o.Host = true, host
+	} else {
+		e, err := rf.conn.connect(ctx, "simswarm-client", false, log)
+		if err != nil {
+			return err
+		}
+		defer e.NC.Close()
+		eng = e
 	}
-	defer inst.Stop()
 
 	interrupt := make(chan struct{})
 	sigs := make(chan os.Signal, 2)
@@ -131,18 +178,13 @@ func runCampaign(cmd *cobra.Command, a runArgs) error {
 		fmt.Fprintln(os.Stderr, "simswarm: interrupted twice, exiting at once")
 		os.Exit(130)
 	}()
-
 	stdout := cmd.OutOrStdout()
 	human := stdout
-	if a.json {
+	if rf.asJSON {
 		human = os.Stderr
 	}
-	c := &campaign.Client{Eng: inst.Eng, Opt: campaign.Options{
-		Dir: a.dir, Argv: a.argv, Results: a.results, DryRun: a.dryRun, Timeout: a.timeout, Batch: a.batch,
-		Rebuild: a.rebuild, StateDir: a.state, Host: host, Local: true,
-		Progress: os.Stderr, Quiet: a.quiet || a.dryRun, Stdout: human, Interrupt: interrupt,
-	}}
-	sum, err := c.Run(ctx)
+	o.Stdout, o.Interrupt = human, interrupt
+	sum, err := fn(ctx, &campaign.Client{Eng: eng, Opt: o})
 	var setup *campaign.SetupError
 	var berr *campaign.BuildError
 	switch {
@@ -161,14 +203,18 @@ func runCampaign(cmd *cobra.Command, a runArgs) error {
 	case err != nil:
 		return &exitError{code: 2, err: err}
 	}
-	if a.dryRun {
-		if a.json {
+	if o.DryRun || sum.Detached {
+		if sum.Detached {
+			fmt.Fprintf(human, "campaign %s submitted: %d runs, %d already done; follow it with: simswarm attach %s\n",
+				sum.Campaign, sum.Runs, sum.Cached, sum.Campaign)
+		}
+		if rf.asJSON {
 			return writeJSON(stdout, sum)
 		}
 		return nil
 	}
 	printSummary(human, sum)
-	if a.json {
+	if rf.asJSON {
 		if err := writeJSON(stdout, sum); err != nil {
 			return err
 		}

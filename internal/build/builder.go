@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -75,6 +76,11 @@ func (b *Builder) Serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("builder: bind consumer: %w", err)
 	}
+	var busy atomic.Int32
+	id := fmt.Sprintf("%s-%d", b.Host, os.Getpid())
+	go b.Eng.Heartbeat(ctx, "builder."+strings.NewReplacer(".", "_", " ", "_").Replace(id), func() simswarm.Worker {
+		return simswarm.Worker{ID: id, Host: b.Host, Role: "builder", Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now()}
+	})
 	for ctx.Err() == nil {
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
@@ -88,7 +94,9 @@ func (b *Builder) Serve(ctx context.Context) error {
 			continue
 		}
 		for msg := range batch.Messages() {
+			busy.Store(1)
 			b.handle(ctx, msg)
+			busy.Store(0)
 		}
 		cancel()
 	}
@@ -108,7 +116,7 @@ func (b *Builder) handle(ctx context.Context, msg jetstream.Msg) {
 		b.finish(ctx, msg, &rec)
 		return
 	}
-	stop := engine.KeepAlive(msg)
+	stop := b.Eng.KeepAlive(msg)
 	defer stop()
 	start := time.Now()
 	if err := b.build(ctx, &job, &rec); err != nil {

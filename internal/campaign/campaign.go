@@ -32,6 +32,8 @@ type Options struct {
 	DryRun    bool
 	Timeout   time.Duration
 	Batch     int // runs per process; 0: adaptive
+	Retries   int
+	Detach    bool // submit and return
 	Rebuild   bool
 	StateDir  string // for the client's hash cache
 	Host      string // this host's id, for results written in place
@@ -68,6 +70,9 @@ type Summary struct {
 	Failures  []Failure `json:"failures"`
 	Results   string    `json:"results"`
 	Wall      float64   `json:"wall_seconds"`
+	// Hosts counts the runs executed on each host.
+	Hosts    map[string]int `json:"hosts,omitempty"`
+	Detached bool           `json:"detached,omitempty"`
 }
 
 // Failure is one failed run.
@@ -136,6 +141,9 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 	}
 	if p.results, err = resultsDir(o.Dir, o.Results); err != nil {
 		return nil, &SetupError{Err: err}
+	}
+	if err := c.checkWorkers(ctx); err != nil {
+		return nil, err
 	}
 	if p.snapshot, err = c.upload(ctx, proj, p.results); err != nil {
 		return nil, err
@@ -336,4 +344,51 @@ func (c *Client) runList(ctx context.Context, p *prepared) ([]int, []string, err
 			return l.Runs, l.Vars, nil
 		}
 	}
+}
+
+// checkWorkers refuses to submit to workers of another version: they would
+// misread the jobs or fail every run.
+func (c *Client) checkWorkers(ctx context.Context) error {
+	lister, err := c.Eng.Workers.ListKeys(ctx)
+	if err != nil {
+		return nil // no worker has ever announced itself
+	}
+	for k := range lister.Keys() {
+		var w simswarm.Worker
+		if ok, err := engine.GetJSON(ctx, c.Eng.Workers, k, &w); err != nil || !ok {
+			continue
+		}
+		if w.Version != simswarm.Version {
+			return setupErr("%s %s runs simswarm %s, this client is %s: run the same version everywhere", w.Role, w.ID, w.Version, simswarm.Version)
+		}
+	}
+	return nil
+}
+
+// Attach follows a campaign submitted earlier (perhaps with --detach, or by
+// a client that was killed): it resubmits what is missing, extracts results
+// into the results directory and ends with the summary.
+func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
+	start := time.Now()
+	var camp simswarm.Campaign
+	ok, err := engine.GetJSON(ctx, c.Eng.Campaigns, id, &camp)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, setupErr("no campaign %q in this engine", id)
+	}
+	p := &prepared{proj: &project.Project{Root: camp.Project, Workdir: camp.Workdir}, cmd: camp.Command,
+		snapshot: camp.Snapshot, artifact: camp.Artifact, id: camp.ID}
+	if p.results, err = resultsDir(c.Opt.Dir, c.Opt.Results); err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	if p.runs, p.vars, err = c.runList(ctx, p); err != nil {
+		return nil, err
+	}
+	s, err := c.follow(ctx, p)
+	if s != nil {
+		s.Wall = time.Since(start).Seconds()
+	}
+	return s, err
 }

@@ -84,6 +84,11 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	if err := c.submit(ctx, p, submit, states); err != nil {
 		return nil, err
 	}
+	if c.Opt.Detach {
+		sum.Detached = true
+		sum.Failures = []Failure{}
+		return sum, nil
+	}
 	counts := progress.Counts{Total: len(p.runs), Done: sum.Cached}
 	bar := progress.New(c.Opt.Progress, len(p.runs), c.Opt.Quiet)
 	defer bar.Finish()
@@ -136,12 +141,14 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 				sum.Succeeded++
 				sum.Executed++
 				counts.Done++
+				sum.host(rec.Host)
 			case rec.State == simswarm.RunCancelled:
 				sum.Cancelled++
 				counts.Failed++
 			default:
 				sum.Failed++
 				sum.Executed++
+				sum.host(rec.Host)
 				counts.Failed++
 				failures[n] = failureOf(rec, varsOf[n], p.results)
 			}
@@ -198,7 +205,7 @@ func (c *Client) submit(ctx context.Context, p *prepared, runs []int, states map
 		var futures []jetstream.PubAckFuture
 		for _, n := range runs[i:min(i+window, len(runs))] {
 			job := simswarm.RunJob{Version: simswarm.Version, Campaign: p.id, Run: n, Key: states[n].key,
-				Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd, Timeout: c.Opt.Timeout, Batch: c.Opt.Batch}
+				Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd, Timeout: c.Opt.Timeout, Batch: c.Opt.Batch, Retries: c.Opt.Retries}
 			if c.Opt.Local {
 				job.Local, job.Host = p.results, c.Opt.Host
 			}
@@ -351,4 +358,14 @@ func (f *Failure) Describe() string {
 	default:
 		return "exit status " + strconv.Itoa(f.Exit)
 	}
+}
+
+func (s *Summary) host(h string) {
+	if h == "" {
+		return
+	}
+	if s.Hosts == nil {
+		s.Hosts = map[string]int{}
+	}
+	s.Hosts[h]++
 }

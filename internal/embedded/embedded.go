@@ -105,3 +105,18 @@ func (in *Instance) Stop() {
 	}
 	in.srv.Shutdown()
 }
+
+// Open starts the engine of a state directory without workers, to read it.
+func Open(ctx context.Context, stateDir string) (*Instance, error) {
+	srv, err := engine.StartEmbedded(filepath.Join(stateDir, "engine"))
+	if err != nil {
+		return nil, err
+	}
+	in := &Instance{srv: srv}
+	if in.Eng, err = srv.Setup(ctx); err != nil {
+		in.Stop()
+		return nil, err
+	}
+	in.conns = append(in.conns, in.Eng.NC)
+	return in, nil
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/simswarm/simswarm"
 )
 
 // Names of everything the engine holds. They are the contract between client,
@@ -43,9 +44,10 @@ const (
 	SubjectBuildLog = "simswarm.buildlog"
 )
 
-// Lease is how long a job stays with a worker without a sign of life; running
-// jobs renew it well before it runs out, so only dead workers lose theirs.
-const Lease = 30 * time.Second
+// DefaultLease is how long a job stays with a worker without a sign of life;
+// running jobs renew it well before it runs out, so only dead workers lose
+// theirs. A server may set another (simswarm server --lease).
+const DefaultLease = 30 * time.Second
 
 // MaxDeliver bounds redelivery of a job whose workers keep dying on it.
 const MaxDeliver = 10
@@ -72,6 +74,8 @@ type Engine struct {
 	Campaigns jetstream.KeyValue
 	Workers   jetstream.KeyValue
 	Blobs     jetstream.ObjectStore
+	// Lease is the job lease the server set up; workers renew at a third.
+	Lease time.Duration
 }
 
 // ErrNotEngine means the server answers but holds no simswarm engine.
@@ -79,15 +83,18 @@ var ErrNotEngine = errors.New("server has no simswarm engine (streams missing); 
 
 // Setup creates or updates everything the engine needs and binds it. It is
 // idempotent, so every embedded start and every `simswarm server` runs it.
-func Setup(ctx context.Context, nc *nats.Conn, replicas int) (*Engine, error) {
+func Setup(ctx context.Context, nc *nats.Conn, replicas int, lease time.Duration) (*Engine, error) {
 	if replicas < 1 {
 		replicas = 1
+	}
+	if lease <= 0 {
+		lease = DefaultLease
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	e := &Engine{NC: nc, JS: js}
+	e := &Engine{NC: nc, JS: js, Lease: lease}
 	e.Jobs, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamJobs,
 		Subjects:    []string{"jobs.>"},
@@ -109,7 +116,7 @@ func Setup(ctx context.Context, nc *nats.Conn, replicas int) (*Engine, error) {
 			Durable:       c.name,
 			FilterSubject: c.subject,
 			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       Lease,
+			AckWait:       lease,
 			MaxDeliver:    MaxDeliver + 1,
 			MaxAckPending: 100000,
 			Replicas:      replicas,
@@ -179,6 +186,10 @@ func Open(ctx context.Context, nc *nats.Conn) (*Engine, error) {
 	}
 	if e.Blobs, err = js.ObjectStore(ctx, BucketBlobs); err != nil {
 		return nil, fmt.Errorf("open object store: %w", err)
+	}
+	e.Lease = DefaultLease
+	if c, err := e.Jobs.Consumer(ctx, ConsumerRun); err == nil && c.CachedInfo().Config.AckWait > 0 {
+		e.Lease = c.CachedInfo().Config.AckWait
 	}
 	return e, nil
 }
@@ -304,10 +315,14 @@ func (e *Engine) ResetConsumers(ctx context.Context) error {
 
 // KeepAlive renews the leases of jobs while they are worked on, so a job
 // goes to another worker only when its worker stops answering.
-func KeepAlive(msgs ...jetstream.Msg) (stop func()) {
+func (e *Engine) KeepAlive(msgs ...jetstream.Msg) (stop func()) {
 	done := make(chan struct{})
+	every := e.Lease / 3
+	if every <= 0 {
+		every = DefaultLease / 3
+	}
 	go func() {
-		t := time.NewTicker(Lease / 3)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -321,4 +336,26 @@ func KeepAlive(msgs ...jetstream.Msg) (stop func()) {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// HeartbeatEvery is how often workers announce themselves; the workers
+// bucket forgets one that stayed silent for its TTL (a minute).
+const HeartbeatEvery = 5 * time.Second
+
+// Heartbeat publishes state() under key until ctx ends, then removes the key:
+// a worker that stops cleanly is gone at once, a dead one after the TTL.
+func (e *Engine) Heartbeat(ctx context.Context, key string, state func() simswarm.Worker) {
+	t := time.NewTicker(HeartbeatEvery)
+	defer t.Stop()
+	for {
+		_ = PutJSON(ctx, e.Workers, key, state())
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = e.Workers.Delete(dctx, key)
+			cancel()
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,18 +19,50 @@ import (
 // Embedded is a JetStream server running inside this process, holding an
 // exclusive lock on its state directory.
 type Embedded struct {
-	srv  *server.Server
-	lock *os.File
-	Dir  string
+	srv        *server.Server
+	lock       *os.File
+	Dir        string
+	user, pass string
 }
 
 // ErrStateBusy means another simswarm process holds the state directory.
 var ErrStateBusy = errors.New("state dir is in use by another simswarm process")
 
-// StartEmbedded starts JetStream on 127.0.0.1 on a free port with its files
-// under dir. The lock makes two embedded engines on one directory impossible:
-// JetStream's file store does not survive two writers.
+// StartEmbedded starts JetStream with its files under dir, for this
+// process's exclusive use. It listens on no socket: a port without
+// credentials would let any local user have runners execute commands.
 func StartEmbedded(dir string) (*Embedded, error) {
+	return StartServer(ServerOptions{Dir: dir, Name: "simswarm-embedded", NoListen: true})
+}
+
+// ServerOptions configures an engine server.
+type ServerOptions struct {
+	Dir  string
+	Host string
+	Port int
+	Name string
+	// User and Password, when set, are required of every client.
+	User, Password  string
+	TLSCert, TLSKey string
+	// ClusterHost/ClusterPort listen for routes from the other servers of a
+	// JetStream cluster named ClusterName; Routes are their route URLs.
+	ClusterName string
+	ClusterHost string
+	ClusterPort int
+	Routes      []string
+	// SyncInterval is how often JetStream fsyncs (0: its default, 2 min);
+	// SyncAlways fsyncs every write.
+	SyncInterval time.Duration
+	SyncAlways   bool
+	// NoListen serves in-process connections only.
+	NoListen bool
+}
+
+// StartServer starts an engine server. The lock on its state directory makes
+// two servers on one directory impossible: JetStream's file store does not
+// survive two writers.
+func StartServer(o ServerOptions) (*Embedded, error) {
+	dir := o.Dir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("state dir %s: %w", dir, unwrapPath(err))
 	}
@@ -38,28 +71,56 @@ func StartEmbedded(dir string) (*Embedded, error) {
 		return nil, err
 	}
 	opts := &server.Options{
-		ServerName:             "simswarm-embedded",
-		Host:                   "127.0.0.1",
-		Port:                   server.RANDOM_PORT,
+		ServerName:             o.Name,
+		Host:                   o.Host,
+		Port:                   o.Port,
 		JetStream:              true,
 		StoreDir:               filepath.Join(dir, "jetstream"),
 		NoSigs:                 true,
 		NoLog:                  true,
 		DisableJetStreamBanner: true,
 		MaxPayload:             8 << 20,
+		DontListen:             o.NoListen,
+		Username:               o.User,
+		Password:               o.Password,
+		SyncInterval:           o.SyncInterval,
+		SyncAlways:             o.SyncAlways,
+	}
+	if o.TLSCert != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: o.TLSCert, KeyFile: o.TLSKey})
+		if err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		opts.TLSConfig, opts.TLS, opts.TLSCert, opts.TLSKey = tc, true, o.TLSCert, o.TLSKey
+	}
+	if o.ClusterPort != 0 {
+		opts.Cluster = server.ClusterOpts{Name: o.ClusterName, Host: o.ClusterHost, Port: o.ClusterPort,
+			Username: o.User, Password: o.Password}
+		for _, r := range o.Routes {
+			u, err := url.Parse(r)
+			if err != nil || u.Host == "" {
+				lock.Close()
+				return nil, fmt.Errorf("malformed route %q: want nats://host:port", r)
+			}
+			if o.User != "" && u.User == nil {
+				u.User = url.UserPassword(o.User, o.Password)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("embedded engine: %w", err)
+		return nil, fmt.Errorf("engine server: %w", err)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(20 * time.Second) {
 		srv.Shutdown()
 		lock.Close()
-		return nil, fmt.Errorf("embedded engine in %s did not start within 20s", dir)
+		return nil, fmt.Errorf("engine in %s did not start within 20s (is %s:%d free?)", dir, o.Host, o.Port)
 	}
-	return &Embedded{srv: srv, lock: lock, Dir: dir}, nil
+	return &Embedded{srv: srv, lock: lock, Dir: dir, user: o.User, pass: o.Password}, nil
 }
 
 // URL is where other processes on this machine can reach the engine.
@@ -67,7 +128,11 @@ func (e *Embedded) URL() string { return e.srv.ClientURL() }
 
 // Connect opens an in-process connection: the NATS protocol without a socket.
 func (e *Embedded) Connect(name string) (*nats.Conn, error) {
-	return nats.Connect("", nats.InProcessServer(e.srv), nats.Name(name), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.InProcessServer(e.srv), nats.Name(name), nats.MaxReconnects(-1)}
+	if e.user != "" {
+		opts = append(opts, nats.UserInfo(e.user, e.pass))
+	}
+	return nats.Connect("", opts...)
 }
 
 // Setup connects and creates the engine's streams and buckets.
@@ -76,7 +141,33 @@ func (e *Embedded) Setup(ctx context.Context) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng, err := Setup(ctx, nc, 1)
+	eng, err := Setup(ctx, nc, 1, 0)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return eng, nil
+}
+
+// SetupCluster creates the engine on a server that is part of a JetStream
+// cluster, with every stream replicated on `replicas` servers. It waits
+// for the cluster to elect a leader, which takes a few seconds after start.
+func (e *Embedded) SetupCluster(ctx context.Context, replicas int, lease time.Duration) (*Engine, error) {
+	nc, err := e.Connect("simswarm-setup")
+	if err != nil {
+		return nil, err
+	}
+	var eng *Engine
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		eng, err = Setup(sctx, nc, replicas, lease)
+		cancel()
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
 	if err != nil {
 		nc.Close()
 		return nil, err

@@ -79,6 +79,10 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 	// Own process group, so a kill reaches the program's children; and
 	// death with simswarm, so a killed runner leaves no orphans running.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Wait also waits for the output pipe to close, which a grandchild that
+	// outlived the process would hold open for as long as it lives: stop
+	// waiting for it after orphanGrace, so the group can be killed below.
+	cmd.WaitDelay = orphanGrace
 	res := &Result{Started: time.Now()}
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -127,6 +131,10 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 	killGroup(cmd.Process.Pid)
 	return res, nil
 }
+
+// orphanGrace is how long Run keeps reading the output of children left
+// behind by a process that has exited, before it kills them.
+const orphanGrace = time.Second
 
 // killGroup ends a process group: TERM first so simulations can flush, then
 // KILL for those that do not listen.
@@ -219,8 +227,8 @@ func (l *lineSplitter) Write(p []byte) (int, error) {
 			}
 			break
 		}
-		if len(l.buf) < l.max {
-			l.buf = append(l.buf, p[:i]...)
+		if room := l.max - len(l.buf); room > 0 {
+			l.buf = append(l.buf, p[:min(i, room)]...)
 		}
 		l.fn(l.buf)
 		l.buf = l.buf[:0]

@@ -46,9 +46,15 @@ func (r *Runner) execute(ctx context.Context, jobs []job) {
 		return
 	}
 	sort.Slice(todo, func(a, b int) bool { return todo[a].Run < todo[b].Run })
+	// Each pass runs alone what the previous left in doubt; attempts and
+	// batch splitting only shrink the set, so this ends.
 	retry := r.process(ctx, dir, todo)
-	for _, j := range retry {
-		r.process(ctx, dir, []job{j})
+	for len(retry) > 0 && ctx.Err() == nil {
+		var next []job
+		for _, j := range retry {
+			next = append(next, r.process(ctx, dir, []job{j})...)
+		}
+		retry = next
 	}
 }
 
@@ -132,8 +138,11 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	rc := &runCtx{cancel: cancel}
+	for _, j := range jobs {
+		rc.runs = append(rc.runs, simswarm.StatusKey(j.Campaign, j.Run))
+	}
 	r.track(first.Campaign, rc, true)
-	stop := engine.KeepAlive(msgsOf(jobs)...)
+	stop := r.Eng.KeepAlive(msgsOf(jobs)...)
 	res, err := proc.Run(pctx, proc.Spec{
 		Argv:      argv,
 		Dir:       filepath.Join(tree, filepath.FromSlash(first.Workdir)),
@@ -168,6 +177,11 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []
 		r.collect(ctx, first, resDir, filepath.Join(scratch, "console"), 0, -1, rec)
 		if first.Command.Kind == simswarm.KindOmnetpp && !res.Failed() {
 			r.stats.add(first.BatchKey(), idx, res.Wall, 1)
+		}
+		if rec.State == simswarm.RunFailed && first.attempt < first.Retries {
+			first.attempt++
+			r.Log.Info("run failed, trying again", "campaign", first.Campaign, "run", first.Run, "attempt", first.attempt)
+			return []job{first}
 		}
 		r.finish(ctx, first, rec)
 		return nil
@@ -425,18 +439,16 @@ func prefix(name string) string {
 // named: after the run's result files, else after the config and run.
 func outName(c simswarm.Command, run int, files []string) string {
 	pre := ""
+files:
 	for _, f := range files {
 		switch filepath.Ext(f) {
 		case ".sca", ".vec", ".vci", ".elog":
 			p := prefix(f)
-			if pre == "" || p == pre {
-				pre = p
-				continue
+			if pre != "" && p != pre {
+				pre = "" // result files of two names: name by the run
+				break files
 			}
-			pre = ""
-		}
-		if pre == "" {
-			break
+			pre = p
 		}
 	}
 	if pre != "" {

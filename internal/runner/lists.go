@@ -48,7 +48,7 @@ func (r *Runner) list(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	stop := engine.KeepAlive(msg)
+	stop := r.Eng.KeepAlive(msg)
 	defer stop()
 	out := simswarm.RunList{Key: j.Key}
 	if j.Version != simswarm.Version {

@@ -8,9 +8,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
+	"sort"
 	"sync"
 	"time"
 
@@ -43,6 +46,7 @@ type Runner struct {
 
 type runCtx struct {
 	cancel context.CancelFunc
+	runs   []string // "<campaign>.<run>" of the process
 }
 
 // Serve runs the slots until ctx ends. Running simulations are killed when
@@ -94,19 +98,38 @@ func (r *Runner) Serve(ctx context.Context) error {
 }
 
 func (r *Runner) heartbeat(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		r.mu.Lock()
-		w := simswarm.Worker{ID: r.ID, Host: r.Host, Role: "runner", Slots: r.Slots, Busy: r.busy, Version: simswarm.Version, Seen: time.Now()}
-		r.mu.Unlock()
-		_ = engine.PutJSON(ctx, r.Eng.Workers, "runner."+keySafe(r.ID), w)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	var cache int64
+	var measured time.Time
+	r.Eng.Heartbeat(ctx, "runner."+keySafe(r.ID), func() simswarm.Worker {
+		// Measuring the cache walks it: once a minute is enough.
+		if time.Since(measured) > time.Minute {
+			cache, measured = dirSize(r.Dir), time.Now()
 		}
-	}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		w := simswarm.Worker{ID: r.ID, Host: r.Host, Role: "runner", Slots: r.Slots, Busy: r.busy,
+			Version: simswarm.Version, Seen: time.Now(), CacheBytes: cache}
+		for _, m := range r.active {
+			for rc := range m {
+				w.Current = append(w.Current, rc.runs...)
+			}
+		}
+		sort.Strings(w.Current)
+		return w
+	})
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // slot takes run jobs one process at a time: one job, plus more of the same
@@ -179,7 +202,8 @@ func (r *Runner) fillBatch(ctx context.Context, cons jetstream.Consumer, first [
 
 type job struct {
 	simswarm.RunJob
-	msg jetstream.Msg
+	msg     jetstream.Msg
+	attempt int // runs of this job that failed on their own so far
 }
 
 func (r *Runner) decode(ctx context.Context, msg jetstream.Msg) (job, bool) {

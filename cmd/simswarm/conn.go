@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/simswarm/simswarm/internal/creds"
+	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/spf13/pflag"
+)
+
+// connFlags are how a client or worker reaches a cluster engine.
+type connFlags struct {
+	server, creds, ca string
+}
+
+func (c *connFlags) add(f *pflag.FlagSet) {
+	f.StringVar(&c.server, "server", "", "engine URL, e.g. nats://manager:4222 (env SIMSWARM_SERVER); none: embedded engine")
+	f.StringVar(&c.creds, "creds", "", "credentials file written by `simswarm server` (env SIMSWARM_CREDS)")
+	f.StringVar(&c.ca, "tls-ca", "", "CA certificate (PEM) for a tls:// server")
+}
+
+func (c *connFlags) resolve() {
+	if c.server == "" {
+		c.server = os.Getenv("SIMSWARM_SERVER")
+	}
+	if c.creds == "" {
+		c.creds = os.Getenv("SIMSWARM_CREDS")
+	}
+}
+
+// connect opens the cluster engine. wait keeps trying while the server is
+// down (workers); a client wants a clear error at once instead.
+func (c *connFlags) connect(ctx context.Context, name string, wait bool, log *slog.Logger) (*engine.Engine, error) {
+	o := engine.DialOptions{URL: c.server, CA: c.ca, Name: name, Wait: wait}
+	if c.creds != "" {
+		cr, err := creds.Load(c.creds)
+		if err != nil {
+			return nil, &exitError{code: 2, err: err}
+		}
+		o.Creds = &cr
+	}
+	if err := engine.CheckURL(c.server); err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	nc, err := engine.Dial(ctx, o)
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	for {
+		eng, err := engine.Open(ctx, nc)
+		if err == nil {
+			return eng, nil
+		}
+		if !wait || ctx.Err() != nil {
+			nc.Close()
+			if errors.Is(err, engine.ErrNotEngine) {
+				return nil, &exitError{code: 2, err: fmt.Errorf("%s: %w", c.server, err)}
+			}
+			return nil, &exitError{code: 2, err: err}
+		}
+		log.Warn("waiting for the engine", "server", c.server, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// untilSignal returns a context that ends on SIGINT or SIGTERM.
+func untilSignal() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func logger(verbose bool) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/simswarm/simswarm/internal/creds"
+	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/spf13/cobra"
+)
+
+func serverCommand() *cobra.Command {
+	var (
+		listen, state, credsFile, tlsCert, tlsKey string
+		cluster, clusterName, routes, sync, name  string
+		replicas                                  int
+		lease                                     time.Duration
+		verbose                                   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Serve the engine (NATS JetStream) for a cluster",
+		Long: `Server runs the engine that clients, builders and runners of a cluster
+share. It requires authentication: on first start it generates credentials
+and writes them to <state>/client.creds (mode 0600), unless --creds names a
+file (e.g. a Docker secret). Give that file to clients and workers.
+
+Three servers with --cluster and --routes form a JetStream cluster whose
+streams are replicated (--replicas 3), so losing one server loses nothing.`,
+		Example: `  simswarm server --listen 0.0.0.0:4222 --state /data
+  simswarm server --listen 0.0.0.0:4222 --state /data --name s1 \
+      --cluster 0.0.0.0:6222 --routes nats://s2:6222,nats://s3:6222 --replicas 3`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host, port, err := splitHostPort(listen, "--listen")
+			if err != nil {
+				return err
+			}
+			if state == "" {
+				return usageErr("--state is required: the engine keeps its files there")
+			}
+			o := engine.ServerOptions{Dir: state, Host: host, Port: port, Name: name, TLSCert: tlsCert, TLSKey: tlsKey, ClusterName: clusterName}
+			switch sync {
+			case "always":
+				o.SyncAlways = true
+			default:
+				d, err := time.ParseDuration(sync)
+				if err != nil || d <= 0 {
+					return usageErr("invalid --sync %q: `always` or a duration such as 1s", sync)
+				}
+				o.SyncInterval = d
+			}
+			if cluster != "" {
+				if o.ClusterHost, o.ClusterPort, err = splitHostPort(cluster, "--cluster"); err != nil {
+					return err
+				}
+				for _, r := range strings.Split(routes, ",") {
+					if r = strings.TrimSpace(r); r != "" {
+						o.Routes = append(o.Routes, r)
+					}
+				}
+			} else if replicas > 1 {
+				return usageErr("--replicas %d needs a cluster (--cluster and --routes)", replicas)
+			}
+			if replicas < 1 {
+				return usageErr("--replicas must be at least 1")
+			}
+			if (tlsCert == "") != (tlsKey == "") {
+				return usageErr("--tls-cert and --tls-key go together")
+			}
+			if err := os.MkdirAll(state, 0o755); err != nil {
+				return usageErr("state dir %s: %v", state, err)
+			}
+			c, path, created, err := creds.LoadOrCreate(credsFile, state)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			o.User, o.Password = c.User, c.Password
+			log := logger(verbose)
+			srv, err := engine.StartServer(o)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			defer srv.Shutdown()
+			ctx, stop := untilSignal()
+			defer stop()
+			eng, err := srv.SetupCluster(ctx, replicas, lease)
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("set up the engine: %w", err)}
+			}
+			defer eng.NC.Close()
+			scheme := "nats"
+			if tlsCert != "" {
+				scheme = "tls"
+			}
+			verb := "read"
+			if created {
+				verb = "generated"
+			}
+			abs, _ := filepath.Abs(path)
+			fmt.Fprintf(cmd.OutOrStdout(), "simswarm server %s://%s listening; credentials %s in %s\n", scheme, listen, verb, abs)
+			log.Info("engine ready", "replicas", replicas, "lease", eng.Lease)
+			<-ctx.Done()
+			fmt.Fprintln(cmd.OutOrStdout(), "simswarm server stopping")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:4222", "client address to listen on (host:port)")
+	f.StringVar(&state, "state", "", "directory for the engine's files and credentials")
+	f.StringVar(&credsFile, "creds", "", "credentials file to use instead of generating one (e.g. /run/secrets/simswarm_creds)")
+	f.StringVar(&tlsCert, "tls-cert", "", "TLS certificate (PEM); clients then use tls://")
+	f.StringVar(&tlsKey, "tls-key", "", "TLS private key (PEM)")
+	f.StringVar(&name, "name", "", "server name, unique in a cluster (default: the hostname)")
+	f.StringVar(&cluster, "cluster", "", "route address to listen on for the other servers (host:port)")
+	f.StringVar(&clusterName, "cluster-name", "simswarm", "JetStream cluster name")
+	f.StringVar(&routes, "routes", "", "comma-separated route URLs of the other servers (nats://host:6222)")
+	f.IntVar(&replicas, "replicas", 1, "copies of every stream (3 in a 3-server cluster)")
+	f.StringVar(&sync, "sync", "1s", "how often JetStream fsyncs: a duration, or `always`")
+	f.DurationVar(&lease, "lease", engine.DefaultLease, "how long a job stays with a worker that shows no sign of life")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log more")
+	return cmd
+}
+
+func splitHostPort(s, flag string) (string, int, error) {
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, usageErr("invalid %s %q: want host:port", flag, s)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, usageErr("invalid %s %q: bad port", flag, s)
+	}
+	return host, port, nil
+}

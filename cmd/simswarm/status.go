@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/simswarm/simswarm/internal/embedded"
+	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/status"
+	"github.com/spf13/cobra"
+)
+
+func statusCommand() *cobra.Command {
+	var (
+		conn   connFlags
+		state  string
+		asJSON bool
+		recent int
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print queues, workers and campaigns of an engine",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn.resolve()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var eng *engine.Engine
+			if conn.server != "" {
+				e, err := conn.connect(ctx, "simswarm-status", false, logger(false))
+				if err != nil {
+					return err
+				}
+				defer e.NC.Close()
+				eng = e
+			} else {
+				if state == "" {
+					state = defaultState()
+				}
+				inst, err := embedded.Open(ctx, state)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				defer inst.Stop()
+				eng = inst.Eng
+			}
+			r, err := status.Collect(ctx, eng, recent)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), r)
+			}
+			r.Print(cmd.OutOrStdout(), time.Now())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	conn.add(f)
+	f.StringVar(&state, "state", "", "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.IntVar(&recent, "campaigns", 10, "how many recent campaigns to show")
+	return cmd
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/simswarm/simswarm/internal/build"
+	"github.com/simswarm/simswarm/internal/runner"
+	"github.com/spf13/cobra"
+)
+
+func defaultWorkDir(sub string) string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "simswarm", sub)
+	}
+	return filepath.Join(os.TempDir(), "simswarm-"+sub)
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	if h == "" {
+		h = "host"
+	}
+	return h
+}
+
+func builderCommand() *cobra.Command {
+	var (
+		conn      connFlags
+		dir, name string
+		jobs      int
+		verbose   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "builder",
+		Short: "Take build jobs from a cluster engine",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn.resolve()
+			if conn.server == "" {
+				return usageErr("--server is required (or SIMSWARM_SERVER)")
+			}
+			if jobs < 1 {
+				return usageErr("--jobs must be at least 1")
+			}
+			log := logger(verbose)
+			ctx, stop := untilSignal()
+			defer stop()
+			eng, err := conn.connect(ctx, "simswarm-builder "+name, true, log)
+			if err != nil {
+				return err
+			}
+			defer eng.NC.Close()
+			fmt.Fprintf(cmd.ErrOrStderr(), "simswarm builder %s: connected to %s, workspaces in %s\n", name, conn.server, dir)
+			b := &build.Builder{Eng: eng, Dir: dir, Jobs: jobs, Host: name, Log: log}
+			return b.Serve(ctx)
+		},
+	}
+	f := cmd.Flags()
+	conn.add(f)
+	f.StringVar(&dir, "dir", defaultWorkDir("workspaces"), "directory of the persistent build workspaces")
+	f.IntVar(&jobs, "jobs", runtime.NumCPU(), "build parallelism ({jobs} in the build command)")
+	f.StringVar(&name, "name", hostname(), "worker name shown in status")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log every job")
+	return cmd
+}
+
+func runnerCommand() *cobra.Command {
+	var (
+		conn           connFlags
+		dir, name      string
+		slots, reserve int
+		verbose        bool
+	)
+	cmd := &cobra.Command{
+		Use:   "runner",
+		Short: "Run simulations for a cluster engine, one slot per core",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn.resolve()
+			if conn.server == "" {
+				return usageErr("--server is required (or SIMSWARM_SERVER)")
+			}
+			if !cmd.Flags().Changed("slots") {
+				slots = runtime.NumCPU() - reserve
+			}
+			if slots < 1 {
+				return usageErr("--slots must be at least 1 (after --reserve %d of %d cores)", reserve, runtime.NumCPU())
+			}
+			if reserve < 0 {
+				return usageErr("--reserve must not be negative")
+			}
+			log := logger(verbose)
+			ctx, stop := untilSignal()
+			defer stop()
+			eng, err := conn.connect(ctx, "simswarm-runner "+name, true, log)
+			if err != nil {
+				return err
+			}
+			defer eng.NC.Close()
+			fmt.Fprintf(cmd.ErrOrStderr(), "simswarm runner %s: %d slots, connected to %s, cache in %s\n", name, slots, conn.server, dir)
+			r := &runner.Runner{Eng: eng, Dir: dir, Slots: slots, Host: name, Log: log,
+				ID: fmt.Sprintf("%s-%d", name, os.Getpid())}
+			return r.Serve(ctx)
+		},
+	}
+	f := cmd.Flags()
+	conn.add(f)
+	f.StringVar(&dir, "cache", defaultWorkDir("runner"), "per-host cache of snapshots and artifacts (shared by runners on this host)")
+	f.IntVar(&slots, "slots", runtime.NumCPU(), "parallel runs (default: one per core, less --reserve)")
+	f.IntVar(&reserve, "reserve", 0, "cores to leave free (e.g. on a manager)")
+	f.StringVar(&name, "name", hostname(), "host name shown in status and run records")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log every job")
+	return cmd
+}

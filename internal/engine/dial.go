@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/simswarm/simswarm/internal/creds"
+)
+
+// DialOptions says how to reach a cluster engine.
+type DialOptions struct {
+	URL   string
+	Creds *creds.Creds // nil: no credentials
+	CA    string       // PEM file of the CA for tls:// servers
+	Name  string       // connection name, shown by the server
+	// Wait keeps trying to connect until ctx ends (workers started before
+	// their server); otherwise an unreachable server is an error at once.
+	Wait bool
+}
+
+// CheckURL validates a --server value, so a typo is named as such and not
+// reported as a network error.
+func CheckURL(raw string) error {
+	for _, one := range strings.Split(raw, ",") {
+		u, err := url.Parse(one)
+		if err != nil || u.Host == "" || u.Opaque != "" {
+			return fmt.Errorf("malformed server URL %q: want nats://host:port", one)
+		}
+		switch u.Scheme {
+		case "nats", "tls":
+		default:
+			return fmt.Errorf("malformed server URL %q: scheme must be nats:// or tls://", one)
+		}
+		if u.Port() == "" {
+			return fmt.Errorf("malformed server URL %q: no port (the engine listens on 4222 by default)", one)
+		}
+	}
+	return nil
+}
+
+// Dial connects to a cluster engine. Connections reconnect forever once up:
+// a server restart must not end a campaign or a worker.
+func Dial(ctx context.Context, o DialOptions) (*nats.Conn, error) {
+	if err := CheckURL(o.URL); err != nil {
+		return nil, err
+	}
+	opts := []nats.Option{
+		nats.Name(o.Name),
+		nats.Timeout(3 * time.Second),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.PingInterval(10 * time.Second),
+	}
+	if o.Creds != nil {
+		opts = append(opts, nats.UserInfo(o.Creds.User, o.Creds.Password))
+	}
+	if o.CA != "" {
+		opts = append(opts, nats.RootCAs(o.CA))
+	}
+	for {
+		nc, err := nats.Connect(o.URL, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		err = explain(o, err)
+		if !o.Wait || errors.Is(err, errAuth) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+var errAuth = errors.New("the server refused the credentials")
+
+func explain(o DialOptions, err error) error {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(msg), "authorization"):
+		if o.Creds == nil {
+			return fmt.Errorf("%w at %s: it requires credentials; pass --creds FILE or set SIMSWARM_CREDS", errAuth, o.URL)
+		}
+		return fmt.Errorf("%w at %s: check the --creds file against the server's client.creds", errAuth, o.URL)
+	case errors.Is(err, nats.ErrNoServers):
+		return fmt.Errorf("cannot reach the simswarm server at %s: no server answers there", o.URL)
+	}
+	return fmt.Errorf("cannot reach the simswarm server at %s: %v", o.URL, err)
+}

@@ -1,0 +1,147 @@
+// Package status reads where an engine stands: its queues, its workers and
+// its campaigns. `simswarm status` prints it; the dashboard serves it.
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/engine"
+)
+
+// Queue is one kind of job.
+type Queue struct {
+	Name    string `json:"name"`
+	Waiting uint64 `json:"waiting"` // not yet taken
+	Taken   int    `json:"taken"`   // with a worker, not finished
+}
+
+// Campaign is a campaign with its run counts.
+type Campaign struct {
+	simswarm.Campaign
+	Counts map[string]int `json:"counts"` // by run state
+}
+
+// Report is the engine's state.
+type Report struct {
+	Queues    []Queue           `json:"queues"`
+	Workers   []simswarm.Worker `json:"workers"`
+	Campaigns []Campaign        `json:"campaigns"`
+	Stored    uint64            `json:"stored_bytes"`
+}
+
+// Collect reads the report. Campaigns are the most recent `recent`.
+func Collect(ctx context.Context, eng *engine.Engine, recent int) (*Report, error) {
+	r := &Report{}
+	for _, q := range []struct{ name, consumer string }{{"build", engine.ConsumerBuild}, {"list", engine.ConsumerList}, {"run", engine.ConsumerRun}} {
+		c, err := eng.Jobs.Consumer(ctx, q.consumer)
+		if err != nil {
+			return nil, fmt.Errorf("read queue %s: %w", q.name, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read queue %s: %w", q.name, err)
+		}
+		r.Queues = append(r.Queues, Queue{Name: q.name, Waiting: info.NumPending, Taken: info.NumAckPending})
+	}
+	if err := eachValue(ctx, eng.Workers, ">", func(b []byte) {
+		var w simswarm.Worker
+		if json.Unmarshal(b, &w) == nil {
+			r.Workers = append(r.Workers, w)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	sort.Slice(r.Workers, func(a, b int) bool { return r.Workers[a].ID < r.Workers[b].ID })
+	var camps []simswarm.Campaign
+	if err := eachValue(ctx, eng.Campaigns, ">", func(b []byte) {
+		var c simswarm.Campaign
+		if json.Unmarshal(b, &c) == nil {
+			camps = append(camps, c)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	sort.Slice(camps, func(a, b int) bool { return camps[a].Submitted.After(camps[b].Submitted) })
+	if len(camps) > recent {
+		camps = camps[:recent]
+	}
+	for _, c := range camps {
+		sc := Campaign{Campaign: c, Counts: map[string]int{}}
+		seen := 0
+		_ = eachValue(ctx, eng.Status, c.ID+".*", func(b []byte) {
+			var rec struct {
+				State string `json:"state"`
+			}
+			if json.Unmarshal(b, &rec) == nil {
+				sc.Counts[rec.State]++
+				seen++
+			}
+		})
+		sc.Counts[simswarm.RunPending] = c.Runs - seen
+		r.Campaigns = append(r.Campaigns, sc)
+	}
+	if info, err := eng.Blobs.Status(ctx); err == nil {
+		r.Stored = info.Size()
+	}
+	return r, nil
+}
+
+// eachValue calls fn with the current value of every key matching filter.
+func eachValue(ctx context.Context, kv jetstream.KeyValue, filter string, fn func([]byte)) error {
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("read %s: %w", kv.Bucket(), err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e := <-w.Updates():
+			if e == nil {
+				return nil
+			}
+			fn(e.Value())
+		}
+	}
+}
+
+// Print writes the report for people.
+func (r *Report) Print(w io.Writer, now time.Time) {
+	fmt.Fprintln(w, "QUEUE   WAITING  TAKEN")
+	for _, q := range r.Queues {
+		fmt.Fprintf(w, "%-7s %7d  %5d\n", q.Name, q.Waiting, q.Taken)
+	}
+	fmt.Fprintf(w, "\nWORKERS (%d)\n", len(r.Workers))
+	for _, x := range r.Workers {
+		fmt.Fprintf(w, "%-8s %-28s %2d/%-2d busy  v%s  seen %s ago  cache %s\n", x.Role, x.ID, x.Busy, x.Slots, x.Version,
+			now.Sub(x.Seen).Round(time.Second), human(x.CacheBytes))
+	}
+	fmt.Fprintf(w, "\nCAMPAIGNS (%d most recent)\n", len(r.Campaigns))
+	for _, c := range r.Campaigns {
+		fmt.Fprintf(w, "%s  %-9s %5d runs: %d succeeded, %d failed, %d running, %d pending  %s (%s)\n", c.ID, c.State, c.Runs,
+			c.Counts[simswarm.RunSucceeded], c.Counts[simswarm.RunFailed], c.Counts[simswarm.RunRunning], c.Counts[simswarm.RunPending],
+			c.Project, c.Workdir)
+	}
+	fmt.Fprintf(w, "\nstored: %s\n", human(int64(r.Stored)))
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
