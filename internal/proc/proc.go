@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -84,6 +85,10 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 	// waiting for it after orphanGrace, so the group can be killed below.
 	cmd.WaitDelay = orphanGrace
 	res := &Result{Started: time.Now()}
+	// Pdeathsig follows the thread that started the child, not the process:
+	// keep this goroutine on that thread until the child is reaped.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
