@@ -179,3 +179,5 @@ func readFile(t testing.TB, p string) string {
 	}
 	return string(b)
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -94,26 +94,10 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	defer bar.Finish()
 	bar.Update(counts)
 	left := len(p.runs) - sum.Cached
-	for left > 0 {
-		var e jetstream.KeyValueEntry
-		select {
-		case <-ctx.Done():
-			return sum, ctx.Err()
-		case <-c.Opt.Interrupt:
-			bar.Finish()
-			c.cancel(p.id)
-			sum.Cancelled = left
-			sum.Failures = sorted(failures)
-			return sum, ErrInterrupted
-		case e = <-w.Updates():
-		}
-		if e == nil {
-			continue
-		}
-		n, rec, ok := c.statusEntry(e, p.id)
+	apply := func(n int, rec *simswarm.RunRecord) {
 		st := states[n]
-		if !ok || st == nil || !st.waiting || rec.Key != st.key {
-			continue
+		if st == nil || !st.waiting || rec.Key != st.key {
+			return
 		}
 		prev := st.state
 		st.state = rec.State
@@ -154,6 +138,36 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 			}
 		}
 		bar.Update(counts)
+	}
+	tick := time.NewTicker(reconcileEvery)
+	defer tick.Stop()
+	last := time.Now()
+	for left > 0 {
+		select {
+		case <-ctx.Done():
+			return sum, ctx.Err()
+		case <-c.Opt.Interrupt:
+			bar.Finish()
+			c.cancel(p.id)
+			sum.Cancelled = left
+			sum.Failures = sorted(failures)
+			return sum, ErrInterrupted
+		case <-tick.C:
+			if time.Since(last) >= reconcileEvery {
+				if err := c.reconcile(ctx, p, states, apply); err != nil {
+					return sum, err
+				}
+				last = time.Now()
+			}
+		case e := <-w.Updates():
+			if e == nil {
+				continue
+			}
+			last = time.Now()
+			if n, rec, ok := c.statusEntry(e, p.id); ok {
+				apply(n, rec)
+			}
+		}
 	}
 	sum.Failures = sorted(failures)
 	// Runners on this host wrote through a scratch directory inside the
@@ -368,4 +382,39 @@ func (s *Summary) host(h string) {
 		s.Hosts = map[string]int{}
 	}
 	s.Hosts[h]++
+}
+
+// reconcileEvery is how long a quiet campaign waits before it checks that
+// every run it waits for still has a job or an outcome.
+const reconcileEvery = 15 * time.Second
+
+// reconcile looks for runs whose outcome the client missed or whose job the
+// engine lost (a server that died between its fsyncs): an outcome is
+// applied, a lost job is submitted again.
+func (c *Client) reconcile(ctx context.Context, p *prepared, states map[int]*runState, apply func(int, *simswarm.RunRecord)) error {
+	queued, err := c.queued(ctx, p.id)
+	if err != nil {
+		return nil // the engine is away; try again at the next tick
+	}
+	var lost []int
+	for n, st := range states {
+		if !st.waiting || queued[n] {
+			continue
+		}
+		var rec simswarm.RunRecord
+		ok, err := engine.GetJSON(ctx, c.Eng.Status, simswarm.StatusKey(p.id, n), &rec)
+		if err != nil {
+			return nil
+		}
+		if ok && rec.Key == st.key && rec.Done() {
+			apply(n, &rec)
+			continue
+		}
+		lost = append(lost, n)
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	sort.Ints(lost)
+	return c.submit(ctx, p, lost, states)
 }

@@ -152,6 +152,9 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []
 	})
 	stop()
 	cancelled := pctx.Err() != nil
+	if err == nil {
+		r.Log.Info("process ended", "campaign", first.Campaign, "runs", omnetpp.RunNumberArg(runsOf(jobs)), "how", res.Describe(), "wall", res.Wall)
+	}
 	r.track(first.Campaign, rc, false)
 	cancel()
 	console.Close()

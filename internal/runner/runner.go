@@ -67,6 +67,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 	r.active = map[string]map[*runCtx]bool{}
 	r.trees.dir = r.Dir
 	r.trees.eng = r.Eng
+	r.trees.log = r.Log
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return fmt.Errorf("runner cache dir: %w", err)
 	}

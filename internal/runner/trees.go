@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -21,6 +22,7 @@ import (
 type treeCache struct {
 	dir string
 	eng *engine.Engine
+	log *slog.Logger
 
 	mu    sync.Mutex
 	trees map[string]*tree
@@ -92,10 +94,15 @@ func (c *treeCache) materialise(ctx context.Context, dir, snap, art string) erro
 	if err != nil {
 		return fmt.Errorf("fetch artifact %s: %w", simswarm.Short(art), err)
 	}
-	_, err = archive.Unpack(obj, dir)
+	entries, err := archive.Unpack(obj, dir)
 	obj.Close()
 	if err != nil {
 		return fmt.Errorf("unpack artifact %s: %w", simswarm.Short(art), err)
 	}
+	var bytes int64
+	for _, e := range entries {
+		bytes += e.Size
+	}
+	c.log.Info("tree ready", "snapshot", simswarm.Short(snap), "artifact", simswarm.Short(art), "files", len(man.Entries), "artifact_bytes", bytes)
 	return os.WriteFile(filepath.Join(dir, readyMark), nil, 0o644)
 }
