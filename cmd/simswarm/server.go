@@ -81,6 +81,7 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 			}
 			o.User, o.Password = c.User, c.Password
 			log := logger(verbose)
+			o.Log = verbose
 			srv, err := engine.StartServer(o)
 			if err != nil {
 				return &exitError{code: 2, err: err}

@@ -2,8 +2,11 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,6 +26,7 @@ type Embedded struct {
 	lock       *os.File
 	Dir        string
 	user, pass string
+	tls        bool
 }
 
 // ErrStateBusy means another simswarm process holds the state directory.
@@ -56,6 +60,8 @@ type ServerOptions struct {
 	SyncAlways   bool
 	// NoListen serves in-process connections only.
 	NoListen bool
+	// Log lets the NATS server log to stderr.
+	Log bool
 }
 
 // StartServer starts an engine server. The lock on its state directory makes
@@ -77,7 +83,7 @@ func StartServer(o ServerOptions) (*Embedded, error) {
 		JetStream:              true,
 		StoreDir:               filepath.Join(dir, "jetstream"),
 		NoSigs:                 true,
-		NoLog:                  true,
+		NoLog:                  !o.Log,
 		DisableJetStreamBanner: true,
 		MaxPayload:             8 << 20,
 		DontListen:             o.NoListen,
@@ -114,25 +120,44 @@ func StartServer(o ServerOptions) (*Embedded, error) {
 		lock.Close()
 		return nil, fmt.Errorf("engine server: %w", err)
 	}
+	if o.Log {
+		srv.ConfigureLogger()
+	}
 	go srv.Start()
 	if !srv.ReadyForConnections(20 * time.Second) {
 		srv.Shutdown()
 		lock.Close()
 		return nil, fmt.Errorf("engine in %s did not start within 20s (is %s:%d free?)", dir, o.Host, o.Port)
 	}
-	return &Embedded{srv: srv, lock: lock, Dir: dir, user: o.User, pass: o.Password}, nil
+	return &Embedded{srv: srv, lock: lock, Dir: dir, user: o.User, pass: o.Password, tls: o.TLSCert != ""}, nil
 }
 
 // URL is where other processes on this machine can reach the engine.
 func (e *Embedded) URL() string { return e.srv.ClientURL() }
 
-// Connect opens an in-process connection: the NATS protocol without a socket.
+// Connect opens a connection to the server from this process: in-process
+// (the NATS protocol without a socket) when the server listens on none, else
+// over loopback, because JetStream API requests of an in-process connection
+// go unanswered in a cluster.
 func (e *Embedded) Connect(name string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.InProcessServer(e.srv), nats.Name(name), nats.MaxReconnects(-1)}
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1)}
 	if e.user != "" {
 		opts = append(opts, nats.UserInfo(e.user, e.pass))
 	}
-	return nats.Connect("", opts...)
+	addr, ok := e.srv.Addr().(*net.TCPAddr)
+	if !ok {
+		return nats.Connect("", append(opts, nats.InProcessServer(e.srv))...)
+	}
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	scheme := "nats"
+	if e.tls {
+		scheme = "tls"
+		opts = append(opts, nats.Secure(&tls.Config{InsecureSkipVerify: true})) // our own server, over loopback
+	}
+	return nats.Connect(fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(host, strconv.Itoa(addr.Port))), opts...)
 }
 
 // Setup connects and creates the engine's streams and buckets.
@@ -160,12 +185,13 @@ func (e *Embedded) SetupCluster(ctx context.Context, replicas int, lease time.Du
 	var eng *Engine
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		eng, err = Setup(sctx, nc, replicas, lease)
 		cancel()
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
+		slog.Debug("engine setup waits for the cluster", "err", err)
 		time.Sleep(time.Second)
 	}
 	if err != nil {
