@@ -167,18 +167,3 @@ func cleanEnv() []string {
 	}
 	return env
 }
-
-// waitFile waits until path exists, for a server's credentials.
-func waitFile(t *testing.T, path string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear within %s", path, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
