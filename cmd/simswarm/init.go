@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/simswarm/simswarm/internal/creds"
+	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/spf13/cobra"
+)
+
+// initCommand sets the engine up on a NATS server simswarm did not start,
+// such as the official nats image, which knows nothing of our streams.
+func initCommand() *cobra.Command {
+	var (
+		conn     connFlags
+		replicas int
+		lease    time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create the engine's streams and buckets on an existing NATS server (e.g. the official nats image)",
+		Example: `  docker run -d -p 4222:4222 -v nats:/data nats:2.12 -js -sd /data --user simswarm --pass "$PASS"
+  printf 'user = "simswarm"\npassword = "%s"\n' "$PASS" > client.creds; chmod 600 client.creds
+  simswarm init --server nats://localhost:4222 --creds client.creds`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn.resolve()
+			if conn.server == "" {
+				return usageErr("--server is required (or SIMSWARM_SERVER)")
+			}
+			if replicas < 1 {
+				return usageErr("--replicas must be at least 1")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			o := engine.DialOptions{URL: conn.server, CA: conn.ca, Name: "simswarm-init"}
+			if conn.creds != "" {
+				c, err := creds.Load(conn.creds)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				o.Creds = &c
+			}
+			nc, err := engine.Dial(ctx, o)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			defer nc.Close()
+			eng, err := engine.Setup(ctx, nc, replicas, lease)
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("%s: %w (is JetStream enabled, -js?)", conn.server, err)}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "simswarm engine ready on %s (replicas %d, lease %s)\n", conn.server, replicas, eng.Lease)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	conn.add(f)
+	f.IntVar(&replicas, "replicas", 1, "copies of every stream (3 on a 3-server JetStream cluster)")
+	f.DurationVar(&lease, "lease", engine.DefaultLease, "how long a job stays with a worker that shows no sign of life")
+	return cmd
+}
