@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 
 	"github.com/simswarm/simswarm/internal/build"
 	"github.com/simswarm/simswarm/internal/runner"
@@ -68,10 +70,10 @@ func builderCommand() *cobra.Command {
 
 func runnerCommand() *cobra.Command {
 	var (
-		conn           connFlags
-		dir, name      string
-		slots, reserve int
-		verbose        bool
+		conn            connFlags
+		dir, name, size string
+		slots, reserve  int
+		verbose         bool
 	)
 	cmd := &cobra.Command{
 		Use:   "runner",
@@ -90,6 +92,10 @@ func runnerCommand() *cobra.Command {
 			if reserve < 0 {
 				return usageErr("--reserve must not be negative")
 			}
+			limit, err := parseSize(size)
+			if err != nil {
+				return usageErr("invalid --cache-size %q: %v", size, err)
+			}
 			log := logger(verbose)
 			ctx, stop := untilSignal()
 			defer stop()
@@ -99,7 +105,7 @@ func runnerCommand() *cobra.Command {
 			}
 			defer eng.NC.Close()
 			fmt.Fprintf(cmd.ErrOrStderr(), "simswarm runner %s: %d slots, connected to %s, cache in %s\n", name, slots, conn.server, dir)
-			r := &runner.Runner{Eng: eng, Dir: dir, Slots: slots, Host: name, Log: log,
+			r := &runner.Runner{Eng: eng, Dir: dir, Slots: slots, Host: name, Log: log, CacheBytes: limit,
 				ID: fmt.Sprintf("%s-%d", name, os.Getpid())}
 			return r.Serve(ctx)
 		},
@@ -107,9 +113,31 @@ func runnerCommand() *cobra.Command {
 	f := cmd.Flags()
 	conn.add(f)
 	f.StringVar(&dir, "cache", defaultWorkDir("runner"), "per-host cache of snapshots and artifacts (shared by runners on this host)")
+	f.StringVar(&size, "cache-size", "20GiB", "bound of the cache; least recently used trees go first (0: no bound)")
 	f.IntVar(&slots, "slots", runtime.NumCPU(), "parallel runs (default: one per core, less --reserve)")
 	f.IntVar(&reserve, "reserve", 0, "cores to leave free (e.g. on a manager)")
 	f.StringVar(&name, "name", hostname(), "host name shown in status and run records")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every job")
 	return cmd
+}
+
+// parseSize reads sizes such as 512MiB, 20GiB, 1.5G or 1000000.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), 1.0
+	for _, u := range units {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("want a size such as 20GiB or 512MiB")
+	}
+	return int64(v * mult), nil
 }

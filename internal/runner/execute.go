@@ -40,11 +40,15 @@ func (r *Runner) execute(ctx context.Context, jobs []job) {
 	if len(todo) == 0 {
 		return
 	}
-	dir, err := r.trees.get(ctx, todo[0].Snapshot, todo[0].Artifact)
+	dir, release, err := r.trees.get(ctx, todo[0].Snapshot, todo[0].Artifact)
 	if err != nil {
 		r.infraFault(ctx, todo, err)
 		return
 	}
+	defer release()
+	r.mu.Lock()
+	r.faults = 0
+	r.mu.Unlock()
 	sort.Slice(todo, func(a, b int) bool { return todo[a].Run < todo[b].Run })
 	// Each pass runs alone what the previous left in doubt; attempts and
 	// batch splitting only shrink the set, so this ends.
@@ -96,8 +100,23 @@ func (r *Runner) infraFault(ctx context.Context, jobs []job, err error) {
 			r.finish(ctx, j, &simswarm.RunRecord{State: simswarm.RunFailed, Reason: err.Error()})
 			continue
 		}
-		_ = j.msg.NakWithDelay(time.Duration(1<<min(n, 5)) * time.Second)
+		// Back to the queue at once, for a healthy runner; this one pauses.
+		_ = j.msg.NakWithDelay(500 * time.Millisecond)
 	}
+	r.mu.Lock()
+	r.faults++
+	r.mu.Unlock()
+}
+
+// pause is how long the slots of a runner that keeps failing to prepare runs
+// wait before taking another job: 1, 2, 4 ... 30 s after consecutive faults.
+func (r *Runner) pause() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.faults == 0 {
+		return 0
+	}
+	return min(time.Duration(1<<min(r.faults-1, 5))*time.Second, 30*time.Second)
 }
 
 // process runs jobs in one process and records the runs whose outcome is

@@ -71,10 +71,11 @@ func (r *Runner) list(ctx context.Context, msg jetstream.Msg) {
 }
 
 func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm.RunList) error {
-	dir, err := r.trees.get(ctx, j.Snapshot, j.Artifact)
+	dir, release, err := r.trees.get(ctx, j.Snapshot, j.Artifact)
 	if err != nil {
 		return err
 	}
+	defer release()
 	wd := filepath.Join(dir, filepath.FromSlash(j.Workdir))
 	argv := append([]string(nil), j.Command.Argv...)
 	if !omnetpp.HasOption(argv, "-s") {

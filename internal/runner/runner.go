@@ -36,12 +36,16 @@ type Runner struct {
 	SharedDisk bool
 	// MaxBatch bounds how many runs one process may execute (0: 8).
 	MaxBatch int
+	// CacheBytes bounds the host cache of trees (0: no bound); least
+	// recently used trees that no process uses are evicted.
+	CacheBytes int64
 
 	trees  treeCache
 	stats  batchStats
 	mu     sync.Mutex
 	active map[string]map[*runCtx]bool // campaign -> running processes
 	busy   int
+	faults int // consecutive failures to prepare a run on this host
 }
 
 type runCtx struct {
@@ -68,6 +72,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 	r.trees.dir = r.Dir
 	r.trees.eng = r.Eng
 	r.trees.log = r.Log
+	r.trees.max = r.CacheBytes
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return fmt.Errorf("runner cache dir: %w", err)
 	}
@@ -137,6 +142,9 @@ func dirSize(dir string) int64 {
 // campaign when the batch policy says start-up is worth sharing.
 func (r *Runner) slot(ctx context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
+		if d := r.pause(); d > 0 {
+			sleep(ctx, d)
+		}
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
 		if err != nil {

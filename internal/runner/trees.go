@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
+	"time"
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/archive"
@@ -18,11 +20,14 @@ import (
 
 // treeCache materialises each (snapshot, artifact) pair once per host: the
 // first slot to ask fetches, the others wait for it; a file lock extends that
-// to several runner processes sharing the cache directory.
+// to several runner processes sharing the cache directory. Trees in use are
+// held with a shared lock, so that eviction, which takes it exclusively,
+// never removes a tree under a running simulation.
 type treeCache struct {
 	dir string
 	eng *engine.Engine
 	log *slog.Logger
+	max int64 // bytes; 0: no bound
 
 	mu    sync.Mutex
 	trees map[string]*tree
@@ -36,10 +41,42 @@ type tree struct {
 
 const readyMark = ".simswarm-ready"
 
-// get returns the directory holding the snapshot with the artifact laid over it.
-func (c *treeCache) get(ctx context.Context, snap, art string) (string, error) {
+// get returns the directory holding the snapshot with the artifact laid
+// over it, and a release to call when the process using it has ended.
+func (c *treeCache) get(ctx context.Context, snap, art string) (string, func(), error) {
 	key := simswarm.Short(snap) + "-" + simswarm.Short(art)
+	// A tree another runner process evicted since we last used it is
+	// materialised again; three rounds are plenty for that race.
+	for range 3 {
+		t := c.entry(key)
+		t.once.Do(func() { t.err = c.materialise(ctx, t.path, snap, art) })
+		if t.err != nil {
+			c.forget(key, t) // the failure may have been passing
+			return "", nil, t.err
+		}
+		use, err := os.OpenFile(t.path+".use", os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return "", nil, fmt.Errorf("tree lock: %w", err)
+		}
+		if err := unix.Flock(int(use.Fd()), unix.LOCK_SH); err != nil {
+			use.Close()
+			return "", nil, fmt.Errorf("tree lock: %w", err)
+		}
+		ready := filepath.Join(t.path, readyMark)
+		if _, err := os.Stat(ready); err == nil {
+			now := time.Now()
+			_ = os.Chtimes(ready, now, now) // least recently used goes first
+			return t.path, func() { use.Close() }, nil
+		}
+		use.Close()
+		c.forget(key, t)
+	}
+	return "", nil, fmt.Errorf("tree %s keeps being evicted: the cache bound is too small for the runs in progress", key)
+}
+
+func (c *treeCache) entry(key string) *tree {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.trees == nil {
 		c.trees = map[string]*tree{}
 	}
@@ -48,17 +85,66 @@ func (c *treeCache) get(ctx context.Context, snap, art string) (string, error) {
 		t = &tree{path: filepath.Join(c.dir, "trees", key)}
 		c.trees[key] = t
 	}
-	c.mu.Unlock()
-	t.once.Do(func() { t.err = c.materialise(ctx, t.path, snap, art) })
-	if t.err != nil {
-		// Let a later job try again: the failure may have been passing.
-		c.mu.Lock()
-		if c.trees[key] == t {
-			delete(c.trees, key)
-		}
-		c.mu.Unlock()
+	return t
+}
+
+func (c *treeCache) forget(key string, t *tree) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.trees[key] == t {
+		delete(c.trees, key)
 	}
-	return t.path, t.err
+}
+
+// evict removes least recently used trees nobody uses until the cache fits
+// its bound again.
+func (c *treeCache) evict(keep string) {
+	if c.max <= 0 {
+		return
+	}
+	type entry struct {
+		path string
+		used time.Time
+		size int64
+	}
+	var all []entry
+	var total int64
+	dirs, _ := os.ReadDir(filepath.Join(c.dir, "trees"))
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		p := filepath.Join(c.dir, "trees", d.Name())
+		fi, err := os.Stat(filepath.Join(p, readyMark))
+		if err != nil {
+			continue
+		}
+		e := entry{path: p, used: fi.ModTime(), size: dirSize(p)}
+		total += e.size
+		if p != keep {
+			all = append(all, e)
+		}
+	}
+	sort.Slice(all, func(a, b int) bool { return all[a].used.Before(all[b].used) })
+	for _, e := range all {
+		if total <= c.max {
+			return
+		}
+		use, err := os.OpenFile(e.path+".use", os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(use.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			use.Close() // in use
+			continue
+		}
+		_ = os.Remove(filepath.Join(e.path, readyMark))
+		if err := os.RemoveAll(e.path); err == nil {
+			total -= e.size
+			c.log.Info("evicted tree", "tree", filepath.Base(e.path), "bytes", e.size)
+		}
+		use.Close()
+	}
 }
 
 func (c *treeCache) materialise(ctx context.Context, dir, snap, art string) error {
@@ -104,5 +190,9 @@ func (c *treeCache) materialise(ctx context.Context, dir, snap, art string) erro
 		bytes += e.Size
 	}
 	c.log.Info("tree ready", "snapshot", simswarm.Short(snap), "artifact", simswarm.Short(art), "files", len(man.Entries), "artifact_bytes", bytes)
-	return os.WriteFile(filepath.Join(dir, readyMark), nil, 0o644)
+	if err := os.WriteFile(filepath.Join(dir, readyMark), nil, 0o644); err != nil {
+		return err
+	}
+	c.evict(dir)
+	return nil
 }
