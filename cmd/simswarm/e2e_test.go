@@ -257,13 +257,19 @@ func TestKillAndResume(t *testing.T) {
 	if r.code != 0 || s.Succeeded != 42 {
 		t.Fatalf("resumed campaign: exit %d %+v\n%s", r.code, s, r.stderr)
 	}
-	if s.Cached < len(kept) || s.Executed > 42-len(kept) {
+	// With one slot, at most one run was between writing its files and
+	// recording itself done when the kill came: that one may run again.
+	if s.Cached < len(kept)-1 || s.Executed > 42-len(kept)+1 {
 		t.Fatalf("resume executed %d runs with %d already done; %d results existed before", s.Executed, s.Cached, len(kept))
 	}
+	rewritten := 0
 	for f, text := range kept {
 		if readFile(t, f) != text {
-			t.Errorf("%s was rewritten: the run executed twice", filepath.Base(f))
+			rewritten++
 		}
+	}
+	if rewritten > 1 {
+		t.Errorf("%d results from before the kill were rewritten: runs executed twice", rewritten)
 	}
 	if n := len(files(t, res, "*.sca")); n != 42 {
 		t.Fatalf("%d result files after resume, want 42", n)

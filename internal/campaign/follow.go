@@ -294,13 +294,21 @@ func (c *Client) extract(ctx context.Context, p *prepared, rec *simswarm.RunReco
 	if len(rec.Files) == 0 || (rec.LocalDir == p.results && present(p.results, rec)) {
 		return nil
 	}
+	// On a replicated engine a read may reach a copy a moment behind the
+	// one the runner wrote: give it a little time before calling it lost.
 	var full simswarm.RunRecord
-	ok, err := engine.GetJSON(ctx, c.Eng.Runs, rec.Key, &full)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("run record %s missing", simswarm.Short(rec.Key))
+	for i := 0; ; i++ {
+		ok, err := engine.GetJSON(ctx, c.Eng.Runs, rec.Key, &full)
+		if err != nil {
+			return err
+		}
+		if ok && full.Finished.Equal(rec.Finished) {
+			break
+		}
+		if i == 20 {
+			return fmt.Errorf("run record %s missing", simswarm.Short(rec.Key))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	return c.write(ctx, p.results, &full)
 }

@@ -26,6 +26,9 @@ const listTimeout = 5 * time.Minute
 // program is, so a client needs no simulator installed.
 func (r *Runner) serveLists(ctx context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
+		if d := r.pause(); d > 0 {
+			sleep(ctx, d)
+		}
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
 		if err != nil {
@@ -58,6 +61,19 @@ func (r *Runner) list(ctx context.Context, msg jetstream.Msg) {
 			_ = msg.Nak()
 			return
 		}
+		var infra *infraError
+		if errors.As(err, &infra) {
+			// This host cannot prepare the tree; another runner may.
+			md, _ := msg.Metadata()
+			if md == nil || md.NumDelivered < engine.MaxDeliver {
+				r.Log.Warn("runner: cannot prepare run list", "err", err)
+				_ = msg.NakWithDelay(500 * time.Millisecond)
+				r.mu.Lock()
+				r.faults++
+				r.mu.Unlock()
+				return
+			}
+		}
 		out.Error = err.Error()
 	}
 	out.At = time.Now()
@@ -73,7 +89,7 @@ func (r *Runner) list(ctx context.Context, msg jetstream.Msg) {
 func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm.RunList) error {
 	dir, release, err := r.trees.get(ctx, j.Snapshot, j.Artifact)
 	if err != nil {
-		return err
+		return &infraError{err}
 	}
 	defer release()
 	wd := filepath.Join(dir, filepath.FromSlash(j.Workdir))
@@ -159,3 +175,9 @@ func checkProgram(wd, prog string) error {
 	}
 	return nil
 }
+
+// infraError is a failure of this host, not of the job.
+type infraError struct{ err error }
+
+func (e *infraError) Error() string { return e.err.Error() }
+func (e *infraError) Unwrap() error { return e.err }
