@@ -232,12 +232,11 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func printSummary(w io.Writer, s *campaign.Summary) {
-	fmt.Fprintf(w, "campaign %s: %d runs: %d succeeded (%d executed, %d already done), %d failed",
-		s.Campaign, s.Runs, s.Succeeded, s.Succeeded-s.Cached, s.Cached, s.Failed)
+	fmt.Fprintf(w, "campaign %s: %d runs: %d succeeded, %d failed", s.Campaign, s.Runs, s.Succeeded, s.Failed)
 	if s.Cancelled > 0 {
 		fmt.Fprintf(w, ", %d cancelled", s.Cancelled)
 	}
-	fmt.Fprintf(w, " in %.1fs\n", s.Wall)
+	fmt.Fprintf(w, "; %d executed, %d already done; %.1fs\n", s.Executed, s.Cached, s.Wall)
 	for _, f := range s.Failures {
 		vars := ""
 		if f.Vars != "" {

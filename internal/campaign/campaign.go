@@ -225,12 +225,19 @@ func resultsDir(dir, results string) (string, error) {
 // upload snapshots the project and stores the files the engine lacks.
 func (c *Client) upload(ctx context.Context, proj *project.Project, results string) (string, error) {
 	opts := snapshot.Options{Ignore: proj.Ignore()}
-	if rel, err := filepath.Rel(proj.Root, results); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
-		opts.Exclude = append(opts.Exclude, filepath.ToSlash(rel))
-	}
+	dirs := []string{results}
 	if c.Opt.StateDir != "" {
 		opts.HashCache = filepath.Join(c.Opt.StateDir, "hashcache", proj.Name()+".json")
 		_ = os.MkdirAll(filepath.Dir(opts.HashCache), 0o755)
+		dirs = rememberResults(filepath.Join(c.Opt.StateDir, "hashcache", proj.Name()+".results"), results)
+	}
+	// Every results directory this project ever used stays out of its
+	// snapshot: results are outputs, and counting them would make each
+	// campaign rebuild the next.
+	for _, d := range dirs {
+		if rel, err := filepath.Rel(proj.Root, d); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
+			opts.Exclude = append(opts.Exclude, filepath.ToSlash(rel))
+		}
 	}
 	man, err := snapshot.Scan(ctx, proj.Root, opts)
 	if err != nil {
@@ -391,4 +398,26 @@ func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
 		s.Wall = time.Since(start).Seconds()
 	}
 	return s, err
+}
+
+// rememberResults adds dir to the list kept in file and returns the list.
+func rememberResults(file, dir string) []string {
+	b, _ := os.ReadFile(file)
+	var dirs []string
+	seen := false
+	for _, l := range strings.Split(string(b), "\n") {
+		if l == "" {
+			continue
+		}
+		if _, err := os.Stat(l); err != nil && l != dir {
+			continue // gone: forget it
+		}
+		seen = seen || l == dir
+		dirs = append(dirs, l)
+	}
+	if !seen {
+		dirs = append(dirs, dir)
+	}
+	_ = os.WriteFile(file, []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
+	return dirs
 }

@@ -70,9 +70,10 @@ func (r *Runner) answerCached(ctx context.Context, j job) bool {
 	if err != nil || !ok || prev.State != simswarm.RunSucceeded {
 		return false
 	}
-	// Results written straight into another client's directory are not in
-	// the store: only that directory's campaign can count them as done.
-	if prev.LocalDir != "" && prev.LocalDir != j.Local {
+	// Results written straight into a client's directory are not in the
+	// store: they count only for that directory, and only while its files
+	// are still there.
+	if prev.LocalDir != "" && (prev.LocalDir != j.Local || !r.local(j) || !filesPresent(prev.LocalDir, prev.Files)) {
 		return false
 	}
 	prev.Reused = true
@@ -488,4 +489,14 @@ func msgsOf(jobs []job) []jetstream.Msg {
 		out[i] = j.msg
 	}
 	return out
+}
+
+func filesPresent(dir string, files []simswarm.File) bool {
+	for _, f := range files {
+		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.Name)))
+		if err != nil || fi.Size() != f.Size {
+			return false
+		}
+	}
+	return true
 }
