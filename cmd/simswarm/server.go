@@ -18,6 +18,7 @@ func serverCommand() *cobra.Command {
 	var (
 		listen, state, credsFile, tlsCert, tlsKey string
 		cluster, clusterName, routes, sync, name  string
+		monitor                                   string
 		replicas                                  int
 		lease                                     time.Duration
 		verbose                                   bool
@@ -68,6 +69,11 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 			}
 			if replicas < 1 {
 				return usageErr("--replicas must be at least 1")
+			}
+			if monitor != "" {
+				if o.MonitorHost, o.MonitorPort, err = splitHostPort(monitor, "--monitor"); err != nil {
+					return err
+				}
 			}
 			if (tlsCert == "") != (tlsKey == "") {
 				return usageErr("--tls-cert and --tls-key go together")
@@ -123,6 +129,7 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 	f.IntVar(&replicas, "replicas", 1, "copies of every stream (3 in a 3-server cluster)")
 	f.StringVar(&sync, "sync", "1s", "how often JetStream fsyncs: a duration, or `always`")
 	f.DurationVar(&lease, "lease", engine.DefaultLease, "how long a job stays with a worker that shows no sign of life")
+	f.StringVar(&monitor, "monitor", "", "serve NATS HTTP monitoring (/varz, /jsz) on host:port")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log more")
 	return cmd
 }

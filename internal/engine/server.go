@@ -62,6 +62,9 @@ type ServerOptions struct {
 	NoListen bool
 	// Log lets the NATS server log to stderr.
 	Log bool
+	// MonitorHost/MonitorPort serve NATS's HTTP monitoring (/varz, /jsz).
+	MonitorHost string
+	MonitorPort int
 }
 
 // StartServer starts an engine server. The lock on its state directory makes
@@ -87,6 +90,8 @@ func StartServer(o ServerOptions) (*Embedded, error) {
 		DisableJetStreamBanner: true,
 		MaxPayload:             8 << 20,
 		DontListen:             o.NoListen,
+		HTTPHost:               o.MonitorHost,
+		HTTPPort:               o.MonitorPort,
 		Username:               o.User,
 		Password:               o.Password,
 		SyncInterval:           o.SyncInterval,
