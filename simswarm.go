@@ -87,6 +87,12 @@ type BuildJob struct {
 	Rebuild  bool   `json:"rebuild,omitempty"`
 }
 
+// LastBuildKey is the builds-bucket key that points at a project's last
+// successful build, for --no-build.
+func LastBuildKey(project string) string {
+	return "last." + Hash("project", project)[:32]
+}
+
 // Recipe is how a project is built.
 type Recipe struct {
 	Command   string   `json:"command"`             // run via /bin/sh -c at the project root; "" = no build
@@ -124,9 +130,17 @@ type BuildRecord struct {
 	Tail      string        `json:"tail,omitempty"` // last lines of the build output
 	Log       string        `json:"log,omitempty"`  // object name of the full log
 	Error     string        `json:"error,omitempty"`
+	Warnings  []string      `json:"warnings,omitempty"`
+	Compiled  int           `json:"compiled,omitempty"` // compiler invocations seen in the output
 	Host      string        `json:"host,omitempty"`
 	Wall      time.Duration `json:"wall,omitempty"`
 	Finished  time.Time     `json:"finished"`
+}
+
+// BuildProgress is what a builder publishes while a build runs.
+type BuildProgress struct {
+	Compiled int    `json:"compiled"`
+	Line     string `json:"line"`
 }
 
 // ListJob asks a runner for the run list of an omnetpp-kind command.

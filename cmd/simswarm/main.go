@@ -37,7 +37,7 @@ func main() {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: 2, err: err}
 	})
-	root.AddCommand(runCommand(), attachCommand(), statusCommand(), initCommand(), serverCommand(), builderCommand(), runnerCommand(), versionCommand())
+	root.AddCommand(runCommand(), attachCommand(), statusCommand(), logsCommand(), initCommand(), distccdCommand(), serverCommand(), builderCommand(), runnerCommand(), versionCommand())
 	err := root.Execute()
 	if err == nil {
 		return

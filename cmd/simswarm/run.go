@@ -25,6 +25,8 @@ import (
 // runFlags are shared by run and attach.
 type runFlags struct {
 	conn                    connFlags
+	accel                   accelFlags
+	noBuild                 bool
 	dir, results, state     string
 	timeout                 string
 	slots, batch, retries   int
@@ -49,6 +51,8 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	f.StringVar(&r.timeout, "timeout", "", "per-run wall-clock limit (e.g. 10m); a run over it is killed")
 	f.IntVar(&r.retries, "retries", 0, "run a failed run again up to N times before reporting it")
 	f.BoolVar(&r.rebuild, "rebuild", false, "build even if the artifact is cached")
+	f.BoolVar(&r.noBuild, "no-build", false, "use the project's last artifact instead of building")
+	r.accel.add(f, "")
 	f.BoolVar(&r.detach, "detach", false, "submit the campaign and return; follow it later with simswarm attach")
 }
 
@@ -58,6 +62,10 @@ func (r *runFlags) options() (campaign.Options, error) {
 	if r.batch < 0 {
 		return o, usageErr("-b must be 0 (adaptive) or more, not %d", r.batch)
 	}
+	if r.rebuild && r.noBuild {
+		return o, usageErr("--rebuild and --no-build contradict each other")
+	}
+	o.NoBuild = r.noBuild
 	if r.retries < 0 {
 		return o, usageErr("--retries must not be negative")
 	}
@@ -151,7 +159,14 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 	host := hostname()
 	var eng *engine.Engine
 	if rf.conn.server == "" {
-		inst, err := embedded.Start(ctx, embedded.Options{StateDir: rf.state, Slots: rf.slots, Host: host, Log: log})
+		acc, err := rf.accel.accel()
+		if err != nil {
+			return err
+		}
+		if acc.CcacheDir == "" {
+			acc.CcacheDir = filepath.Join(rf.state, "ccache")
+		}
+		inst, err := embedded.Start(ctx, embedded.Options{StateDir: rf.state, Slots: rf.slots, Host: host, Log: log, Accel: acc})
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+
+	"github.com/spf13/pflag"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -28,9 +30,44 @@ func hostname() string {
 	return h
 }
 
+// accelFlags configure ccache and distcc for a builder.
+type accelFlags struct {
+	hosts, dns, ccache, size string
+	perHost                  int
+}
+
+func (a *accelFlags) add(f *pflag.FlagSet, ccacheDefault string) {
+	f.StringVar(&a.hosts, "distcc-hosts", "", "distcc compile servers, host[:port][/limit][,lzo] ... (default $DISTCC_HOSTS)")
+	f.StringVar(&a.dns, "distcc-dns", "", "a DNS name resolving to every compile server (e.g. tasks.distcc in Docker Swarm)")
+	f.IntVar(&a.perHost, "distcc-per-host", 4, "job limit of a compile server that gives none")
+	f.StringVar(&a.ccache, "ccache-dir", ccacheDefault, "compiler cache directory, used when ccache is installed (\"\": no ccache)")
+	f.StringVar(&a.size, "ccache-size", "5G", "bound of the compiler cache")
+}
+
+func (a *accelFlags) accel() (build.Accel, error) {
+	hosts := a.hosts
+	if hosts == "" {
+		hosts = os.Getenv("DISTCC_HOSTS")
+	}
+	if a.perHost == 0 {
+		a.perHost = 4 // commands without the flag
+	}
+	if _, err := build.ParseHosts(hosts, a.perHost); err != nil {
+		return build.Accel{}, usageErr("invalid --distcc-hosts: %v", err)
+	}
+	if a.perHost < 1 {
+		return build.Accel{}, usageErr("--distcc-per-host must be at least 1")
+	}
+	if _, err := parseSize(a.size); err != nil {
+		return build.Accel{}, usageErr("invalid --ccache-size %q: %v", a.size, err)
+	}
+	return build.Accel{DistccHosts: hosts, DistccDNS: a.dns, PerHost: a.perHost, CcacheDir: a.ccache, CcacheSize: a.size}, nil
+}
+
 func builderCommand() *cobra.Command {
 	var (
 		conn      connFlags
+		accel     accelFlags
 		dir, name string
 		jobs      int
 		verbose   bool
@@ -46,6 +83,10 @@ func builderCommand() *cobra.Command {
 			if jobs < 1 {
 				return usageErr("--jobs must be at least 1")
 			}
+			acc, err := accel.accel()
+			if err != nil {
+				return err
+			}
 			log := logger(verbose)
 			ctx, stop := untilSignal()
 			defer stop()
@@ -55,13 +96,14 @@ func builderCommand() *cobra.Command {
 			}
 			defer eng.NC.Close()
 			fmt.Fprintf(cmd.ErrOrStderr(), "simswarm builder %s: connected to %s, workspaces in %s\n", name, conn.server, dir)
-			b := &build.Builder{Eng: eng, Dir: dir, Jobs: jobs, Host: name, Log: log}
+			b := &build.Builder{Eng: eng, Dir: dir, Jobs: jobs, Host: name, Log: log, Accel: acc}
 			return b.Serve(ctx)
 		},
 	}
 	f := cmd.Flags()
 	conn.add(f)
 	f.StringVar(&dir, "dir", defaultWorkDir("workspaces"), "directory of the persistent build workspaces")
+	accel.add(f, defaultWorkDir("ccache"))
 	f.IntVar(&jobs, "jobs", runtime.NumCPU(), "build parallelism ({jobs} in the build command)")
 	f.StringVar(&name, "name", hostname(), "worker name shown in status")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every job")

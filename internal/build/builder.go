@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -40,6 +41,8 @@ type Builder struct {
 	Jobs int    // parallelism handed to the build as {jobs}
 	Host string
 	Log  *slog.Logger
+	// Accel configures ccache and distcc; the zero value builds plainly.
+	Accel Accel
 
 	toolchain string
 }
@@ -131,6 +134,10 @@ func (b *Builder) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 	}
 	rec.Wall = time.Since(start)
+	if rec.State == simswarm.BuildSucceeded {
+		_ = engine.PutJSON(ctx, b.Eng.Builds, simswarm.LastBuildKey(job.Project), simswarm.BuildRecord{
+			Key: job.Key, State: simswarm.BuildSucceeded, Artifact: rec.Artifact, Finished: time.Now()})
+	}
 	b.finish(ctx, msg, &rec)
 }
 
@@ -182,12 +189,20 @@ func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswa
 	}
 	var logBuf bytes.Buffer
 	if job.Recipe.Command != "" {
-		cmdline := strings.ReplaceAll(job.Recipe.Command, "{jobs}", strconv.Itoa(b.Jobs))
+		env, jobs, warnings := b.environment(ctx)
+		rec.Warnings = warnings
+		for _, w := range warnings {
+			fmt.Fprintf(&logBuf, "simswarm: warning: %s\n", w)
+			b.Log.Info("builder: "+w, "build", simswarm.Short(job.Key))
+		}
+		cmdline := strings.ReplaceAll(job.Recipe.Command, "{jobs}", strconv.Itoa(jobs))
 		fmt.Fprintf(&logBuf, "$ %s\n", cmdline)
-		lines := b.streamer(job.Request)
+		lines, compiled := b.streamer(job.Request)
+		defer func() { rec.Compiled = compiled() }()
 		res, err := proc.Run(ctx, proc.Spec{
 			Argv:      []string{"/bin/sh", "-c", cmdline},
 			Dir:       ws,
+			Env:       env,
 			Output:    &limitedBuffer{buf: &logBuf, max: 32 << 20},
 			TailBytes: 8 << 10,
 			OnLine:    lines,
@@ -281,22 +296,36 @@ func Outputs(ws string, man *snapshot.Manifest, globs []string) ([]string, error
 	return out, nil
 }
 
-// streamer publishes build output lines for a watching client, at most a
-// few per second: the client shows the latest, not all.
-func (b *Builder) streamer(request string) func([]byte) {
+// streamer follows the build output: it counts compiler invocations and
+// publishes the count and the latest line for a watching client, at most a
+// few times per second.
+func (b *Builder) streamer(request string) (onLine func([]byte), compiled func() int) {
 	subject := engine.SubjectBuildLog + "." + request
 	var mu sync.Mutex
 	var last time.Time
-	return func(line []byte) {
+	n := 0
+	onLine = func(line []byte) {
 		mu.Lock()
 		defer mu.Unlock()
+		if compileLine.Match(line) {
+			n++
+		}
 		if time.Since(last) < 200*time.Millisecond {
 			return
 		}
 		last = time.Now()
-		_ = b.Eng.NC.Publish(subject, append([]byte(nil), line...))
+		msg, _ := json.Marshal(simswarm.BuildProgress{Compiled: n, Line: string(line)})
+		_ = b.Eng.NC.Publish(subject, msg)
+	}
+	return onLine, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
 	}
 }
+
+// compileLine matches the commands make echoes for compiling one source file.
+var compileLine = regexp.MustCompile(`(^|\s)-c(\s|$).*\.(c|cc|cpp|cxx|C)(\s|$)|\.(c|cc|cpp|cxx)(\s.*)?\s-c(\s|$)`)
 
 func lockFile(p string) (func(), error) {
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -11,6 +15,7 @@ import (
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/project"
+	"golang.org/x/term"
 )
 
 // BuildError is a failed build; Tail is the end of the compiler's output.
@@ -24,6 +29,17 @@ func (e *BuildError) Error() string { return e.Msg }
 // build has a builder build the snapshot and returns the artifact key. The
 // builder answers from its cache in milliseconds when nothing changed.
 func (c *Client) build(ctx context.Context, proj *project.Project, snap string) (string, error) {
+	if c.Opt.NoBuild {
+		var last simswarm.BuildRecord
+		ok, err := engine.GetJSON(ctx, c.Eng.Builds, simswarm.LastBuildKey(proj.Name()), &last)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", setupErr("--no-build: %s has never been built on this engine; run once without --no-build", proj.Root)
+		}
+		return last.Artifact, nil
+	}
 	recipe := proj.Recipe()
 	key := simswarm.BuildKey(snap, recipe)
 	req := nonce()
@@ -32,12 +48,11 @@ func (c *Client) build(ctx context.Context, proj *project.Project, snap string) 
 		return "", fmt.Errorf("watch build: %w", err)
 	}
 	defer w.Stop()
-	announced := false
-	start := time.Now()
+	show := newBuildView(c.Opt.Progress, c.Opt.Quiet, proj.Root, recipe.Command)
 	sub, err := c.Eng.NC.Subscribe(engine.SubjectBuildLog+"."+req, func(m *nats.Msg) {
-		if !announced && !c.Opt.Quiet {
-			announced = true
-			fmt.Fprintf(c.Opt.Progress, "simswarm: building %s (%s)\n", proj.Root, recipe.Command)
+		var p simswarm.BuildProgress
+		if json.Unmarshal(m.Data, &p) == nil {
+			show.update(p)
 		}
 	})
 	if err == nil {
@@ -65,15 +80,75 @@ func (c *Client) build(ctx context.Context, proj *project.Project, snap string) 
 			if rec.Request != req {
 				continue
 			}
+			show.done(&rec)
 			if rec.State == simswarm.BuildFailed {
-				return "", &SetupError{Err: &BuildError{Msg: "build failed: " + rec.Error, Tail: rec.Tail}}
-			}
-			if !rec.Cached && !c.Opt.Quiet && recipe.Command != "" {
-				fmt.Fprintf(c.Opt.Progress, "simswarm: built in %s (%d files in the artifact)\n",
-					time.Since(start).Round(10*time.Millisecond), rec.Files)
+				return "", &SetupError{Err: &BuildError{Msg: "build failed: " + rec.Error + "; full log: simswarm logs build " + simswarm.Short(key), Tail: rec.Tail}}
 			}
 			return rec.Artifact, nil
 		}
+	}
+}
+
+// buildView shows a build's progress: a line redrawn on a terminal, a line
+// every ten seconds elsewhere.
+type buildView struct {
+	w         io.Writer
+	quiet     bool
+	tty       bool
+	root, cmd string
+	mu        sync.Mutex
+	started   time.Time
+	shown     time.Time
+	announced bool
+}
+
+func newBuildView(w io.Writer, quiet bool, root, cmd string) *buildView {
+	v := &buildView{w: w, quiet: quiet || w == nil, root: root, cmd: cmd, started: time.Now()}
+	if f, ok := w.(*os.File); ok {
+		v.tty = term.IsTerminal(int(f.Fd()))
+	}
+	return v
+}
+
+func (v *buildView) update(p simswarm.BuildProgress) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.quiet {
+		return
+	}
+	if !v.announced {
+		v.announced = true
+		fmt.Fprintf(v.w, "simswarm: building %s (%s)\n", v.root, v.cmd)
+	}
+	line := strings.TrimSpace(p.Line)
+	if len(line) > 60 {
+		line = line[:57] + "..."
+	}
+	el := time.Since(v.started).Round(time.Second)
+	switch {
+	case v.tty:
+		fmt.Fprintf(v.w, "\r\033[Kbuild %s: %d files compiled | %s", el, p.Compiled, line)
+	case time.Since(v.shown) >= 10*time.Second:
+		v.shown = time.Now()
+		fmt.Fprintf(v.w, "build %s: %d files compiled | %s\n", el, p.Compiled, line)
+	}
+}
+
+func (v *buildView) done(rec *simswarm.BuildRecord) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.quiet {
+		return
+	}
+	if v.tty && v.announced {
+		fmt.Fprint(v.w, "\r\033[K")
+	}
+	for _, w := range rec.Warnings {
+		fmt.Fprintf(v.w, "simswarm: warning: %s\n", w)
+	}
+	if rec.State == simswarm.BuildSucceeded && !rec.Cached && v.cmd != "" {
+		fmt.Fprintf(v.w, "simswarm: built in %s: %d files compiled, %d files in the artifact (build %s)\n",
+			time.Since(v.started).Round(10*time.Millisecond), rec.Compiled, rec.Files, simswarm.Short(rec.Key))
 	}
 }
 

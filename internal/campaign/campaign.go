@@ -35,6 +35,7 @@ type Options struct {
 	Retries   int
 	Detach    bool // submit and return
 	Rebuild   bool
+	NoBuild   bool   // use the project's last artifact
 	StateDir  string // for the client's hash cache
 	Host      string // this host's id, for results written in place
 	Local     bool   // runners on this host may write into Results directly

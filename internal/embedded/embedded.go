@@ -23,6 +23,7 @@ type Options struct {
 	Slots    int
 	Host     string
 	Log      *slog.Logger
+	Accel    build.Accel
 }
 
 // Instance is a running embedded simswarm.
@@ -79,7 +80,7 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 	if err != nil {
 		return fail(err)
 	}
-	b := &build.Builder{Eng: beng, Dir: filepath.Join(o.StateDir, "workspaces"), Host: o.Host, Log: o.Log}
+	b := &build.Builder{Eng: beng, Dir: filepath.Join(o.StateDir, "workspaces"), Host: o.Host, Log: o.Log, Accel: o.Accel}
 	r := &runner.Runner{Eng: reng, Dir: filepath.Join(o.StateDir, "runner"), Slots: o.Slots, Host: o.Host,
 		Log: o.Log, SharedDisk: true, ID: fmt.Sprintf("%s-embedded-%d", o.Host, os.Getpid())}
 	in.wg.Add(2)
