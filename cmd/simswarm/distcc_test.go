@@ -247,3 +247,55 @@ func TestBuildBadInputs(t *testing.T) {
 		}
 	})
 }
+
+// TestDistccAcrossHosts: compile servers on two hosts found through one DNS
+// name, as Docker Swarm's tasks.distcc gives them: the builder's host
+// resolves the name to both (a hosts file stands in for Swarm's DNS), and
+// each server admits only the builder's address.
+func TestDistccAcrossHosts(t *testing.T) {
+	if _, err := exec.LookPath("distccd"); err != nil {
+		t.Skip("distccd not installed (apt-get install distcc; .ci/run does)")
+	}
+	c := newCluster(t, 1)
+	lab := c.lab
+	// The compile servers join the lab as extra nodes.
+	more := newNetlabOn(t, lab, "cc1", "cc2")
+	logs, err := os.MkdirTemp("", "distccd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(logs, 0o755)
+	t.Cleanup(func() { os.RemoveAll(logs) })
+	for _, name := range more {
+		lab.start(name, "distccd", "--listen", lab.addr(name)+":3632", "--allow", lab.addr("builder")+"/32",
+			"--log-file", filepath.Join(logs, name+".log"), "--jobs", "2")
+	}
+	// Swarm's DNS answers tasks.distcc with every task; so does this file
+	// for processes in the builder's namespace (ip netns exec mounts it).
+	etc := filepath.Join("/etc/netns", lab.ns("builder"))
+	os.MkdirAll(etc, 0o755)
+	t.Cleanup(func() { os.RemoveAll(etc) })
+	hosts := "127.0.0.1 localhost\n" + lab.addr("cc1") + " tasks.distcc\n" + lab.addr("cc2") + " tasks.distcc\n"
+	os.WriteFile(filepath.Join(etc, "hosts"), []byte(hosts), 0o644)
+	// Restart the builder with the DNS name.
+	for _, n := range lab.procs {
+		if n.name == "builder" {
+			n.kill(syscall.SIGKILL)
+			time.Sleep(200 * time.Millisecond)
+			n.args = append(n.args, "--distcc-dns", "tasks.distcc", "--distcc-per-host", "2")
+			lab.restart(n)
+		}
+	}
+	proj := cProject(t, 24)
+	r := c.client(t, proj, "run", "--json")
+	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 2 {
+		t.Fatalf("exit %d %+v\n%s", r.code, s, r.stderr)
+	}
+	count := func(name string) int {
+		b, _ := os.ReadFile(filepath.Join(logs, name+".log"))
+		return strings.Count(string(b), "COMPILE_OK")
+	}
+	if count("cc1") == 0 || count("cc2") == 0 || count("cc1")+count("cc2") != 25 {
+		t.Fatalf("compiles on the two hosts: %d and %d; want both, 25 in all\n%s", count("cc1"), count("cc2"), r.stderr)
+	}
+}

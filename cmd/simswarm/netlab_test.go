@@ -55,9 +55,17 @@ func newNetlab(t *testing.T, names ...string) *netlab {
 	}
 	l.must("ip", "addr", "add", l.subnet+".254/24", "dev", l.bridge)
 	l.must("ip", "link", "set", l.bridge, "up")
-	for i, name := range names {
+	newNetlabOn(t, l, names...)
+	return l
+}
+
+// newNetlabOn adds nodes to an existing lab, numbered after its others.
+func newNetlabOn(t *testing.T, l *netlab, names ...string) []string {
+	t.Helper()
+	for _, name := range names {
+		i := len(l.nodes)
 		ns := l.ns(name)
-		outer, inner := fmt.Sprintf("sw%sa%d", id, i), fmt.Sprintf("sw%sn%d", id, i)
+		outer, inner := fmt.Sprintf("sw%sa%d", l.id, i), fmt.Sprintf("sw%sn%d", l.id, i)
 		l.must("ip", "netns", "add", ns)
 		l.must("ip", "link", "add", outer, "type", "veth", "peer", "name", inner)
 		l.must("ip", "link", "set", inner, "netns", ns)
@@ -68,7 +76,7 @@ func newNetlab(t *testing.T, names ...string) *netlab {
 		l.must("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
 		l.nodes[name] = i + 1
 	}
-	return l
+	return names
 }
 
 func (l *netlab) ns(name string) string { return "sw" + l.id + "-" + name }
