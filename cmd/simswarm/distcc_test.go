@@ -270,6 +270,20 @@ func TestDistccAcrossHosts(t *testing.T) {
 		lab.start(name, "distccd", "--listen", lab.addr(name)+":3632", "--allow", lab.addr("builder")+"/32",
 			"--log-file", filepath.Join(logs, name+".log"), "--jobs", "2")
 	}
+	for _, name := range more {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			conn, err := net.DialTimeout("tcp", lab.addr(name)+":3632", 200*time.Millisecond)
+			if err == nil {
+				conn.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("distccd on %s did not start", name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	// Swarm's DNS answers tasks.distcc with every task; so does this file
 	// for processes in the builder's namespace (ip netns exec mounts it).
 	etc := filepath.Join("/etc/netns", lab.ns("builder"))
