@@ -17,7 +17,7 @@ func engineWithWorkers(t *testing.T) (url, credsFile string) {
 	if r := runSimswarm(t, t.TempDir(), t.TempDir(), "init", "--server", url, "--creds", credsFile); r.code != 0 {
 		t.Fatalf("init: %s", r.stderr)
 	}
-	startWorker(t, "builder", "--server", url, "--creds", credsFile, "--dir", filepath.Join(t.TempDir(), "ws"))
+	startWorker(t, "builder", "--server", url, "--creds", credsFile, "--dir", filepath.Join(t.TempDir(), "ws"), "--ccache-dir", t.TempDir())
 	return url, credsFile
 }
 

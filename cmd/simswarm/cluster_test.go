@@ -50,7 +50,7 @@ func newCluster(t *testing.T, runners int, serverArgs ...string) *cluster {
 	c.server = lab.start("server", args...)
 	waitLog(t, c.server, "listening", 30*time.Second)
 	dir := t.TempDir()
-	lab.start("builder", "builder", "--server", c.url, "--creds", c.creds, "--dir", filepath.Join(dir, "ws"), "-v")
+	lab.start("builder", "builder", "--server", c.url, "--creds", c.creds, "--dir", filepath.Join(dir, "ws"), "--ccache-dir", filepath.Join(dir, "ccache"), "-v")
 	for i := 1; i <= runners; i++ {
 		name := "runner" + strconv.Itoa(i)
 		c.runners = append(c.runners, lab.start(name, "runner", "--server", c.url, "--creds", c.creds, "--slots", "2",
@@ -215,7 +215,7 @@ func TestClusterThreeServers(t *testing.T) {
 	}
 	url := strings.Join(urls, ",")
 	work := t.TempDir()
-	lab.start("builder", "builder", "--server", url, "--creds", credsFile, "--dir", filepath.Join(work, "ws"))
+	lab.start("builder", "builder", "--server", url, "--creds", credsFile, "--dir", filepath.Join(work, "ws"), "--ccache-dir", filepath.Join(work, "ccache"))
 	runners := []*node{
 		lab.start("runner1", "runner", "--server", url, "--creds", credsFile, "--slots", "2", "--name", "runner1", "--cache", filepath.Join(work, "r1"), "-v"),
 		lab.start("runner2", "runner", "--server", url, "--creds", credsFile, "--slots", "2", "--name", "runner2", "--cache", filepath.Join(work, "r2"), "-v"),
@@ -360,7 +360,7 @@ func TestClusterArtifactOnce(t *testing.T) {
 	srv := lab.start("server", "server", "--listen", lab.addr("server")+":4222", "--state", state)
 	waitLog(t, srv, "listening", 30*time.Second)
 	work := t.TempDir()
-	lab.start("host", "builder", "--server", url, "--creds", credsFile, "--dir", filepath.Join(work, "ws"))
+	lab.start("host", "builder", "--server", url, "--creds", credsFile, "--dir", filepath.Join(work, "ws"), "--ccache-dir", filepath.Join(work, "ccache"))
 	cache := filepath.Join(work, "cache")
 	var runners []*node
 	for i := 0; i < 2; i++ {

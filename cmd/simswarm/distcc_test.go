@@ -310,6 +310,12 @@ func TestDistccAcrossHosts(t *testing.T) {
 		return strings.Count(string(b), "COMPILE_OK")
 	}
 	if count("cc1") == 0 || count("cc2") == 0 || count("cc1")+count("cc2") != 25 {
-		t.Fatalf("compiles on the two hosts: %d and %d; want both, 25 in all\n%s", count("cc1"), count("cc2"), r.stderr)
+		var blog string
+		for _, n := range lab.procs {
+			if n.name == "builder" {
+				blog = n.logText()
+			}
+		}
+		t.Fatalf("compiles on the two hosts: %d and %d; want both, 25 in all\n%s\nbuilder:\n%s", count("cc1"), count("cc2"), r.stderr, blog)
 	}
 }

@@ -73,7 +73,7 @@ func TestOfficialNatsServer(t *testing.T) {
 		t.Fatalf("init: exit %d: %s", r.code, r.stderr)
 	}
 	work := t.TempDir()
-	startWorker(t, "builder", "--server", url, "--creds", credsFile, "--dir", filepath.Join(work, "ws"))
+	startWorker(t, "builder", "--server", url, "--creds", credsFile, "--dir", filepath.Join(work, "ws"), "--ccache-dir", filepath.Join(work, "ccache"))
 	startWorker(t, "runner", "--server", url, "--creds", credsFile, "--slots", "2", "--cache", filepath.Join(work, "cache"))
 	r = runSimswarm(t, dir, t.TempDir(), "run", "--server", url, "--creds", credsFile, "--json", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0..3")
 	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 4 {
