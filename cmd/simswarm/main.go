@@ -23,6 +23,10 @@ func (e *exitError) Error() string {
 	return e.err.Error()
 }
 
+// extraCommands lets a command's file register it in init, so that
+// commands of separate concerns (dashboard, aws) need not edit this file.
+var extraCommands []func() *cobra.Command
+
 func usageErr(format string, a ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
 }
@@ -37,7 +41,11 @@ func main() {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: 2, err: err}
 	})
-	root.AddCommand(runCommand(), attachCommand(), statusCommand(), logsCommand(), initCommand(), distccdCommand(), serverCommand(), builderCommand(), runnerCommand(), versionCommand())
+	root.AddCommand(runCommand(), attachCommand(), statusCommand(), logsCommand(), initCommand(), distccdCommand(),
+		serverCommand(), builderCommand(), runnerCommand(), versionCommand())
+	for _, c := range extraCommands {
+		root.AddCommand(c())
+	}
 	err := root.Execute()
 	if err == nil {
 		return
