@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm/internal/creds"
+	"github.com/simswarm/simswarm/internal/embedded"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/spf13/pflag"
 )
@@ -84,4 +85,25 @@ func logger(verbose bool) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// openEngine opens the cluster engine when a server is given, else the
+// embedded engine of the state directory (without workers), to read it.
+func openEngine(ctx context.Context, conn *connFlags, state, name string) (*engine.Engine, func(), error) {
+	conn.resolve()
+	if conn.server != "" {
+		e, err := conn.connect(ctx, name, false, logger(false))
+		if err != nil {
+			return nil, nil, err
+		}
+		return e, e.NC.Close, nil
+	}
+	if state == "" {
+		state = defaultState()
+	}
+	inst, err := embedded.Open(ctx, state)
+	if err != nil {
+		return nil, nil, &exitError{code: 2, err: err}
+	}
+	return inst.Eng, inst.Stop, nil
 }

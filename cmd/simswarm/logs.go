@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/embedded"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/spf13/cobra"
 )
@@ -30,28 +29,13 @@ func logsCommand() *cobra.Command {
 			if len(id) < 4 || strings.Trim(id, "0123456789abcdef") != "" {
 				return usageErr("build id %q: give at least 4 hex digits of the id simswarm run printed", args[1])
 			}
-			conn.resolve()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			var eng *engine.Engine
-			if conn.server != "" {
-				e, err := conn.connect(ctx, "simswarm-logs", false, logger(false))
-				if err != nil {
-					return err
-				}
-				defer e.NC.Close()
-				eng = e
-			} else {
-				if state == "" {
-					state = defaultState()
-				}
-				inst, err := embedded.Open(ctx, state)
-				if err != nil {
-					return &exitError{code: 2, err: err}
-				}
-				defer inst.Stop()
-				eng = inst.Eng
+			eng, closeEngine, err := openEngine(ctx, &conn, state, "simswarm-logs")
+			if err != nil {
+				return err
 			}
+			defer closeEngine()
 			lister, err := eng.Builds.ListKeys(ctx)
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("no builds recorded on this engine")}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/simswarm/simswarm/internal/embedded"
-	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/status"
 	"github.com/spf13/cobra"
 )
@@ -21,28 +19,13 @@ func statusCommand() *cobra.Command {
 		Use:   "status",
 		Short: "Print queues, workers and campaigns of an engine",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn.resolve()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			var eng *engine.Engine
-			if conn.server != "" {
-				e, err := conn.connect(ctx, "simswarm-status", false, logger(false))
-				if err != nil {
-					return err
-				}
-				defer e.NC.Close()
-				eng = e
-			} else {
-				if state == "" {
-					state = defaultState()
-				}
-				inst, err := embedded.Open(ctx, state)
-				if err != nil {
-					return &exitError{code: 2, err: err}
-				}
-				defer inst.Stop()
-				eng = inst.Eng
+			eng, closeEngine, err := openEngine(ctx, &conn, state, "simswarm-status")
+			if err != nil {
+				return err
 			}
+			defer closeEngine()
 			r, err := status.Collect(ctx, eng, recent)
 			if err != nil {
 				return &exitError{code: 2, err: err}
