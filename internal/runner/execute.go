@@ -129,7 +129,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []
 		r.infraFault(ctx, jobs, err)
 		return nil
 	}
-	defer os.RemoveAll(scratch)
+	defer r.dropScratch(first, scratch)
 	resDir := filepath.Join(scratch, "results")
 	if err := os.MkdirAll(resDir, 0o755); err != nil {
 		r.infraFault(ctx, jobs, err)
@@ -302,10 +302,29 @@ func (r *Runner) scratchDir(j job) (string, error) {
 	if r.local(j) {
 		base = filepath.Join(j.Local, ".simswarm-scratch")
 	}
-	if err := os.MkdirAll(base, 0o755); err != nil {
-		return "", err
+	// Another slot may remove base between the two calls (see
+	// dropScratch): try again then.
+	var err error
+	for range 3 {
+		if err = os.MkdirAll(base, 0o755); err != nil {
+			return "", err
+		}
+		var dir string
+		if dir, err = os.MkdirTemp(base, fmt.Sprintf("%s-%d-", j.Campaign, j.Run)); err == nil {
+			return dir, nil
+		}
 	}
-	return os.MkdirTemp(base, fmt.Sprintf("%s-%d-", j.Campaign, j.Run))
+	return "", err
+}
+
+// dropScratch removes a process's scratch directory, and the scratch base
+// inside a client's results directory once it is empty: results/ should look
+// as opp_runall leaves it.
+func (r *Runner) dropScratch(j job, dir string) {
+	os.RemoveAll(dir)
+	if r.local(j) {
+		_ = os.Remove(filepath.Dir(dir)) // fails while other slots use it
+	}
 }
 
 func (r *Runner) local(j job) bool {
