@@ -45,6 +45,7 @@ func startDistccd(t *testing.T, allow string) *distccd {
 	d := &distccd{log: filepath.Join(dir, "distccd.log"), addr: addr}
 	d.cmd = exec.Command(binary, "distccd", "--listen", addr, "--allow", allow, "--log-file", d.log, "--jobs", "2")
 	d.cmd.Env = cleanEnv()
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if out, err := os.Create(filepath.Join(dir, "out")); err == nil {
 		d.cmd.Stdout, d.cmd.Stderr = out, out
 	}
@@ -70,8 +71,9 @@ func startDistccd(t *testing.T, allow string) *distccd {
 func (d *distccd) stop() {
 	if d.cmd.Process != nil {
 		// distccd pre-forks: end the whole group of children too.
-		_ = syscall.Kill(d.cmd.Process.Pid, syscall.SIGTERM)
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
 		_ = d.cmd.Wait()
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 	}
 }
 
@@ -317,5 +319,32 @@ func TestDistccAcrossHosts(t *testing.T) {
 			}
 		}
 		t.Fatalf("compiles on the two hosts: %d and %d; want both, 25 in all\n%s\nbuilder:\n%s", count("cc1"), count("cc2"), r.stderr, blog)
+	}
+}
+
+// TestDistccDependencyFiles: Makefiles that ask for dependency files with
+// -MMD (every one opp_makemake writes, and the example's) compile each file
+// once through ccache and distcc, and the compiler cache keeps them.
+func TestDistccDependencyFiles(t *testing.T) {
+	d := startDistccd(t, "127.0.0.1")
+	dir := example(t, "aloha")
+	sources := len(files(t, filepath.Join(dir, "src"), "*.c"))
+	state := t.TempDir()
+	r := runSimswarm(t, dir, state, "run", "-q", "--distcc-hosts", d.addr+"/4", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if d.compiles() != sources {
+		t.Fatalf("distcc compiled %d times for %d source files", d.compiles(), sources)
+	}
+	// A fresh workspace compiles nothing: ccache kept every object.
+	copyDir := filepath.Join(t.TempDir(), "again")
+	if out, err := exec.Command("cp", "-r", dir, copyDir).CombinedOutput(); err != nil {
+		t.Fatal(err, string(out))
+	}
+	os.RemoveAll(filepath.Join(copyDir, "results"))
+	r = runSimswarm(t, copyDir, state, "run", "-q", "--rebuild", "--distcc-hosts", d.addr+"/4", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0")
+	if r.code != 0 || d.compiles() != sources {
+		t.Fatalf("fresh workspace: exit %d, %d compiles in all (want still %d)\n%s", r.code, d.compiles(), sources, r.stderr)
 	}
 }

@@ -119,6 +119,9 @@ func (l *netlab) launch(n *node) {
 	n.cmd = exec.Command("ip", append([]string{"netns", "exec", n.ns, binary}, n.args...)...)
 	n.cmd.Stdout, n.cmd.Stderr = f, f
 	n.cmd.Env = cleanEnv()
+	// A group of its own: a kill then reaches what the node started too
+	// (distccd's pre-forked children).
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := n.cmd.Start(); err != nil {
 		l.t.Fatal(err)
 	}
@@ -135,7 +138,7 @@ func (l *netlab) restart(n *node) {
 // pid is simswarm's own).
 func (n *node) kill(sig syscall.Signal) {
 	if n.cmd != nil && n.cmd.Process != nil {
-		_ = n.cmd.Process.Signal(sig)
+		_ = syscall.Kill(-n.cmd.Process.Pid, sig)
 	}
 }
 

@@ -227,28 +227,69 @@ func dnsReason(err error) string {
 	return err.Error()
 }
 
-// masquerade makes dir hold compiler-named links to wrapper: ccache and
-// distcc called as "gcc" find the real gcc later in PATH, so any Makefile
-// that calls compilers by name goes through them unchanged.
+// masquerade makes dir hold compiler-named links to a small script that
+// runs the real compiler through wrapper (ccache or distcc), so any
+// Makefile that calls compilers by name goes through them unchanged.
+//
+// The script also names the dependency file explicitly (-MF) when a compile
+// asks for one with -MD/-MMD but leaves its name to the compiler: distcc
+// 3.4 then writes it beside the source instead of beside the object, ccache
+// finds none, compiles a second time and caches nothing, and that is every
+// Makefile opp_makemake writes.
 func masquerade(dir, wrapper string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
+	}
+	script := filepath.Join(dir, "simswarm-cc")
+	body := fmt.Sprintf(ccScript, wrapper)
+	if old, err := os.ReadFile(script); err != nil || string(old) != body {
+		tmp := script + ".tmp"
+		if err := os.WriteFile(tmp, []byte(body), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.Rename(tmp, script); err != nil {
+			return "", err
+		}
 	}
 	for _, name := range []string{"cc", "gcc", "c++", "g++", "clang", "clang++"} {
 		if _, err := exec.LookPath(name); err != nil {
 			continue
 		}
 		link := filepath.Join(dir, name)
-		if target, err := os.Readlink(link); err == nil && target == wrapper {
+		if target, err := os.Readlink(link); err == nil && target == "simswarm-cc" {
 			continue
 		}
 		os.Remove(link)
-		if err := os.Symlink(wrapper, link); err != nil {
+		if err := os.Symlink("simswarm-cc", link); err != nil {
 			return "", err
 		}
 	}
 	return dir, nil
 }
+
+// ccScript runs "<wrapper> <compiler name> args", with its own directory
+// taken off PATH so that the wrapper finds the real compiler.
+const ccScript = `#!/bin/sh
+# Written by the simswarm builder: compilers reached through %[1]s.
+self=$(dirname "$0")
+PATH=$(printf '%%s' "$PATH" | tr ':' '\n' | grep -vxF "$self" | paste -sd: -)
+export PATH
+dep=; mf=; out=; compile=
+prev=
+for a in "$@"; do
+	case "$a" in
+	-MD|-MMD) dep=1 ;;
+	-MF|-MF*) mf=1 ;;
+	-c) compile=1 ;;
+	esac
+	[ "$prev" = "-o" ] && out=$a
+	prev=$a
+done
+if [ -n "$dep" ] && [ -z "$mf" ] && [ -n "$compile" ] && [ -n "$out" ]; then
+	set -- "$@" -MF "${out%%.*}.d"
+fi
+exec %[1]s "$(basename "$0")" "$@"
+`
 
 func setEnv(env []string, key, value string) []string {
 	prefix := key + "="
