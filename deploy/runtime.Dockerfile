@@ -1,0 +1,107 @@
+# syntax=docker/dockerfile:1
+#
+# The simulator runtime: one image, and so ONE toolchain, for the builder, the
+# runners and the distcc compile servers. distcc sends preprocessed sources
+# to other nodes' compilers; objects from another compiler version would be
+# linked together silently, so every compiler in the cluster is this image's.
+#
+# Build from the repository root, after the simswarm image
+# (docs/deploy-swarm.md):
+#
+#   docker build -f deploy/runtime.Dockerfile \
+#     --build-arg SIMSWARM_IMAGE="$REGISTRY/simswarm:$TAG" \
+#     -t "$REGISTRY/simswarm-runtime:$TAG" .
+#
+# Targets (--target):
+#   omnetpp  the default (last stage): OMNeT++ built from its release tarball,
+#            without GUI; OMNETPP_VERSION and OMNETPP_SHA1 choose the release
+#   ns3      Debian's ns-3 (libns3-dev) instead of OMNeT++
+#   base     the toolchain and simswarm alone; FROM this (or either image
+#            above) to bring your own simulator: docs/deploy-swarm.md
+#
+# Nothing comes from the build context (runtime.Dockerfile.dockerignore
+# excludes all of it), and no credentials are baked in: the stack mounts the
+# Docker secret simswarm_creds at run time.
+
+# The simswarm image built from deploy/simswarm.Dockerfile, by its full name
+# and tag. Required: the runtime runs exactly the binary the engine runs.
+ARG SIMSWARM_IMAGE
+# The OMNeT++ release, and the SHA-1 of its omnetpp-$OMNETPP_VERSION-core.tgz
+# as the OMNeT++ download page gives it: change both together.
+ARG OMNETPP_VERSION=6.1.0
+ARG OMNETPP_SHA1=4e643421035b322d91b9bfbb273c2ee165af82a0
+
+FROM ${SIMSWARM_IMAGE} AS simswarm
+
+# Debian 12 (bookworm): the release whose compilers, distcc, ccache and ns-3
+# the project's tests run with.
+FROM debian:12.13-slim AS base
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8
+# g++/gcc/make: builds; distcc and ccache: distributed, cached builds (the
+# builder) and the compile server (distccd); python3 and perl: OMNeT++'s
+# tools (opp_makemake, opp_featuretool); tini: reaps the orphans simulations
+# leave behind. update-distcc-symlinks lists the compilers distccd may run.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      g++ gcc make distcc ccache tini python3 perl libxml2-dev zlib1g-dev \
+ && update-distcc-symlinks \
+ && rm -rf /var/lib/apt/lists/*
+# The service user, and the directories the stack mounts volumes on (a new
+# named volume takes the ownership of the directory it is mounted on).
+RUN groupadd --system --gid 10001 simswarm \
+ && useradd --system --uid 10001 --gid simswarm --create-home --home-dir /home/simswarm \
+      --shell /usr/sbin/nologin simswarm \
+ && install -d -o simswarm -g simswarm -m 0750 /var/lib/simswarm \
+      /var/lib/simswarm/workspaces /var/lib/simswarm/ccache /var/lib/simswarm/runner
+COPY --from=simswarm /usr/local/bin/simswarm /usr/local/bin/simswarm
+RUN simswarm version
+WORKDIR /home/simswarm
+EXPOSE 3632
+USER 10001:10001
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["simswarm", "--help"]
+
+# ns-3 from Debian (ns-3.37 on bookworm): examples/ns3-wifi builds with it.
+FROM base AS ns3
+USER root
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libns3-dev \
+ && rm -rf /var/lib/apt/lists/*
+# Part of every artifact key the builder computes: a new simulator is a new
+# build.
+ENV SIMSWARM_TOOLCHAIN=ns3-debian12
+USER 10001:10001
+
+# OMNeT++ from its release tarball (the "core" archive: sources without the
+# IDE), built with this image's compiler, without Qtenv, OSG or osgEarth.
+FROM base AS omnetpp-build
+ARG OMNETPP_VERSION
+ARG OMNETPP_SHA1
+USER root
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bison flex curl ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+ENV PATH=/opt/omnetpp/bin:$PATH
+WORKDIR /opt/omnetpp
+RUN curl -fsSL -o /tmp/omnetpp.tgz \
+      "https://github.com/omnetpp/omnetpp/releases/download/omnetpp-${OMNETPP_VERSION}/omnetpp-${OMNETPP_VERSION}-core.tgz" \
+ && echo "${OMNETPP_SHA1}  /tmp/omnetpp.tgz" | sha1sum -c - \
+ && tar -xzf /tmp/omnetpp.tgz --strip-components=1 -C /opt/omnetpp \
+ && rm /tmp/omnetpp.tgz
+RUN source ./setenv -q \
+ && ./configure WITH_QTENV=no WITH_OSG=no WITH_OSGEARTH=no PREFER_CLANG=no PREFER_LLD=no \
+ && make -j"$(nproc)" MODE=release base \
+ && rm -rf out doc
+
+FROM base AS omnetpp
+ARG OMNETPP_VERSION
+COPY --from=omnetpp-build /opt/omnetpp /opt/omnetpp
+# What OMNeT++'s setenv would set.
+ENV PATH=/opt/omnetpp/bin:$PATH \
+    LD_LIBRARY_PATH=/opt/omnetpp/lib \
+    __omnetpp_root_dir=/opt/omnetpp \
+    SIMSWARM_TOOLCHAIN=omnetpp-${OMNETPP_VERSION}
+# Every library opp_run needs is there.
+RUN ldd /opt/omnetpp/bin/opp_run | { ! grep 'not found'; }
+USER 10001:10001
