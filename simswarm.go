@@ -314,4 +314,6 @@ type Worker struct {
 	// Current lists the runs in progress as "<campaign>.<run>".
 	Current    []string `json:"current,omitempty"`
 	CacheBytes int64    `json:"cache_bytes,omitempty"`
+	// Draining is set when the worker finishes its runs but takes no more.
+	Draining bool `json:"draining,omitempty"`
 }

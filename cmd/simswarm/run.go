@@ -32,6 +32,7 @@ type runFlags struct {
 	slots, batch, retries   int
 	dryRun, asJSON, rebuild bool
 	detach, quiet, verbose  bool
+	dashboard               string
 }
 
 func (r *runFlags) add(f *pflag.FlagSet, run bool) {
@@ -54,6 +55,7 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	f.BoolVar(&r.noBuild, "no-build", false, "use the project's last artifact instead of building")
 	r.accel.add(f, "")
 	f.BoolVar(&r.detach, "detach", false, "submit the campaign and return; follow it later with simswarm attach")
+	f.StringVar(&r.dashboard, "dashboard", "", "serve the dashboard on `ADDR` (e.g. 127.0.0.1:9181) while the campaign runs")
 }
 
 func (r *runFlags) options() (campaign.Options, error) {
@@ -180,6 +182,13 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 		}
 		defer e.NC.Close()
 		eng = e
+	}
+	if rf.dashboard != "" {
+		stop, err := startDashboard(ctx, eng, rf.dashboard, rf.conn.server == "", log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 
 	interrupt := make(chan struct{})

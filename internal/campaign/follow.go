@@ -173,8 +173,12 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	// Runners on this host wrote through a scratch directory inside the
 	// results; leave results/ as opp_runall would (it fails while in use).
 	_ = os.Remove(filepath.Join(p.results, ".simswarm-scratch"))
-	camp.State = "done"
-	_ = engine.PutJSON(ctx, c.Eng.Campaigns, p.id, camp)
+	// A cancel from elsewhere (the dashboard) stays the campaign's state.
+	var now simswarm.Campaign
+	if ok, _ := engine.GetJSON(ctx, c.Eng.Campaigns, p.id, &now); !ok || now.State != "cancelled" || sum.Cancelled == 0 {
+		camp.State = "done"
+		_ = engine.PutJSON(ctx, c.Eng.Campaigns, p.id, camp)
+	}
 	return sum, nil
 }
 

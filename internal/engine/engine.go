@@ -42,7 +42,22 @@ const (
 	SubjectCancel = "simswarm.cancel"
 	// SubjectBuildLog + ".<request>" carries build output lines as they come.
 	SubjectBuildLog = "simswarm.buildlog"
+	// SubjectDrain + ".<worker>" tells one runner to finish its runs and take
+	// no more; a message "resume" takes it back. See DrainSubject.
+	SubjectDrain = "simswarm.drain"
 )
+
+// DrainSubject is the subject that drains the runner with id worker. Worker
+// ids hold host names, whose dots would split a subject token.
+func DrainSubject(worker string) string {
+	b := []byte(worker)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return SubjectDrain + "." + string(b)
+}
 
 // DefaultLease is how long a job stays with a worker without a sign of life;
 // running jobs renew it well before it runs out, so only dead workers lose

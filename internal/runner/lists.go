@@ -29,6 +29,10 @@ func (r *Runner) serveLists(ctx context.Context, cons jetstream.Consumer) {
 		if d := r.pause(); d > 0 {
 			sleep(ctx, d)
 		}
+		if r.draining.Load() {
+			sleep(ctx, time.Second)
+			continue
+		}
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,6 +47,9 @@ type Runner struct {
 	active map[string]map[*runCtx]bool // campaign -> running processes
 	busy   int
 	faults int // consecutive failures to prepare a run on this host
+	// draining: finish the runs in progress, take no new jobs (set from
+	// the dashboard through engine.DrainSubject).
+	draining atomic.Bool
 }
 
 type runCtx struct {
@@ -91,6 +95,14 @@ func (r *Runner) Serve(ctx context.Context) error {
 		return fmt.Errorf("runner: subscribe: %w", err)
 	}
 	defer sub.Unsubscribe()
+	drain, err := r.Eng.NC.Subscribe(engine.DrainSubject(r.ID), func(m *nats.Msg) {
+		r.draining.Store(string(m.Data) != "resume")
+		r.Log.Info("runner: drain", "draining", r.draining.Load())
+	})
+	if err != nil {
+		return fmt.Errorf("runner: subscribe: %w", err)
+	}
+	defer drain.Unsubscribe()
 
 	var wg sync.WaitGroup
 	wg.Add(r.Slots + 2)
@@ -114,7 +126,7 @@ func (r *Runner) heartbeat(ctx context.Context) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		w := simswarm.Worker{ID: r.ID, Host: r.Host, Role: "runner", Slots: r.Slots, Busy: r.busy,
-			Version: simswarm.Version, Seen: time.Now(), CacheBytes: cache}
+			Version: simswarm.Version, Seen: time.Now(), CacheBytes: cache, Draining: r.draining.Load()}
 		for _, m := range r.active {
 			for rc := range m {
 				w.Current = append(w.Current, rc.runs...)
@@ -145,6 +157,10 @@ func (r *Runner) slot(ctx context.Context, cons jetstream.Consumer) {
 		if d := r.pause(); d > 0 {
 			sleep(ctx, d)
 		}
+		if r.draining.Load() {
+			sleep(ctx, time.Second)
+			continue
+		}
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
 		if err != nil {
@@ -157,6 +173,10 @@ func (r *Runner) slot(ctx context.Context, cons jetstream.Consumer) {
 		}
 		var first []job
 		for msg := range batch.Messages() {
+			if r.draining.Load() { // drained while this fetch waited
+				_ = msg.Nak()
+				continue
+			}
 			if j, ok := r.decode(ctx, msg); ok {
 				first = append(first, j)
 			}
