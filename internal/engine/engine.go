@@ -236,6 +236,21 @@ func GetJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (fou
 	return true, nil
 }
 
+// PutAsync stores v under key in bucket without waiting for the engine's
+// acknowledgement, which the returned future brings. A KV put is a publish
+// on the bucket's subject; several in flight save round trips per run.
+func (e *Engine) PutAsync(bucket, key string, v any) (jetstream.PubAckFuture, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	f, err := e.JS.PublishAsync("$KV."+bucket+"."+key, b)
+	if err != nil {
+		return nil, fmt.Errorf("put %s/%s: %w", bucket, key, err)
+	}
+	return f, nil
+}
+
 // Publish enqueues a job. msgID lets JetStream drop a duplicate sent within
 // its window (a client retrying after a lost ack).
 func (e *Engine) Publish(ctx context.Context, subject string, v any, msgID string) error {

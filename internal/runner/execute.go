@@ -144,7 +144,8 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []
 	for _, j := range jobs {
 		rec := &simswarm.RunRecord{Key: j.Key, Campaign: j.Campaign, Run: j.Run, State: simswarm.RunRunning,
 			Worker: r.ID, Host: r.Host, Started: started, Batch: len(jobs)}
-		_ = engine.PutJSON(ctx, r.Eng.Status, simswarm.StatusKey(j.Campaign, j.Run), rec)
+		// Progress only: not worth a round trip before the process starts.
+		_, _ = r.Eng.PutAsync(engine.BucketStatus, simswarm.StatusKey(j.Campaign, j.Run), rec)
 	}
 	console, err := os.Create(filepath.Join(scratch, "console"))
 	if err != nil {
