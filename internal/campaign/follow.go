@@ -309,7 +309,13 @@ func (c *Client) extract(ctx context.Context, p *prepared, rec *simswarm.RunReco
 		if ok && full.Finished.Equal(rec.Finished) {
 			break
 		}
-		if i == 20 {
+		// Ask the leader, which has what the runner's write was
+		// acknowledged with.
+		ok, err = c.Eng.GetFromLeader(ctx, engine.BucketRuns, rec.Key, &full)
+		if err == nil && ok && full.Finished.Equal(rec.Finished) {
+			break
+		}
+		if i == 50 {
 			return fmt.Errorf("run record %s missing", simswarm.Short(rec.Key))
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -251,6 +251,43 @@ func (e *Engine) PutAsync(bucket, key string, v any) (jetstream.PubAckFuture, er
 	return f, nil
 }
 
+// GetFromLeader reads key from bucket through the stream's leader. KV gets
+// are direct gets that any replica may answer, and a replica can be behind
+// the one that acknowledged a write (a server was just lost): a reader that
+// must see a record it knows exists asks the leader.
+func (e *Engine) GetFromLeader(ctx context.Context, bucket, key string, v any) (found bool, err error) {
+	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + key})
+	msg, err := e.NC.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
+	if err != nil {
+		return false, fmt.Errorf("get %s/%s: %w", bucket, key, err)
+	}
+	var resp struct {
+		Message *struct {
+			Data []byte `json:"data"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return false, fmt.Errorf("get %s/%s: %w", bucket, key, err)
+	}
+	if resp.Error != nil {
+		if resp.Error.Code == 404 {
+			return false, nil
+		}
+		return false, fmt.Errorf("get %s/%s: %s", bucket, key, resp.Error.Description)
+	}
+	if resp.Message == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(resp.Message.Data, v); err != nil {
+		return false, fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+	}
+	return true, nil
+}
+
 // Publish enqueues a job. msgID lets JetStream drop a duplicate sent within
 // its window (a client retrying after a lost ack).
 func (e *Engine) Publish(ctx context.Context, subject string, v any, msgID string) error {
