@@ -299,26 +299,28 @@ func (c *Client) extract(ctx context.Context, p *prepared, rec *simswarm.RunReco
 		return nil
 	}
 	// On a replicated engine a read may reach a copy a moment behind the
-	// one the runner wrote: give it a little time before calling it lost.
+	// one the runner wrote, or time out while the client moves to another
+	// server: keep trying, through the leader too, for a while before
+	// calling the record lost.
 	var full simswarm.RunRecord
-	for i := 0; ; i++ {
-		ok, err := engine.GetJSON(ctx, c.Eng.Runs, rec.Key, &full)
-		if err != nil {
-			return err
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ok, err := engine.GetJSON(rctx, c.Eng.Runs, rec.Key, &full)
+		if err != nil || !ok || !full.Finished.Equal(rec.Finished) {
+			ok, err = c.Eng.GetFromLeader(rctx, engine.BucketRuns, rec.Key, &full)
 		}
-		if ok && full.Finished.Equal(rec.Finished) {
-			break
-		}
-		// Ask the leader, which has what the runner's write was
-		// acknowledged with.
-		ok, err = c.Eng.GetFromLeader(ctx, engine.BucketRuns, rec.Key, &full)
+		cancel()
 		if err == nil && ok && full.Finished.Equal(rec.Finished) {
 			break
 		}
-		if i == 50 {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if err != nil {
+				return err
+			}
 			return fmt.Errorf("run record %s missing", simswarm.Short(rec.Key))
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 	return c.write(ctx, p.results, &full)
 }
