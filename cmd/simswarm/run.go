@@ -165,8 +165,11 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 		if err != nil {
 			return err
 		}
-		if acc.CcacheDir == "" {
+		switch acc.CcacheDir {
+		case "":
 			acc.CcacheDir = filepath.Join(rf.state, "ccache")
+		case "off":
+			acc.CcacheDir = ""
 		}
 		inst, err := embedded.Start(ctx, embedded.Options{StateDir: rf.state, Slots: rf.slots, Host: host, Log: log, Accel: acc})
 		if err != nil {

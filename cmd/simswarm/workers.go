@@ -40,7 +40,7 @@ func (a *accelFlags) add(f *pflag.FlagSet, ccacheDefault string) {
 	f.StringVar(&a.hosts, "distcc-hosts", "", "distcc compile servers, host[:port][/limit][,lzo] ... (default $DISTCC_HOSTS)")
 	f.StringVar(&a.dns, "distcc-dns", "", "a DNS name resolving to every compile server (e.g. tasks.distcc in Docker Swarm)")
 	f.IntVar(&a.perHost, "distcc-per-host", 4, "job limit of a compile server that gives none")
-	f.StringVar(&a.ccache, "ccache-dir", ccacheDefault, "compiler cache directory, used when ccache is installed (\"\": no ccache)")
+	f.StringVar(&a.ccache, "ccache-dir", ccacheDefault, "compiler cache directory, used when ccache is installed (\"off\": no ccache; run: default STATE/ccache)")
 	f.StringVar(&a.size, "ccache-size", "5G", "bound of the compiler cache")
 }
 
@@ -86,6 +86,9 @@ func builderCommand() *cobra.Command {
 			acc, err := accel.accel()
 			if err != nil {
 				return err
+			}
+			if acc.CcacheDir == "off" {
+				acc.CcacheDir = ""
 			}
 			log := logger(verbose)
 			ctx, stop := untilSignal()

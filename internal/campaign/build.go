@@ -81,6 +81,8 @@ func (c *Client) build(ctx context.Context, proj *project.Project, snap string) 
 				continue
 			}
 			show.done(&rec)
+			c.built = &BuildInfo{ID: simswarm.Short(key), Cached: rec.Cached, Compiled: rec.Compiled, Files: rec.Files,
+				Seconds: rec.Wall.Seconds(), Warnings: rec.Warnings}
 			if rec.State == simswarm.BuildFailed {
 				return "", &SetupError{Err: &BuildError{Msg: "build failed: " + rec.Error + "; full log: simswarm logs build " + simswarm.Short(key), Tail: rec.Tail}}
 			}

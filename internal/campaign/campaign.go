@@ -74,6 +74,17 @@ type Summary struct {
 	// Hosts counts the runs executed on each host.
 	Hosts    map[string]int `json:"hosts,omitempty"`
 	Detached bool           `json:"detached,omitempty"`
+	Build    *BuildInfo     `json:"build,omitempty"`
+}
+
+// BuildInfo says what the campaign's build did.
+type BuildInfo struct {
+	ID       string   `json:"id"` // for simswarm logs build
+	Cached   bool     `json:"cached"`
+	Compiled int      `json:"compiled"`
+	Files    int      `json:"files"`
+	Seconds  float64  `json:"seconds"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Failure is one failed run.
@@ -92,6 +103,8 @@ type Failure struct {
 type Client struct {
 	Eng *engine.Engine
 	Opt Options
+
+	built *BuildInfo // what this client's build request came to
 }
 
 // prepared is a campaign ready to submit.

@@ -46,7 +46,7 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 		return nil, fmt.Errorf("watch campaign: %w", err)
 	}
 	defer w.Stop()
-	sum := &Summary{Campaign: p.id, Runs: len(p.runs), Results: p.results}
+	sum := &Summary{Campaign: p.id, Runs: len(p.runs), Results: p.results, Build: c.built}
 	failures := map[int]*Failure{}
 
 	// What the engine already knows about this campaign.
