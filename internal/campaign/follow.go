@@ -215,36 +215,18 @@ func (c *Client) queued(ctx context.Context, id string) (map[int]bool, error) {
 	return out, nil
 }
 
-// submit enqueues run jobs, a window at a time so that a campaign of any size
-// streams into the engine without waiting for each acknowledgement.
+// submit enqueues the jobs of runs.
 func (c *Client) submit(ctx context.Context, p *prepared, runs []int, states map[int]*runState) error {
-	const window = 1000
-	for i := 0; i < len(runs); i += window {
-		var futures []jetstream.PubAckFuture
-		for _, n := range runs[i:min(i+window, len(runs))] {
-			job := simswarm.RunJob{Version: simswarm.Version, Campaign: p.id, Run: n, Key: states[n].key,
-				Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd, Timeout: c.Opt.Timeout, Batch: c.Opt.Batch, Retries: c.Opt.Retries}
-			if c.Opt.Local {
-				job.Local, job.Host = p.results, c.Opt.Host
-			}
-			b, _ := json.Marshal(job)
-			f, err := c.Eng.JS.PublishAsync(engine.RunSubject(p.id, n), b)
-			if err != nil {
-				return fmt.Errorf("enqueue run %d: %w", n, err)
-			}
-			futures = append(futures, f)
+	return c.Eng.PublishRuns(ctx, len(runs), func(i int) simswarm.RunJob {
+		n := runs[i]
+		job := simswarm.RunJob{Version: simswarm.Version, Campaign: p.id, Run: n, Key: states[n].key,
+			Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd,
+			Timeout: c.Opt.Timeout, Batch: c.Opt.Batch, Retries: c.Opt.Retries}
+		if c.Opt.Local {
+			job.Local, job.Host = p.results, c.Opt.Host
 		}
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return fmt.Errorf("enqueue: %w", err)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	}
-	return nil
+		return job
+	})
 }
 
 // cancel removes the campaign's waiting jobs and tells runners to stop its

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -148,34 +147,12 @@ func (s *Server) actRetry(w http.ResponseWriter, r *http.Request) {
 
 // enqueue publishes run jobs a window at a time, as the client submits them.
 func (s *Server) enqueue(ctx context.Context, c *simswarm.Campaign, runs []int, timeout time.Duration) error {
-	const window = 1000
-	for i := 0; i < len(runs); i += window {
-		var futures []jetstream.PubAckFuture
-		for _, n := range runs[i:min(i+window, len(runs))] {
-			job := simswarm.RunJob{Version: simswarm.Version, Campaign: c.ID, Run: n,
-				Key:      simswarm.RunKey(c.Artifact, c.Workdir, c.Command, n),
-				Snapshot: c.Snapshot, Artifact: c.Artifact, Workdir: c.Workdir, Command: c.Command, Timeout: timeout}
-			b, err := json.Marshal(job)
-			if err != nil {
-				return err
-			}
-			f, err := s.eng.JS.PublishAsync(engine.RunSubject(c.ID, n), b)
-			if err != nil {
-				return fmt.Errorf("enqueue run %d: %w", n, err)
-			}
-			futures = append(futures, f)
-		}
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return fmt.Errorf("enqueue: %w", err)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	}
-	return nil
+	return s.eng.PublishRuns(ctx, len(runs), func(i int) simswarm.RunJob {
+		n := runs[i]
+		return simswarm.RunJob{Version: simswarm.Version, Campaign: c.ID, Run: n,
+			Key:      simswarm.RunKey(c.Artifact, c.Workdir, c.Command, n),
+			Snapshot: c.Snapshot, Artifact: c.Artifact, Workdir: c.Workdir, Command: c.Command, Timeout: timeout}
+	})
 }
 
 // actDrain tells a runner to finish its runs and take no more, or to take

@@ -288,6 +288,38 @@ func (e *Engine) GetFromLeader(ctx context.Context, bucket, key string, v any) (
 	return true, nil
 }
 
+// PublishRuns enqueues n run jobs, job(i) giving the i-th, a window at a
+// time: a campaign of any size streams into the engine without waiting for
+// each acknowledgement, and without holding all its jobs in memory.
+func (e *Engine) PublishRuns(ctx context.Context, n int, job func(i int) simswarm.RunJob) error {
+	const window = 1000
+	for i := 0; i < n; i += window {
+		var futures []jetstream.PubAckFuture
+		for k := i; k < min(i+window, n); k++ {
+			j := job(k)
+			b, err := json.Marshal(j)
+			if err != nil {
+				return err
+			}
+			f, err := e.JS.PublishAsync(RunSubject(j.Campaign, j.Run), b)
+			if err != nil {
+				return fmt.Errorf("enqueue run %d: %w", j.Run, err)
+			}
+			futures = append(futures, f)
+		}
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return fmt.Errorf("enqueue: %w", err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
 // Publish enqueues a job. msgID lets JetStream drop a duplicate sent within
 // its window (a client retrying after a lost ack).
 func (e *Engine) Publish(ctx context.Context, subject string, v any, msgID string) error {
