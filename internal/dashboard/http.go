@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/status"
 )
 
 const cookieName = "simswarm_dashboard_token"
@@ -377,7 +378,7 @@ func parseTemplates() (map[string]*template.Template, error) {
 }
 
 var funcs = template.FuncMap{
-	"bytes":     func(n any) string { return humanBytes(toInt64(n)) },
+	"bytes":     func(n any) string { return status.HumanBytes(toInt64(n)) },
 	"secs":      humanSeconds,
 	"ago":       humanAgo,
 	"thousands": func(n any) string { return thousands(int(toInt64(n))) },

@@ -470,19 +470,6 @@ func hostsOf(ws []WorkerView) []HostView {
 
 // Template helpers.
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 func humanSeconds(s float64) string {
 	d := time.Duration(s * float64(time.Second))
 	switch {

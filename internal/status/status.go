@@ -122,7 +122,7 @@ func (r *Report) Print(w io.Writer, now time.Time) {
 	fmt.Fprintf(w, "\nWORKERS (%d)\n", len(r.Workers))
 	for _, x := range r.Workers {
 		fmt.Fprintf(w, "%-8s %-28s %2d/%-2d busy  v%s  seen %s ago  cache %s\n", x.Role, x.ID, x.Busy, x.Slots, x.Version,
-			now.Sub(x.Seen).Round(time.Second), human(x.CacheBytes))
+			now.Sub(x.Seen).Round(time.Second), HumanBytes(x.CacheBytes))
 	}
 	fmt.Fprintf(w, "\nCAMPAIGNS (%d most recent)\n", len(r.Campaigns))
 	for _, c := range r.Campaigns {
@@ -130,10 +130,12 @@ func (r *Report) Print(w io.Writer, now time.Time) {
 			c.Counts[simswarm.RunSucceeded], c.Counts[simswarm.RunFailed], c.Counts[simswarm.RunRunning], c.Counts[simswarm.RunPending],
 			c.Project, c.Workdir)
 	}
-	fmt.Fprintf(w, "\nstored: %s\n", human(int64(r.Stored)))
+	fmt.Fprintf(w, "\nstored: %s\n", HumanBytes(int64(r.Stored)))
 }
 
-func human(n int64) string {
+// HumanBytes renders a size in binary units, as status and the dashboard
+// show sizes.
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
