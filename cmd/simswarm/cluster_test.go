@@ -77,6 +77,37 @@ func (c *cluster) clientCmd(dir string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// background is a client started and left running while a test breaks
+// something under it.
+type background struct {
+	cmd       *exec.Cmd
+	out, errb strings.Builder
+}
+
+func startBackground(t *testing.T, cmd *exec.Cmd) *background {
+	t.Helper()
+	b := &background{cmd: cmd}
+	cmd.Stdout, cmd.Stderr = &b.out, &b.errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// summary waits for the client to end and reads its --json summary.
+func (b *background) summary(t *testing.T, within time.Duration, after string) summary {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- b.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(within):
+		b.cmd.Process.Kill()
+		t.Fatalf("campaign did not complete %s within %s\n%s", after, within, b.errb.String())
+	}
+	return jsonSummary(t, result{stdout: b.out.String(), stderr: b.errb.String()})
+}
+
 // executions counts, from the runners' logs, how often each run of a
 // campaign was executed.
 func executions(runners []*node, campaign string) map[int]int {
@@ -124,26 +155,13 @@ func TestClusterCampaign(t *testing.T) {
 func TestClusterRunnerKilled(t *testing.T) {
 	c := newCluster(t, 3)
 	dir := example(t, "aloha")
-	cmd := c.clientCmd(dir, "run", "--json", "-q", "--", "./aloha", "-c", "Sleepy", "--repeat=24", "--sleep=1")
-	var out strings.Builder
-	cmd.Stdout = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	client := startBackground(t, c.clientCmd(dir, "run", "--json", "-q", "--", "./aloha", "-c", "Sleepy", "--repeat=24", "--sleep=1"))
 	victim := c.runners[0]
 	waitLog(t, victim, `msg="process ended"`, time.Minute)
 	killed := time.Now()
 	victim.kill(syscall.SIGKILL)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Minute):
-		cmd.Process.Kill()
-		t.Fatal("campaign did not complete within 2 minutes of losing a runner")
-	}
+	s := client.summary(t, 2*time.Minute, "after losing a runner")
 	took := time.Since(killed)
-	s := jsonSummary(t, result{stdout: out.String()})
 	if s.Succeeded != 24 || s.Failed != 0 {
 		t.Fatalf("after losing a runner: %+v", s)
 	}
@@ -159,27 +177,14 @@ func TestClusterRunnerKilled(t *testing.T) {
 func TestClusterServerRestart(t *testing.T) {
 	c := newCluster(t, 2)
 	dir := example(t, "aloha")
-	cmd := c.clientCmd(dir, "run", "--json", "-q", "--", "./aloha", "-c", "Sleepy", "--repeat=24", "--sleep=0.5")
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	client := startBackground(t, c.clientCmd(dir, "run", "--json", "-q", "--", "./aloha", "-c", "Sleepy", "--repeat=24", "--sleep=0.5"))
 	waitLog(t, c.runners[0], `msg="process ended"`, time.Minute)
 	c.server.kill(syscall.SIGKILL)
 	time.Sleep(time.Second)
 	c.lab.restart(c.server)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Minute):
-		cmd.Process.Kill()
-		t.Fatalf("campaign did not complete after the server restart\n%s", errb.String())
-	}
-	s := jsonSummary(t, result{stdout: out.String(), stderr: errb.String()})
+	s := client.summary(t, 3*time.Minute, "after the server restart")
 	if s.Succeeded != 24 {
-		t.Fatalf("after a server restart: %+v\n%s", s, errb.String())
+		t.Fatalf("after a server restart: %+v\n%s", s, client.errb.String())
 	}
 	if n := len(files(t, filepath.Join(dir, "results"), "Sleepy-*.sca")); n != 24 {
 		t.Fatalf("%d result files, want 24", n)
@@ -223,24 +228,12 @@ func TestClusterThreeServers(t *testing.T) {
 	dir := example(t, "aloha")
 	cmd := exec.Command(binary, "run", "--server", url, "--creds", credsFile, "--json", "-q", "--", "./aloha", "-c", "Sleepy", "--repeat=24", "--sleep=0.5")
 	cmd.Dir, cmd.Env = dir, cleanEnv()
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	client := startBackground(t, cmd)
 	waitLog(t, runners[0], `msg="process ended"`, 2*time.Minute)
 	servers[1].kill(syscall.SIGKILL)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Minute):
-		cmd.Process.Kill()
-		t.Fatalf("campaign did not complete after losing one of three servers\n%s", errb.String())
-	}
-	s := jsonSummary(t, result{stdout: out.String(), stderr: errb.String()})
+	s := client.summary(t, 3*time.Minute, "after losing one of three servers")
 	if s.Succeeded != 24 {
-		t.Fatalf("after losing a server: %+v\n%s", s, errb.String())
+		t.Fatalf("after losing a server: %+v\n%s", s, client.errb.String())
 	}
 	if n := len(files(t, filepath.Join(dir, "results"), "Sleepy-*.sca")); n != 24 {
 		t.Fatalf("%d result files, want 24", n)
