@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/simswarm/simswarm/internal/testkit"
 )
 
 var binary string
@@ -40,32 +41,8 @@ func TestMain(m *testing.M) {
 // whatever a local build left there, so every test starts from sources.
 func example(t testing.TB, name string) string {
 	t.Helper()
-	src := filepath.Join("..", "..", "examples", name)
 	dst := filepath.Join(t.TempDir(), name)
-	skip := map[string]bool{"out": true, "results": true, "obj": true, "aloha": true, "scenario": true}
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if rel != "." && skip[strings.Split(filepath.ToSlash(rel), "/")[0]] {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		fi, _ := d.Info()
-		return os.WriteFile(target, b, fi.Mode().Perm())
-	})
-	if err != nil {
+	if err := testkit.CopySources(filepath.Join("..", "..", "examples", name), dst); err != nil {
 		t.Fatal(err)
 	}
 	return dst

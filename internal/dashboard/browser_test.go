@@ -8,7 +8,6 @@ package dashboard
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/testkit"
 )
 
 // chromium finds the browser: $SIMSWARM_CHROMIUM, else chromium on PATH.
@@ -124,34 +124,8 @@ func run(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.
 // copyExample copies a bundled example without what a local build left.
 func copyExample(t *testing.T, name string) string {
 	t.Helper()
-	src := filepath.Join("..", "..", "examples", name)
 	dst := filepath.Join(t.TempDir(), name)
-	skip := map[string]bool{"out": true, "results": true, "aloha": true, "obj": true}
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if rel != "." && skip[strings.Split(filepath.ToSlash(rel), "/")[0]] {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, info.Mode().Perm())
-	})
-	if err != nil {
+	if err := testkit.CopySources(filepath.Join("..", "..", "examples", name), dst); err != nil {
 		t.Fatal(err)
 	}
 	return dst
