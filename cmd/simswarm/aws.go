@@ -74,6 +74,13 @@ CloudFormation stack, reached through an SSH tunnel. Credentials and region
 come from the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
 AWS_PROFILE, ~/.aws/config and ~/.aws/credentials), or --profile/--region.
 See docs/aws.md.`,
+		// Every subcommand works on the named cluster: check the name once.
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := aws.CheckName(af.name); err != nil {
+				return usageErr("%v", err)
+			}
+			return nil
+		},
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&af.name, "name", "simswarm", "cluster name (the CloudFormation stack and key pair are named after it)")
@@ -95,9 +102,6 @@ func awsInitCommand(af *awsFlags) *cobra.Command {
 		Example: `  simswarm aws init --workers 3 --instance-type c5.4xlarge --registry ghcr.io/you --tag v1
   simswarm aws init --name big --workers 10 --ssh-cidr 203.0.113.7/32`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := aws.CheckName(af.name); err != nil {
-				return usageErr("%v", err)
-			}
 			o.StackFile = sf.file
 			if o.StackFile == "" {
 				if _, err := os.Stat("deploy/stack.yml"); err == nil {
@@ -149,9 +153,6 @@ func awsConnectCommand(af *awsFlags) *cobra.Command {
 		Use:   "connect",
 		Short: "Open an SSH tunnel to the manager (engine 4222, dashboard 9181, visualizer 8080 on localhost), in the background",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := aws.CheckName(af.name); err != nil {
-				return usageErr("%v", err)
-			}
 			if foreground {
 				return connectForeground(cmd, af.name)
 			}
@@ -249,9 +250,6 @@ func awsDisconnectCommand(af *awsFlags) *cobra.Command {
 		Use:   "disconnect",
 		Short: "Stop the cluster's background tunnel",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := aws.CheckName(af.name); err != nil {
-				return usageErr("%v", err)
-			}
 			return disconnect(cmd.OutOrStdout(), af.name)
 		},
 	}
@@ -407,9 +405,6 @@ func awsRemoveCommand(af *awsFlags) *cobra.Command {
 		Use:   "remove",
 		Short: "Delete the cluster: stack (instances, volumes, network, alarm), key pair and local profile",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := aws.CheckName(af.name); err != nil {
-				return usageErr("%v", err)
-			}
 			if !yes && !term.IsTerminal(int(os.Stdin.Fd())) {
 				return usageErr("refusing to remove cluster %s without confirmation: there is no terminal to ask on; pass --yes", af.name)
 			}
