@@ -267,7 +267,7 @@ func TestTunnelLocalPortInUse(t *testing.T) {
 	_, port, _ := net.SplitHostPort(busy.Addr().String())
 	dir := t.TempDir()
 	key := filepath.Join(dir, "key.pem")
-	_, pemBytes := testKey(t)
+	_, pemBytes := sshdtest.NewKey(t)
 	if err := os.WriteFile(key, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func Start(t testing.TB) *Server {
 	}
 	s := &Server{t: t, dir: t.TempDir(), bin: bin, User: u.Username}
 	s.KeyPath = filepath.Join(s.dir, "user_key")
-	pub, pemBytes := newKey(t)
+	pub, pemBytes := NewKey(t)
 	s.KeyPEM = pemBytes
 	if err := os.WriteFile(s.KeyPath, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
@@ -111,7 +111,9 @@ func (s *Server) probe() {
 	c.Close()
 }
 
-func newKey(t testing.TB) (ssh.PublicKey, []byte) {
+// NewKey makes an ed25519 key pair: the public key and the private key in
+// OpenSSH PEM form.
+func NewKey(t testing.TB) (ssh.PublicKey, []byte) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +130,7 @@ func newKey(t testing.TB) (ssh.PublicKey, []byte) {
 }
 
 func (s *Server) newHostKey() {
-	pub, pemBytes := newKey(s.t)
+	pub, pemBytes := NewKey(s.t)
 	if err := os.WriteFile(filepath.Join(s.dir, "host_key"), pemBytes, 0o600); err != nil {
 		s.t.Fatal(err)
 	}
