@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -188,63 +187,12 @@ func tunnelProfile(t *testing.T, s *sshdtest.Server, name string) *aws.Profile {
 		HostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.HostKey))), KeyPath: key, KnownHosts: s.KnownHosts(dir)}
 	p.SSHPort, _ = strconv.Atoi(port)
 	for range 3 {
-		p.Forwards = append(p.Forwards, tunnel.Forward{Local: freeLocal(t), Remote: echo(t)})
+		p.Forwards = append(p.Forwards, tunnel.Forward{Local: sshdtest.FreeAddr(t), Remote: sshdtest.Echo(t)})
 	}
 	if err := p.Save(); err != nil {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func freeLocal(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func echo(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-				_ = c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
-
-func roundTrip(t *testing.T, addr string, payload []byte) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatalf("dialling %s: %v", addr, err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	go func() {
-		_, _ = c.Write(payload)
-		_ = c.(*net.TCPConn).CloseWrite()
-	}()
-	got, err := io.ReadAll(c)
-	if err != nil || !bytes.Equal(got, payload) {
-		t.Fatalf("through %s: sent %d bytes, got %d back (%v)", addr, len(payload), len(got), err)
-	}
 }
 
 // gone tells whether pid has exited (a zombie counts: its parent is init).
@@ -294,8 +242,8 @@ func TestAWSConnectBackgroundTunnel(t *testing.T) {
 		t.Errorf("the tunnel (pid %d) is in session %d (%v), want its own", pid, sid, err)
 	}
 	for i, f := range p.Forwards {
-		roundTrip(t, f.Local, []byte(fmt.Sprintf("through the background tunnel, port %d\n", i)))
-		roundTrip(t, f.Local, bytes.Repeat([]byte{byte(i)}, 256<<10))
+		sshdtest.RoundTrip(t, f.Local, []byte(fmt.Sprintf("through the background tunnel, port %d\n", i)))
+		sshdtest.RoundTrip(t, f.Local, bytes.Repeat([]byte{byte(i)}, 256<<10))
 	}
 
 	r = runAWS(t, env, "connect", "--name", "tun")
@@ -340,7 +288,7 @@ func TestAWSConnectBackgroundTunnel(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "replacing the stale PID file") {
 		t.Fatalf("connect over a stale PID file: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	roundTrip(t, p.Forwards[2].Local, []byte("after a stale PID file"))
+	sshdtest.RoundTrip(t, p.Forwards[2].Local, []byte("after a stale PID file"))
 	if r = runAWS(t, env, "disconnect", "--name", "tun"); r.code != 0 {
 		t.Fatalf("disconnect: %q", r.stderr)
 	}

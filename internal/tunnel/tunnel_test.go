@@ -5,12 +5,10 @@ package tunnel
 // visualizer ports.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -23,79 +21,14 @@ import (
 	"github.com/simswarm/simswarm/internal/tunnel/sshdtest"
 )
 
-// echoServer answers every connection with what it receives, then closes
-// its side once the client has closed its own.
-func echoServer(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-				_ = c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // config forwards three free local ports to three echo servers through s.
 func config(t testing.TB, s *sshdtest.Server) Config {
 	t.Helper()
 	c := Config{Addr: s.Addr, User: s.User, KeyPath: s.KeyPath, KnownHosts: s.KnownHosts(t.TempDir()), KeepAlive: time.Second}
 	for range 3 {
-		c.Forwards = append(c.Forwards, Forward{Local: freeAddr(t), Remote: echoServer(t)})
+		c.Forwards = append(c.Forwards, Forward{Local: sshdtest.FreeAddr(t), Remote: sshdtest.Echo(t)})
 	}
 	return c
-}
-
-// RoundTrip sends payload through addr and expects it back, checking that
-// both directions and the end of stream pass through.
-func RoundTrip(t testing.TB, addr string, payload []byte) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatalf("dialling forwarded %s: %v", addr, err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Write(payload)
-		if err == nil {
-			err = c.(*net.TCPConn).CloseWrite()
-		}
-		errc <- err
-	}()
-	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("reading back through %s: %v", addr, err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatalf("writing through %s: %v", addr, err)
-	}
-	if !bytes.Equal(got, payload) {
-		t.Fatalf("through %s: sent %d bytes, got %d back (or different bytes)", addr, len(payload), len(got))
-	}
 }
 
 func TestTunnelForwardsEveryPortBothWays(t *testing.T) {
@@ -113,8 +46,8 @@ func TestTunnelForwardsEveryPortBothWays(t *testing.T) {
 	big := make([]byte, 1<<20)
 	_, _ = rand.Read(big)
 	for i, f := range c.Forwards {
-		RoundTrip(t, f.Local, []byte(fmt.Sprintf("hello through forward %d\n", i)))
-		RoundTrip(t, f.Local, big)
+		sshdtest.RoundTrip(t, f.Local, []byte(fmt.Sprintf("hello through forward %d\n", i)))
+		sshdtest.RoundTrip(t, f.Local, big)
 	}
 	tun.Close()
 	if err := <-served; err != nil {
@@ -140,7 +73,7 @@ func TestTunnelRedialsAfterLossAndRefusesChangedHostKey(t *testing.T) {
 	tun.Log = quietLog(t)
 	served := make(chan error, 1)
 	go func() { served <- tun.Serve(ctx) }()
-	RoundTrip(t, c.Forwards[0].Local, []byte("before"))
+	sshdtest.RoundTrip(t, c.Forwards[0].Local, []byte("before"))
 
 	// A lost connection (laptop slept) is dialled again.
 	first := tun.current()
@@ -152,7 +85,7 @@ func TestTunnelRedialsAfterLossAndRefusesChangedHostKey(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	RoundTrip(t, c.Forwards[1].Local, []byte("after redial"))
+	sshdtest.RoundTrip(t, c.Forwards[1].Local, []byte("after redial"))
 
 	// A manager with another host key is refused, and that is final.
 	s.RegenerateHostKey()
@@ -244,7 +177,7 @@ func TestTunnelRunsRemoteCommands(t *testing.T) {
 func TestTunnelKeyFileMissingOrReadableByOthers(t *testing.T) {
 	dir := t.TempDir()
 	c := Config{Addr: "127.0.0.1:1", User: "x", KeyPath: filepath.Join(dir, "key.pem"), KnownHosts: filepath.Join(dir, "known_hosts"),
-		Forwards: []Forward{{Local: freeAddr(t), Remote: "127.0.0.1:4222"}}}
+		Forwards: []Forward{{Local: sshdtest.FreeAddr(t), Remote: "127.0.0.1:4222"}}}
 	_, err := Listen(c)
 	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), c.KeyPath) {
 		t.Fatalf("missing key: %v", err)
@@ -271,7 +204,7 @@ func TestTunnelLocalPortInUse(t *testing.T) {
 	if err := os.WriteFile(key, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	free := freeAddr(t)
+	free := sshdtest.FreeAddr(t)
 	c := Config{Addr: "127.0.0.1:1", User: "x", KeyPath: key, KnownHosts: filepath.Join(dir, "known_hosts"),
 		Forwards: []Forward{{Local: free, Remote: "127.0.0.1:1"}, {Local: busy.Addr().String(), Remote: "127.0.0.1:2"}}}
 	_, err = Listen(c)

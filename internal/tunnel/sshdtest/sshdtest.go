@@ -6,10 +6,12 @@
 package sshdtest
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -239,3 +241,69 @@ func (s *Server) KnownHosts(dir string) string {
 }
 
 func (s *Server) String() string { return fmt.Sprintf("sshd on %s for %s", s.Addr, s.User) }
+
+// Echo starts a server that answers every connection with what it receives, then closes
+// its side once the client has closed its own.
+func Echo(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+				_ = c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// FreeAddr is a loopback address with a port nobody listens on.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// RoundTrip sends payload through addr and expects it back, checking that
+// both directions and the end of stream pass through.
+func RoundTrip(t testing.TB, addr string, payload []byte) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatalf("dialling forwarded %s: %v", addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(payload)
+		if err == nil {
+			err = c.(*net.TCPConn).CloseWrite()
+		}
+		errc <- err
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading back through %s: %v", addr, err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("writing through %s: %v", addr, err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatalf("through %s: sent %d bytes, got %d back (or different bytes)", addr, len(payload), len(got))
+	}
+}
