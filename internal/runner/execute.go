@@ -46,9 +46,7 @@ func (r *Runner) execute(ctx context.Context, jobs []job) {
 		return
 	}
 	defer release()
-	r.mu.Lock()
-	r.faults = 0
-	r.mu.Unlock()
+	r.healthy()
 	sort.Slice(todo, func(a, b int) bool { return todo[a].Run < todo[b].Run })
 	// Each pass runs alone what the previous left in doubt; attempts and
 	// batch splitting only shrink the set, so this ends.
@@ -104,8 +102,20 @@ func (r *Runner) infraFault(ctx context.Context, jobs []job, err error) {
 		// Back to the queue at once, for a healthy runner; this one pauses.
 		_ = j.msg.NakWithDelay(500 * time.Millisecond)
 	}
+	r.fault()
+}
+
+// fault notes that this host failed to prepare a job; healthy that it
+// succeeded, ending the pause.
+func (r *Runner) fault() {
 	r.mu.Lock()
 	r.faults++
+	r.mu.Unlock()
+}
+
+func (r *Runner) healthy() {
+	r.mu.Lock()
+	r.faults = 0
 	r.mu.Unlock()
 }
 

@@ -26,26 +26,9 @@ const listTimeout = 5 * time.Minute
 // program is, so a client needs no simulator installed.
 func (r *Runner) serveLists(ctx context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
-		if d := r.pause(); d > 0 {
-			sleep(ctx, d)
-		}
-		if r.draining.Load() {
-			sleep(ctx, time.Second)
-			continue
-		}
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
-		if err != nil {
-			cancel()
-			if ctx.Err() == nil {
-				sleep(ctx, time.Second)
-			}
-			continue
-		}
-		for msg := range batch.Messages() {
+		for _, msg := range r.next(ctx, cons) {
 			r.list(ctx, msg)
 		}
-		cancel()
 	}
 }
 
@@ -72,9 +55,7 @@ func (r *Runner) list(ctx context.Context, msg jetstream.Msg) {
 			if md == nil || md.NumDelivered < engine.MaxDeliver {
 				r.Log.Warn("runner: cannot prepare run list", "err", err)
 				_ = msg.NakWithDelay(500 * time.Millisecond)
-				r.mu.Lock()
-				r.faults++
-				r.mu.Unlock()
+				r.fault()
 				return
 			}
 		}
@@ -96,6 +77,7 @@ func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm
 		return &infraError{err}
 	}
 	defer release()
+	r.healthy()
 	wd := filepath.Join(dir, filepath.FromSlash(j.Workdir))
 	argv := append([]string(nil), j.Command.Argv...)
 	if !omnetpp.HasOption(argv, "-s") {

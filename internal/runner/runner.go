@@ -154,34 +154,12 @@ func dirSize(dir string) int64 {
 // campaign when the batch policy says start-up is worth sharing.
 func (r *Runner) slot(ctx context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
-		if d := r.pause(); d > 0 {
-			sleep(ctx, d)
-		}
-		if r.draining.Load() {
-			sleep(ctx, time.Second)
-			continue
-		}
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
-		if err != nil {
-			cancel()
-			if ctx.Err() == nil {
-				r.Log.Warn("runner: fetch", "err", err)
-				sleep(ctx, time.Second)
-			}
-			continue
-		}
 		var first []job
-		for msg := range batch.Messages() {
-			if r.draining.Load() { // drained while this fetch waited
-				_ = msg.Nak()
-				continue
-			}
+		for _, msg := range r.next(ctx, cons) {
 			if j, ok := r.decode(ctx, msg); ok {
 				first = append(first, j)
 			}
 		}
-		cancel()
 		if len(first) == 0 {
 			continue
 		}
@@ -200,6 +178,37 @@ func (r *Runner) slot(ctx context.Context, cons jetstream.Consumer) {
 			r.execute(ctx, g)
 		}
 	}
+}
+
+// next waits until this runner may take work (not paused after faults, not
+// drained) and takes one job from cons, or none within a few seconds.
+func (r *Runner) next(ctx context.Context, cons jetstream.Consumer) []jetstream.Msg {
+	if d := r.pause(); d > 0 {
+		sleep(ctx, d)
+	}
+	if r.draining.Load() {
+		sleep(ctx, time.Second)
+		return nil
+	}
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+	if err != nil {
+		if ctx.Err() == nil {
+			r.Log.Warn("runner: fetch", "err", err)
+			sleep(ctx, time.Second)
+		}
+		return nil
+	}
+	var msgs []jetstream.Msg
+	for msg := range batch.Messages() {
+		if r.draining.Load() { // drained while this fetch waited
+			_ = msg.Nak()
+			continue
+		}
+		msgs = append(msgs, msg)
+	}
+	return msgs
 }
 
 // fillBatch adds up to n jobs that are waiting right now. Jobs of another
