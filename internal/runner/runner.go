@@ -277,37 +277,20 @@ func (r *Runner) finish(ctx context.Context, j job, rec *simswarm.RunRecord) {
 	// Store writes must not be cut short by shutdown: the run is done.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	// Both records are in flight at once; the job is acknowledged only
-	// once the engine has stored both.
-	var futures []jetstream.PubAckFuture
+	// The full record first, then the status: a client that sees a final
+	// status must find the record it points to. The job is acknowledged
+	// only once both are stored.
 	if !rec.Reused && (rec.State == simswarm.RunSucceeded || rec.State == simswarm.RunFailed) {
-		f, err := r.Eng.PutAsync(engine.BucketRuns, j.Key, rec)
-		if err != nil {
+		if err := engine.PutJSON(wctx, r.Eng.Runs, j.Key, rec); err != nil {
 			r.Log.Error("runner: record run", "run", j.Run, "err", err)
 			_ = j.msg.Nak()
 			return
 		}
-		futures = append(futures, f)
 	}
-	f, err := r.Eng.PutAsync(engine.BucketStatus, simswarm.StatusKey(j.Campaign, j.Run), rec.Compact())
-	if err != nil {
+	if err := engine.PutJSON(wctx, r.Eng.Status, simswarm.StatusKey(j.Campaign, j.Run), rec.Compact()); err != nil {
 		r.Log.Error("runner: record status", "run", j.Run, "err", err)
 		_ = j.msg.Nak()
 		return
-	}
-	futures = append(futures, f)
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			r.Log.Error("runner: record run", "run", j.Run, "err", err)
-			_ = j.msg.Nak()
-			return
-		case <-wctx.Done():
-			r.Log.Error("runner: record run", "run", j.Run, "err", wctx.Err())
-			_ = j.msg.Nak()
-			return
-		}
 	}
 	_ = j.msg.Ack()
 }
