@@ -183,7 +183,7 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 		if err != nil {
 			return err
 		}
-		defer e.NC.Close()
+		defer e.Close()
 		eng = e
 	}
 	if rf.dashboard != "" {

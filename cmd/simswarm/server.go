@@ -99,7 +99,7 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("set up the engine: %w", err)}
 			}
-			defer eng.NC.Close()
+			defer eng.Close()
 			scheme := "nats"
 			if tlsCert != "" {
 				scheme = "tls"

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/simswarm/simswarm/internal/retry"
 	"golang.org/x/sys/unix"
 )
 
@@ -165,6 +166,22 @@ func (e *Embedded) Connect(name string) (*nats.Conn, error) {
 	return nats.Connect(fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(host, strconv.Itoa(addr.Port))), opts...)
 }
 
+// Open connects from this process and binds the engine a Setup created;
+// each worker of an embedded engine has its own connection, as it would
+// across a cluster.
+func (e *Embedded) Open(ctx context.Context, name string) (*Engine, error) {
+	nc, err := e.Connect(name)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := Open(ctx, nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return eng, nil
+}
+
 // Setup connects and creates the engine's streams and buckets.
 func (e *Embedded) Setup(ctx context.Context) (*Engine, error) {
 	nc, err := e.Connect("simswarm-setup")
@@ -188,17 +205,15 @@ func (e *Embedded) SetupCluster(ctx context.Context, replicas int, lease time.Du
 		return nil, err
 	}
 	var eng *Engine
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	err = retry.Do(ctx, retry.Policy{First: time.Second, Max: time.Second, For: 90 * time.Second}, func(int) error {
 		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		eng, err = Setup(sctx, nc, replicas, lease)
-		cancel()
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			break
+		defer cancel()
+		var err error
+		if eng, err = Setup(sctx, nc, replicas, lease); err != nil {
+			slog.Debug("engine setup waits for the cluster", "err", err)
 		}
-		slog.Debug("engine setup waits for the cluster", "err", err)
-		time.Sleep(time.Second)
-	}
+		return err
+	})
 	if err != nil {
 		nc.Close()
 		return nil, err
