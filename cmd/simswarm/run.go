@@ -211,6 +211,7 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 		human = os.Stderr
 	}
 	o.Stdout, o.Interrupt = human, interrupt
+	o.Server, o.Creds = rf.conn.server, rf.conn.creds
 	sum, err := fn(ctx, &campaign.Client{Eng: eng, Opt: o})
 	var setup *campaign.SetupError
 	var berr *campaign.BuildError
