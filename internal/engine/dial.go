@@ -86,6 +86,9 @@ func Dial(ctx context.Context, o DialOptions) (*nats.Conn, error) {
 // while the server is down or has no engine yet (workers started before
 // their server); otherwise any failure is an error at once.
 func Connect(ctx context.Context, o DialOptions, log *slog.Logger) (*Engine, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	nc, err := Dial(ctx, o)
 	if err != nil {
 		return nil, err

@@ -69,6 +69,13 @@ func (e *Engine) RecordRun(ctx context.Context, rec *simswarm.RunRecord) error {
 			return fmt.Errorf("record run %d: %w", rec.Run, err)
 		}
 	}
+	return e.RecordStatus(ctx, rec)
+}
+
+// RecordStatus stores only a run's compact record in its campaign, trying
+// again until stored or ctx ends: for an outcome whose full record is
+// stored already.
+func (e *Engine) RecordStatus(ctx context.Context, rec *simswarm.RunRecord) error {
 	if err := e.putUntilStored(ctx, BucketStatus, simswarm.StatusKey(rec.Campaign, rec.Run), rec.Compact()); err != nil {
 		return fmt.Errorf("record status of run %d: %w", rec.Run, err)
 	}

@@ -69,11 +69,25 @@ func (r *Runner) answerStored(ctx context.Context, j *job) bool {
 	if prev.LocalDir != "" && (prev.LocalDir != j.Local || !r.local(j) || !filesPresent(prev.LocalDir, prev.Files)) {
 		return false
 	}
+	r.Log.Info("run answered from the store", "campaign", j.Campaign, "run", j.Run, "same_job", sameJob)
 	if !sameJob {
 		prev.Reused = true
+		r.finish(ctx, j, prev)
+		return true
 	}
-	r.Log.Info("run answered from the store", "campaign", j.Campaign, "run", j.Run, "reused", prev.Reused)
-	r.finish(ctx, j, prev)
+	// This job's own outcome, stored before its ack was lost: its status
+	// again (where and how it ran), and the ack.
+	prev.Campaign, prev.Run = j.Campaign, j.Run
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeFor)
+	defer cancel()
+	if err := r.Eng.RecordStatus(wctx, prev); err != nil {
+		r.Log.Error("runner: record status; its job goes back to the queue", "campaign", j.Campaign, "run", j.Run, "err", err)
+		j.lease.Nak(0)
+		return true
+	}
+	if err := j.lease.Ack(wctx); err != nil {
+		r.Log.Warn("runner: acknowledge run", "campaign", j.Campaign, "run", j.Run, "err", err)
+	}
 	return true
 }
 
@@ -201,7 +215,9 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 			Reason: fmt.Sprintf("cannot start %s: %v", argv[0], err), Started: started})
 		return nil
 	}
-	if cancelled && !res.TimedOut {
+	// A process that ended on its own before the cancel reached it is a
+	// result like any other: a cancel racing the end loses nothing.
+	if cancelled && !res.TimedOut && res.Failed() {
 		r.finishAll(ctx, jobs, &simswarm.RunRecord{State: simswarm.RunCancelled, Reason: "campaign cancelled", Started: started})
 		return nil
 	}

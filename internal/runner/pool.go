@@ -30,7 +30,7 @@ type pool struct {
 	wake  *sync.Cond
 	ready []*job
 	free  int // slots waiting for a group
-	group int // size of the last group a slot took: what the next will want
+	group int // the batch size the last group's campaign wants: what the next will want
 	// prefetch: the last group's runs are short enough that holding the
 	// next groups pays (measured). noPrefetchUntil: a held job waited too
 	// long anyway, so for a while the pool takes jobs for free slots only.
@@ -166,8 +166,8 @@ func (p *pool) take() []*job {
 		p.ready[i] = nil
 	}
 	p.ready = rest
-	p.group = len(group)
 	t := p.r.stats.timing(group[0].BatchKey())
+	p.group = batchSize(&group[0].RunJob, t, p.r.MaxBatch)
 	p.prefetch = t.Known && t.Startup+t.PerRun*time.Duration(len(group)) < readyMax/2
 	p.wake.Broadcast()
 	return group
