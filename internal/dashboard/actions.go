@@ -81,12 +81,10 @@ func (s *Server) actRetry(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	c, err := s.campaignRecord(ctx, id)
-	if errors.Is(err, errNotFound) {
+	if _, err := s.campaignRecord(ctx, id); errors.Is(err, errNotFound) {
 		s.notFound(w, r, "There is no campaign "+strconv.Quote(id)+" in this engine.")
 		return
-	}
-	if err != nil {
+	} else if err != nil {
 		s.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
@@ -104,7 +102,7 @@ func (s *Server) actRetry(w http.ResponseWriter, r *http.Request) {
 		s.done(w, r, ActionResult{OK: true, Message: "campaign " + id + " has no failed runs"}, "/campaigns/"+url.PathEscape(id))
 		return
 	}
-	c, err = s.eng.UpdateCampaign(ctx, id, func(c *simswarm.Campaign) bool {
+	c, err := s.eng.UpdateCampaign(ctx, id, func(c *simswarm.Campaign) bool {
 		changed := c.State != simswarm.CampaignActive || (timeout >= 0 && c.Settings.Timeout != timeout)
 		c.State = simswarm.CampaignActive
 		if timeout >= 0 {

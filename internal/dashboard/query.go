@@ -37,7 +37,7 @@ func (c *campIndex) shownCounts() Counts {
 	return k
 }
 
-func (c *campIndex) cancelled() bool { return c.hasRec && c.rec.State == "cancelled" }
+func (c *campIndex) cancelled() bool { return c.hasRec && c.rec.State == simswarm.CampaignCancelled }
 
 // shownState is a run's state as shown.
 func (c *campIndex) shownState(e *runEntry) uint8 {
@@ -50,7 +50,7 @@ func (c *campIndex) shownState(e *runEntry) uint8 {
 // summary describes a campaign; the caller holds the model's lock.
 func (c *campIndex) summary(now time.Time) CampaignSummary {
 	k := c.shownCounts()
-	s := CampaignSummary{ID: c.id, Counts: k, Runs: k.Of(""), State: "active"}
+	s := CampaignSummary{ID: c.id, Counts: k, Runs: k.Of(""), State: simswarm.CampaignActive}
 	if c.hasRec {
 		s.Project, s.Workdir, s.Command, s.Submitted = c.rec.Project, c.rec.Workdir, describe(c.rec.Command), c.rec.Submitted
 		s.Runs = max(c.rec.Runs, s.Runs)
@@ -63,9 +63,9 @@ func (c *campIndex) summary(now time.Time) CampaignSummary {
 		s.Percent = 100 * float64(s.Done) / float64(s.Runs)
 	}
 	left := k.Pending + k.Running
-	if s.State == "active" && left == 0 && s.Runs > 0 {
+	if s.State == simswarm.CampaignActive && left == 0 && s.Runs > 0 {
 		// Nobody followed it to the end (a detached campaign): it is done.
-		s.State = "done"
+		s.State = simswarm.CampaignDone
 	}
 	done, earliest := c.recent.window(now, etaWindow)
 	if done > 0 && earliest > 0 {
@@ -75,10 +75,10 @@ func (c *campIndex) summary(now time.Time) CampaignSummary {
 		}
 		span = max(span, time.Second)
 		perSec := float64(done) / span.Seconds()
-		if s.State == "active" {
+		if s.State == simswarm.CampaignActive {
 			s.RatePerMinute = perSec * 60
 		}
-		if s.State == "active" && left > 0 {
+		if s.State == simswarm.CampaignActive && left > 0 {
 			eta := float64(left) / perSec
 			s.ETASeconds = &eta
 		}
