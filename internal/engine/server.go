@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/simswarm/simswarm/internal/fserr"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,7 +74,7 @@ type ServerOptions struct {
 func StartServer(o ServerOptions) (*Embedded, error) {
 	dir := o.Dir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("state dir %s: %w", dir, unwrapPath(err))
+		return nil, fmt.Errorf("state dir %s: %w", dir, fserr.WithoutPath(err))
 	}
 	lock, err := lockDir(dir)
 	if err != nil {
@@ -217,7 +218,7 @@ func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("state dir %s: %w", dir, unwrapPath(err))
+		return nil, fmt.Errorf("state dir %s: %w", dir, fserr.WithoutPath(err))
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		b, _ := os.ReadFile(path)
@@ -232,14 +233,4 @@ func lockDir(dir string) (*os.File, error) {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
-}
-
-// unwrapPath drops the path from a PathError: callers name the directory
-// themselves, and saying it twice makes a long line.
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

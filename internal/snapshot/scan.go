@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/simswarm/simswarm/internal/fserr"
 )
 
 // Options tune Scan.
@@ -269,13 +271,13 @@ func walkTree(ctx context.Context, root string, excl excluder, ign *ignoreMatche
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if p == root {
 			if err != nil {
-				return fmt.Errorf("snapshot: cannot read root %s: %w", root, unwrapPathErr(err))
+				return fmt.Errorf("snapshot: cannot read root %s: %w", root, fserr.WithoutPath(err))
 			}
 			return nil
 		}
 		rel := filepath.ToSlash(p[len(root)+1:])
 		if err != nil {
-			return fmt.Errorf("snapshot: cannot read %s: %w", rel, unwrapPathErr(err))
+			return fmt.Errorf("snapshot: cannot read %s: %w", rel, fserr.WithoutPath(err))
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
@@ -384,7 +386,7 @@ func scanOne(root, rel string, cache *hashCache, buf []byte) (scanned, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return scanned{}, nil // a tracked file deleted from disk, or gone since listing
 		}
-		return scanned{}, fmt.Errorf("snapshot: cannot stat %s: %w", rel, unwrapPathErr(err))
+		return scanned{}, fmt.Errorf("snapshot: cannot stat %s: %w", rel, fserr.WithoutPath(err))
 	}
 	switch t := fi.Mode().Type(); {
 	case t == fs.ModeSymlink:
@@ -393,7 +395,7 @@ func scanOne(root, rel string, cache *hashCache, buf []byte) (scanned, error) {
 		}
 		target, err := os.Readlink(full)
 		if err != nil {
-			return scanned{}, fmt.Errorf("snapshot: cannot read symlink %s: %w", rel, unwrapPathErr(err))
+			return scanned{}, fmt.Errorf("snapshot: cannot read symlink %s: %w", rel, fserr.WithoutPath(err))
 		}
 		if target == "" || strings.ContainsRune(target, 0) {
 			return scanned{}, fmt.Errorf("snapshot: symlink %s has an unusable target %q", rel, target)
@@ -425,7 +427,7 @@ func scanOne(root, rel string, cache *hashCache, buf []byte) (scanned, error) {
 
 	f, err := os.OpenFile(full, openFlags, 0)
 	if err != nil {
-		return scanned{}, fmt.Errorf("snapshot: cannot read %s: %w", rel, unwrapPathErr(err))
+		return scanned{}, fmt.Errorf("snapshot: cannot read %s: %w", rel, fserr.WithoutPath(err))
 	}
 	defer f.Close()
 	// Hash, and retry if the file changes while being read, so the manifest
@@ -448,7 +450,7 @@ func scanOne(root, rel string, cache *hashCache, buf []byte) (scanned, error) {
 		}
 		sum, n, err := hashReader(f, buf)
 		if err != nil {
-			return scanned{}, fmt.Errorf("snapshot: cannot read %s: %w", rel, unwrapPathErr(err))
+			return scanned{}, fmt.Errorf("snapshot: cannot read %s: %w", rel, fserr.WithoutPath(err))
 		}
 		after, err := f.Stat()
 		if err != nil {
@@ -464,7 +466,7 @@ func scanOne(root, rel string, cache *hashCache, buf []byte) (scanned, error) {
 			return scanned{}, fmt.Errorf("snapshot: %s keeps changing while being read", rel)
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return scanned{}, fmt.Errorf("snapshot: cannot read %s: %w", rel, unwrapPathErr(err))
+			return scanned{}, fmt.Errorf("snapshot: cannot read %s: %w", rel, fserr.WithoutPath(err))
 		}
 	}
 }
@@ -490,14 +492,4 @@ func hashReader(r io.Reader, buf []byte) ([32]byte, int64, error) {
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum, n, nil
-}
-
-// unwrapPathErr drops the absolute path from an *fs.PathError: messages name
-// the file relative to the root instead.
-func unwrapPathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
