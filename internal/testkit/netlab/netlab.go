@@ -31,6 +31,7 @@ type Lab struct {
 	addrs  map[string]net.IP
 	order  []string
 	procs  []*Proc
+	logs   string
 	// Env is the environment of the processes started after it is set
 	// (default: the test's own).
 	Env []string
@@ -83,7 +84,15 @@ func New(t testing.TB, subnet *net.IPNet) *Lab {
 	}
 	// Interface names have at most 15 bytes: "sw" + id + "a" + index.
 	id := fmt.Sprintf("%dl%d", os.Getpid()%100000, n)
-	l := &Lab{t: t, id: id, bridge: "sw" + id + "b", subnet: subnet, addrs: map[string]net.IP{}, Env: os.Environ()}
+	// Logs are world-readable, for services that drop privileges; removed
+	// after close has shown them.
+	logs, err := os.MkdirTemp("", "netlab-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(logs, 0o755)
+	t.Cleanup(func() { os.RemoveAll(logs) })
+	l := &Lab{t: t, id: id, bridge: "sw" + id + "b", subnet: subnet, addrs: map[string]net.IP{}, Env: os.Environ(), logs: logs}
 	t.Cleanup(l.close)
 	if err := l.sh("ip", "link", "add", l.bridge, "type", "bridge"); err != nil {
 		t.Skipf("cannot create a bridge here: %v", err)
@@ -201,14 +210,7 @@ func (l *Lab) must(args ...string) {
 // output goes to a log file that is shown if the test fails.
 func (l *Lab) Start(name string, env []string, argv ...string) *Proc {
 	l.t.Helper()
-	// World-readable, for services that drop privileges and read it.
-	dir, err := os.MkdirTemp("", "netlab-")
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	l.t.Cleanup(func() { os.RemoveAll(dir) })
-	p := &Proc{Node: name, Name: name, Args: argv, Env: env, lab: l, log: filepath.Join(dir, name+".log")}
+	p := &Proc{Node: name, Name: name, Args: argv, Env: env, lab: l, log: filepath.Join(l.logs, fmt.Sprintf("%s-%d.log", name, len(l.procs)))}
 	p.launch()
 	l.procs = append(l.procs, p)
 	return p
