@@ -67,6 +67,9 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 			} else if replicas > 1 {
 				return usageErr("--replicas %d needs a cluster (--cluster and --routes)", replicas)
 			}
+			if lease < minLease {
+				return usageErr("invalid --lease %s: at least %s (workers renew a job's lease every third of it)", lease, minLease)
+			}
 			if replicas < 1 {
 				return usageErr("--replicas must be at least 1")
 			}
@@ -133,6 +136,10 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 	f.BoolVarP(&verbose, "verbose", "v", false, "log more")
 	return cmd
 }
+
+// minLease is the shortest job lease a server accepts: below it, renewals
+// every third of the lease crowd the engine and a loaded host misses them.
+const minLease = time.Second
 
 func splitHostPort(s, flag string) (string, int, error) {
 	host, p, err := net.SplitHostPort(s)
