@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 
 	"github.com/simswarm/simswarm/internal/fserr"
+	"golang.org/x/sync/errgroup"
 )
 
 // Fetch writes the blob with the given hash to w.
@@ -270,38 +271,16 @@ func (mt *materializer) remove(p string) error {
 // writeAll brings every entry up to date with a few concurrent workers:
 // fetching is mostly waiting on the store.
 func (mt *materializer) writeAll(ctx context.Context, entries []Entry) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	jobs := make(chan *Entry)
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	workers := min(max(4, runtime.NumCPU()), 16, len(entries))
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for e := range jobs {
-				if err := mt.writeOne(ctx, e); err != nil {
-					errOnce.Do(func() { firstErr = err; cancel() })
-				}
-			}
-		}()
-	}
-feed:
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(min(max(4, runtime.NumCPU()), 16))
 	for i := range entries {
-		select {
-		case jobs <- &entries[i]:
-		case <-ctx.Done():
-			break feed
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return mt.writeOne(gctx, &entries[i]) })
 	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm/internal/fserr"
+	"golang.org/x/sync/errgroup"
 )
 
 // Options tune Scan.
@@ -316,51 +317,32 @@ const (
 // worker per CPU: hashing is CPU-bound for files in the page cache and
 // I/O-bound otherwise, and both benefit.
 func statAndHash(ctx context.Context, root string, cands []string, cache *hashCache) ([]Entry, []string, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	results := make([]scanned, len(cands))
-	// Work is handed out in batches of consecutive paths: per-file channel
-	// operations would cost as much as the lstat of a cached file.
+	// Work is handed out in batches of consecutive paths: a goroutine per
+	// file would cost as much as the lstat of a cached file.
 	const batch = 64
-	jobs := make(chan int)
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	workers := min(runtime.NumCPU(), (len(cands)+batch-1)/batch)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 256<<10)
-			for start := range jobs {
-				if ctx.Err() != nil {
-					continue // drain: another worker failed or the scan was cancelled
-				}
-				for i := start; i < min(start+batch, len(cands)); i++ {
-					r, err := scanOne(root, cands[i], cache, buf)
-					if err != nil {
-						errOnce.Do(func() { firstErr = err; cancel() })
-						break
-					}
-					results[i] = r
-				}
+	bufs := sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.NumCPU())
+	for start := 0; start < len(cands) && gctx.Err() == nil; start += batch {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err // another batch failed or the scan was cancelled
 			}
-		}()
+			buf := bufs.Get().(*[]byte)
+			defer bufs.Put(buf)
+			for i := start; i < min(start+batch, len(cands)); i++ {
+				r, err := scanOne(root, cands[i], cache, *buf)
+				if err != nil {
+					return err
+				}
+				results[i] = r
+			}
+			return nil
+		})
 	}
-feed:
-	for start := 0; start < len(cands); start += batch {
-		select {
-		case jobs <- start:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, nil, firstErr
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
