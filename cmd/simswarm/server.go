@@ -131,7 +131,7 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 	f.StringVar(&routes, "routes", "", "comma-separated route URLs of the other servers (nats://host:6222)")
 	f.IntVar(&replicas, "replicas", 1, "copies of every stream (3 in a 3-server cluster)")
 	f.StringVar(&sync, "sync", "1s", "how often JetStream fsyncs: a duration, or `always`")
-	f.DurationVar(&lease, "lease", engine.DefaultLease, "how long a job stays with a worker that shows no sign of life")
+	f.DurationVar(&lease, "lease", engine.DefaultLease, "how long a job stays with a worker that shows no sign of life (at least 1s)")
 	f.StringVar(&monitor, "monitor", "", "serve NATS HTTP monitoring (/varz, /jsz) on host:port")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log more")
 	return cmd
