@@ -18,6 +18,7 @@ import (
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/fserr"
 	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/project"
 	"github.com/simswarm/simswarm/internal/snapshot"
@@ -148,7 +149,7 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 	o := c.Opt
 	fi, err := os.Stat(o.Dir)
 	if err != nil {
-		return nil, setupErr("simulation directory %s: %v", o.Dir, unwrap(err))
+		return nil, setupErr("simulation directory %s: %v", o.Dir, fserr.WithoutPath(err))
 	}
 	if !fi.IsDir() {
 		return nil, setupErr("simulation directory %s is not a directory", o.Dir)
@@ -233,11 +234,11 @@ func resultsDir(dir, results string) (string, error) {
 		return "", err
 	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return "", fmt.Errorf("results directory %s is not writable: %v", abs, unwrap(err))
+		return "", fmt.Errorf("results directory %s is not writable: %v", abs, fserr.WithoutPath(err))
 	}
 	f, err := os.CreateTemp(abs, ".simswarm-check-*")
 	if err != nil {
-		return "", fmt.Errorf("results directory %s is not writable: %v", abs, unwrap(err))
+		return "", fmt.Errorf("results directory %s is not writable: %v", abs, fserr.WithoutPath(err))
 	}
 	f.Close()
 	os.Remove(f.Name())
@@ -309,14 +310,6 @@ func nonce() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func unwrap(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // runList resolves the campaign's run numbers (and their iteration
