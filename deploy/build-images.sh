@@ -8,9 +8,10 @@
 #   SIMSWARM_TAG              the images' tag (required; the stack's too)
 #   SIMSWARM_REGISTRY         prefix of the images' names (default
 #                             127.0.0.1:5000, as in the stack)
-#   SIMSWARM_IMAGES           which to build, of: simswarm runtime ns3 base
+#   SIMSWARM_IMAGES           which to build, of: simswarm runtime base ns3
 #                             (default "simswarm runtime"); the runtimes need
-#                             the simswarm image of the same tag
+#                             the simswarm image of the same tag, ns3 is built
+#                             on base (which it builds too)
 #   SIMSWARM_BASE_IMAGE       the Debian 12 image to build on (default the
 #                             public debian:12.13-slim); packages it already
 #                             has are not downloaded, so a local base that has
@@ -112,5 +113,11 @@ runtime() { # target image-name [context]
 }
 
 if has runtime; then runtime omnetpp simswarm-runtime; fi
-if has ns3; then runtime ns3 simswarm-runtime-ns3; fi
-if has base; then runtime base simswarm-runtime-base; fi
+if has base || has ns3; then runtime base simswarm-runtime-base; fi
+if has ns3; then
+  ctx="$work/runtime-ns3"
+  mkdir -p "$ctx"
+  cp "$deploy/runtime-ns3.Dockerfile.dockerignore" "$ctx/.dockerignore"
+  "${build[@]}" --build-arg RUNTIME_IMAGE="$registry/simswarm-runtime-base:$tag" \
+    -f "$deploy/runtime-ns3.Dockerfile" -t "$registry/simswarm-runtime-ns3:$tag" "$ctx"
+fi

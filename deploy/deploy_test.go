@@ -933,8 +933,8 @@ func TestDockerfiles(t *testing.T) {
 					case !declared:
 						t.Errorf("FROM %s: ARG %s is not declared before the first FROM", from, m[1])
 						continue
-					case v == nil && m[1] == "SIMSWARM_IMAGE":
-						continue
+					case v == nil && (m[1] == "SIMSWARM_IMAGE" || m[1] == "RUNTIME_IMAGE"):
+						continue // ours, passed by full tag
 					case v == nil:
 						t.Errorf("FROM %s: ARG %s has no default, so no pinned image", from, m[1])
 						continue
@@ -1090,7 +1090,7 @@ func TestDockerfiles(t *testing.T) {
 			t.Fatal("runtime.Dockerfile has no stage base")
 		}
 		// One toolchain: the simulator targets are built on the same base.
-		for _, target := range []string{"omnetpp", "ns3", "omnetpp-build"} {
+		for _, target := range []string{"omnetpp", "omnetpp-build"} {
 			s := df.stage(target)
 			if s == nil {
 				t.Errorf("no stage %s", target)
@@ -1120,14 +1120,26 @@ func TestDockerfiles(t *testing.T) {
 				t.Errorf("base does not install %s", pkg)
 			}
 		}
-		for _, want := range []string{"WITH_QTENV=no", "WITH_OSG=no", "WITH_OSGEARTH=no", "omnetpp-${OMNETPP_VERSION}", "sha1sum -c", "libns3-dev",
-			"COPY --from=simswarm /usr/local/bin/simswarm"} {
+		for _, want := range []string{"WITH_QTENV=no", "WITH_OSG=no", "WITH_OSGEARTH=no", "omnetpp-${OMNETPP_VERSION}", "sha1sum -c",
+			"COPY --from=simswarm /usr/local/bin/simswarm", "COPY . /tmp/context/", "bin/opp_run"} {
 			if !strings.Contains(all, want) {
 				t.Errorf("runtime.Dockerfile lacks %q", want)
 			}
 		}
 		if v := df.globalArgs["OMNETPP_VERSION"]; v == nil || *v == "" {
 			t.Error("OMNETPP_VERSION must be a build ARG with a default release")
+		}
+		// ns-3 builds on the base target, so on the same compiler.
+		ns3 := parseDockerfile(t, "runtime-ns3.Dockerfile")
+		if len(ns3.stages) != 1 || ns3.stages[0].from != "${RUNTIME_IMAGE}" {
+			t.Errorf("runtime-ns3.Dockerfile must be one stage FROM ${RUNTIME_IMAGE} (runtime.Dockerfile's base target)")
+		}
+		var ns3Run string
+		for _, in := range ns3.stages[0].instrs {
+			ns3Run += in.cmd + " " + in.args + "\n"
+		}
+		if !strings.Contains(ns3Run, "libns3-dev") || !strings.Contains(ns3Run, "SIMSWARM_TOOLCHAIN=") {
+			t.Errorf("runtime-ns3.Dockerfile must install libns3-dev and name its toolchain:\n%s", ns3Run)
 		}
 	})
 

@@ -15,9 +15,11 @@
 #            the build context when there is one (a release's source tree,
 #            or a tree already built on this base), else downloaded:
 #            OMNETPP_VERSION and OMNETPP_SHA1 choose the release
-#   ns3      Debian's ns-3 (libns3-dev) instead of OMNeT++
-#   base     the toolchain and simswarm alone; FROM this (or either image
-#            above) to bring your own simulator: docs/deploy-swarm.md
+#   base     the toolchain and simswarm alone; FROM this (or the image
+#            above) to bring your own simulator: docs/deploy-swarm.md.
+#            runtime-ns3.Dockerfile adds Debian's ns-3 to it. (Not a stage
+#            here: the legacy builder builds every stage before its target,
+#            and ns-3's packages would be downloaded for every image.)
 #
 # The context holds nothing else (runtime.Dockerfile.dockerignore), no
 # credentials are baked in (the stack mounts the Docker secret
@@ -75,15 +77,6 @@ EXPOSE 3632
 USER 10001:10001
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["simswarm", "--help"]
-
-# ns-3 from Debian (ns-3.37 on bookworm): examples/ns3-wifi builds with it.
-FROM base AS ns3
-USER root
-RUN apt-need libns3-dev
-# Part of every artifact key the builder computes: a new simulator is a new
-# build.
-ENV SIMSWARM_TOOLCHAIN=ns3-debian12
-USER 10001:10001
 
 # OMNeT++ without Qtenv, OSG or osgEarth, built with this image's compiler:
 # from the context's omnetpp/ (a source tree is built; a tree that has

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -182,42 +183,70 @@ func (n *dockerNode) must(args ...string) string {
 	return out
 }
 
-// stop takes the node off the network first, as a machine that fails
-// would leave, then ends every process in its namespace.
+// stop fails the node as a machine fails: off the network first, then
+// every process of it killed at once, with no chance to shut down.
 func (n *dockerNode) stop() {
 	if n.stopped {
 		return
 	}
 	n.stopped = true
 	_ = exec.Command("ip", "link", "set", n.link, "down").Run()
-	n.killAll()
+	n.killAll(false)
 }
 
-// killAll ends the engine, its containerd, the shims and the containers:
-// every process of the node's network namespace.
-func (n *dockerNode) killAll() {
-	if n.cmd != nil && n.cmd.Process != nil {
-		_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGTERM)
+// procs lists the node's processes: those of its network namespace (the
+// engine, containerd, the shims) and those of its cgroups (the
+// containers, which have network namespaces of their own and outlive
+// their shims).
+func (n *dockerNode) procs() []int {
+	var pids []int
+	out, _ := exec.Command("ip", "netns", "pids", n.ns).Output()
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+			pids = append(pids, pid)
+		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ := exec.Command("ip", "netns", "pids", n.ns).Output()
-		pids := strings.Fields(string(out))
+	for _, ctl := range []string{"pids", "memory", "cpu"} {
+		root := filepath.Join("/sys/fs/cgroup", ctl, strings.TrimPrefix(n.lab.cgroup(n.name), "/"))
+		if _, err := os.Stat(root); err != nil {
+			continue
+		}
+		_ = filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+			if err == nil && info.Name() == "cgroup.procs" {
+				b, _ := os.ReadFile(p)
+				for _, f := range strings.Fields(string(b)) {
+					if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+						pids = append(pids, pid)
+					}
+				}
+			}
+			return nil
+		})
+		break
+	}
+	return pids
+}
+
+// killAll ends every process of the node: gracefully first (dockerd stops
+// its containers when it is told to end) unless abrupt, then with SIGKILL.
+func (n *dockerNode) killAll(graceful bool) {
+	if graceful && n.cmd != nil && n.cmd.Process != nil {
+		_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGTERM)
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end) && syscall.Kill(n.cmd.Process.Pid, 0) == nil; {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+		pids := n.procs()
 		if len(pids) == 0 {
 			return
 		}
-		sig := syscall.SIGTERM
-		if time.Until(deadline) < 15*time.Second {
-			sig = syscall.SIGKILL
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
-		for _, p := range pids {
-			var pid int
-			if _, err := fmt.Sscan(p, &pid); err == nil && pid > 1 {
-				_ = syscall.Kill(pid, sig)
-			}
-		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
+	n.lab.t.Errorf("node %s: processes left after 20s: %v", n.name, n.procs())
 }
 
 // close stops every node and removes what the lab made: namespaces, links,
@@ -226,8 +255,7 @@ func (n *dockerNode) killAll() {
 // namespaces and ended with them).
 func (l *swarmLab) close() {
 	for _, n := range l.nodes {
-		n.stopped = false
-		n.killAll()
+		n.killAll(!n.stopped)
 	}
 	for _, n := range l.nodes {
 		_ = exec.Command("ip", "link", "del", n.link).Run()
