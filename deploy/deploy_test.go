@@ -1210,7 +1210,7 @@ func TestGuide(t *testing.T) {
 		`-f deploy/runtime.Dockerfile`, `-t "$REGISTRY/simswarm-runtime:$TAG"`,
 		`--build-arg SIMSWARM_IMAGE="$REGISTRY/simswarm:$TAG"`,
 		`SIMSWARM_IMAGES=ns3`, `docker push "$REGISTRY/simswarm:$TAG"`, `docker push "$REGISTRY/simswarm-runtime:$TAG"`,
-		"debootstrap --variant=minbase", "docker import", "SIMSWARM_BASE_IMAGE=", `docker save "$REGISTRY/$image:$TAG"`,
+		"debootstrap --variant=minbase", "docker import", "SIMSWARM_BASE_IMAGE=", `docker save "$REGISTRY/simswarm:$TAG" "$REGISTRY/simswarm-runtime:$TAG"`,
 		"docker secret create simswarm_creds", "simswarm.engine=true",
 		"deploy/preflight.sh", `docker stack deploy --resolve-image "$RESOLVE_IMAGE" -c deploy/stack.yml simswarm`, "deploy/wait-stack.sh",
 		"docker service scale simswarm_runner-pool=",

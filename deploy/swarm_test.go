@@ -71,6 +71,9 @@ func TestSwarm(t *testing.T) {
 	if !fileExists(omnetppArchive) {
 		t.Skipf("%s is absent: the runtime image is built from that OMNeT++ release (the test never downloads one)", omnetppArchive)
 	}
+	if err := overlaySupport(); err != nil {
+		t.Skip(err.Error())
+	}
 	blocks := guideBlocks(t)
 	var names []string
 	for n := range blocks {
@@ -176,7 +179,9 @@ func TestSwarm(t *testing.T) {
 	before := dash.slots()
 	step = time.Now()
 	out = g.must("scale")
+	scaled := time.Since(step)
 	after := dash.waitSlots(before+2, 3*time.Minute)
+	figures.add("scale runner-pool 0 -> 2: docker service scale converged", scaled)
 	figures.add("scale runner-pool 0 -> 2 until the dashboard counts the slots", time.Since(step))
 	t.Logf("scale: dashboard slots %d -> %d; the guide's command printed %s", before, after, strings.TrimSpace(lastLine(out)))
 
@@ -848,15 +853,6 @@ func multiNode(t *testing.T, g *guideRunner, lab *swarmLab, omnet string, figure
 	// From here on the guide's WORKERS are the nodes still there.
 	g.vars["WORKERS"] = n2.addr
 	g.must("drain")
-}
-
-func (g *guideRunner) mustVars(vars map[string]string, name string) string {
-	g.t.Helper()
-	out, err := g.runVars(vars, name)
-	if err != nil {
-		g.t.Fatalf("the guide's block %q: %v\n%s", name, err, tail(out, 6000))
-	}
-	return out
 }
 
 // ---------------------------------------------------------------------

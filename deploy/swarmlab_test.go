@@ -84,13 +84,17 @@ func (l *swarmLab) must(args ...string) {
 // namespace of its own, named. Pulls go through a proxy on a loopback
 // port nobody listens on: nothing is ever fetched from outside.
 const nodeStart = `set -e
-if [ -d /sys/fs/cgroup ] && ! mountpoint -q /sys/fs/cgroup; then
+if [ "$HOST_CGROUP2" != 1 ] && [ -d /sys/fs/cgroup ] && ! mountpoint -q /sys/fs/cgroup; then
   mount -t tmpfs -o mode=0755 cgroup /sys/fs/cgroup
   for c in $(awk '!/^#/ && $4 == 1 {print $1}' /proc/cgroups); do
     mkdir -p /sys/fs/cgroup/$c && mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c || rmdir /sys/fs/cgroup/$c
   done
   mkdir -p /sys/fs/cgroup/systemd && mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd || true
   mkdir -p /sys/fs/cgroup/unified && mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified || true
+fi
+if [ "$HOST_CGROUP2" = 1 ]; then
+  # A unified hierarchy: mount it whole where dockerd looks for it.
+  mount -t cgroup2 cgroup2 /sys/fs/cgroup
 fi
 hostname "$NODE_HOST"
 exec env HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= "$DOCKERD" \
@@ -124,7 +128,7 @@ func (l *swarmLab) addNode(name string) *dockerNode {
 	}
 	defer logf.Close()
 	n.cmd = exec.Command("ip", "netns", "exec", n.ns, "unshare", "--uts", "sh", "-c", nodeStart)
-	n.cmd.Env = append(labEnv(), "NODE_HOST="+n.host, "NODE_DIR="+n.dir, "DOCKERD="+l.dockerd, "NODE_CGROUP="+l.cgroup(name))
+	n.cmd.Env = append(labEnv(), "NODE_HOST="+n.host, "NODE_DIR="+n.dir, "DOCKERD="+l.dockerd, "NODE_CGROUP="+l.cgroup(name), "HOST_CGROUP2="+hostCgroup2())
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	start := time.Now()
@@ -387,4 +391,31 @@ func labEnv() []string {
 		env = append(env, e)
 	}
 	return env
+}
+
+// hostCgroup2 is "1" when the machine mounts the unified cgroup hierarchy
+// alone at /sys/fs/cgroup.
+func hostCgroup2() string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/sys/fs/cgroup", &st); err == nil && st.Type == 0x63677270 {
+		return "1"
+	}
+	return "0"
+}
+
+// overlaySupport says why Swarm's overlay networks cannot work here, if
+// they cannot: they are VXLAN tunnels between the nodes, and a service's
+// tasks on one node use them too. (IPVS, which some kernels lack, the
+// stack does not need: its services use DNS round robin.)
+func overlaySupport() error {
+	ns := fmt.Sprintf("sswvx%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip netns add: %v %s", err, out)
+	}
+	defer exec.Command("ip", "netns", "del", ns).Run()
+	if out, err := exec.Command("ip", "-n", ns, "link", "add", "vx0", "type", "vxlan", "id", "42", "dstport", "4789").CombinedOutput(); err != nil {
+		return fmt.Errorf("this kernel cannot make a VXLAN interface (ip link add type vxlan: %v %s), which Swarm's overlay networks are; "+
+			"load the vxlan module (modprobe vxlan) or run the test on a kernel built with CONFIG_VXLAN", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
