@@ -348,6 +348,11 @@ func (r *Runner) outcomeOf(output []byte, res *proc.Result, started time.Time) *
 		rec.State = simswarm.RunFailed
 	}
 	rec.Errors = omnetpp.ErrorLines(output, 10)
+	if res.Failed() && len(rec.Errors) == 0 {
+		// A program that never started prints no <!> line; the dynamic
+		// loader's own names the library this host lacks.
+		rec.Errors = loaderErrors(output, 10)
+	}
 	o := omnetpp.ParseOutcome(output)
 	rec.Fingerprint, rec.Limit, rec.SimTime, rec.Events = o.Fingerprint, o.Limit, o.SimTime, o.Events
 	t := output
@@ -519,4 +524,21 @@ func filesPresent(dir string, files []simswarm.File) bool {
 		}
 	}
 	return true
+}
+
+// loaderErrors returns the dynamic loader's lines in a program's output
+// ("prog: error while loading shared libraries: libfoo.so: cannot open
+// shared object file: ..."): the runner's image lacks what the program was
+// linked against.
+func loaderErrors(output []byte, max int) []string {
+	var errs []string
+	for _, line := range strings.Split(string(output), "\n") {
+		if strings.Contains(line, "error while loading shared libraries: ") {
+			errs = append(errs, strings.TrimSpace(line))
+			if len(errs) == max {
+				break
+			}
+		}
+	}
+	return errs
 }
