@@ -78,7 +78,8 @@ type row struct {
 	// points (Parquet writes long vectors as several rows).
 	times, values []float64
 	chunked       bool
-	group         *Group // a summary row
+	group         *Group   // a summary row
+	tmpl          *tmplRow // a record of a template simulator's file
 }
 
 type column struct {
@@ -227,6 +228,10 @@ type ExportOptions struct {
 	// KeepGoing exports the other files' rows when a file is bad; the
 	// errors are still returned.
 	KeepGoing bool
+	// Summary writes, instead of the rows, one row per (iteration
+	// variables, module, name) with n, mean, stddev and the 95 %
+	// confidence half-width over repetitions.
+	Summary bool
 }
 
 // Report says what an export did.
@@ -269,6 +274,9 @@ func Export(ctx context.Context, w io.Writer, files []string, opt ExportOptions)
 	if err != nil {
 		return rep, err
 	}
+	if opt.Summary {
+		return rep, summarize(ctx, w, good, opt, rep)
+	}
 	t := newTable(itervars, opt.Vectors, opt.Provenance != nil)
 	rw, err := newRowWriter(opt.Format, w)
 	if err != nil {
@@ -297,6 +305,27 @@ func Export(ctx context.Context, w io.Writer, files []string, opt ExportOptions)
 		rep.Files++
 	}
 	return rep, rw.close()
+}
+
+func summarize(ctx context.Context, w io.Writer, files []string, opt ExportOptions, rep *Report) error {
+	s := NewSummarizer()
+	for _, f := range files {
+		err := Scalars(ctx, []string{f}, opt.Options, func(it *Item) error {
+			rep.Rows++
+			s.Add(it.Run, it.Module, it.Name, it.Value)
+			return nil
+		})
+		if err != nil {
+			var fe *FileError
+			if !opt.KeepGoing || !errors.As(err, &fe) {
+				return err
+			}
+			rep.Failed = append(rep.Failed, err)
+			continue
+		}
+		rep.Files++
+	}
+	return WriteSummary(w, opt.Format, s.Groups())
 }
 
 // headers reads every file's header and returns the iteration variables
