@@ -15,6 +15,7 @@ import (
 	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/progress"
+	"github.com/simswarm/simswarm/internal/results"
 )
 
 // runState is what the client keeps per run: little, so that a campaign of
@@ -48,6 +49,12 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	defer w.Stop()
 	sum := &Summary{Campaign: p.id, Runs: len(p.runs), Results: p.results, Build: c.built}
 	failures := map[int]*Failure{}
+	prov := results.OpenProvenance(p.results)
+	provenance := func(n int, rec *simswarm.RunRecord) {
+		if err := prov.Add(results.ProvenanceOf(&camp, rec, varsOf[n])); err != nil && c.Opt.Progress != nil {
+			fmt.Fprintf(c.Opt.Progress, "simswarm: %v\n", err)
+		}
+	}
 
 	// What the engine already knows about this campaign.
 	for e := range w.Updates() {
@@ -61,6 +68,7 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 		st := states[n]
 		if rec.State == simswarm.RunSucceeded && rec.Key == st.key && c.restore(ctx, p, rec) {
 			st.state, st.cached = simswarm.RunSucceeded, true
+			provenance(n, rec)
 		}
 	}
 	queued, err := c.queued(ctx, p.id)
@@ -116,6 +124,7 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 				rec.State = simswarm.RunFailed
 				rec.Reason = "fetching results: " + err.Error()
 			}
+			provenance(n, rec)
 			switch {
 			case rec.State == simswarm.RunSucceeded && rec.Reused:
 				sum.Succeeded++
