@@ -112,7 +112,7 @@ func writeRunFiles(ctx context.Context, eng *engine.Engine, dir string, rec *sim
 func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
-		return fmt.Errorf("result file of a run on this host: %w", err)
+		return fmt.Errorf("the only copy of this run's files was in the results directory it ran for: %w", unwrapPath(err))
 	}
 	defer in.Close()
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
