@@ -280,3 +280,15 @@ func Walk(ctx context.Context, files []string, opt Options, fn func(*Item) error
 	}
 	return nil
 }
+
+// ReadSca reads a text scalar file from r (name is used in errors and as
+// the items' File): for scalar files that are not on disk, such as the
+// inline result files of a run record.
+func ReadSca(name string, r io.Reader, opt Options, fn func(*Item) error) error {
+	return readText(name, r, "", func(it *Item) error {
+		if !opt.Filter.Match(it) {
+			return nil
+		}
+		return fn(it)
+	})
+}
