@@ -48,10 +48,10 @@ func TestResultsAfterCampaign(t *testing.T) {
 	}
 	var p struct {
 		Campaign, Command, Host, Artifact, Snapshot, State string
-		Run                                                 int
-		Wall                                                float64 `json:"wall_seconds"`
-		Version                                             string  `json:"simswarm_version"`
-		Files                                               []string
+		Run                                                int
+		Wall                                               float64 `json:"wall_seconds"`
+		Version                                            string  `json:"simswarm_version"`
+		Files                                              []string
 	}
 	if err := json.Unmarshal([]byte(lines[0]), &p); err != nil {
 		t.Fatal(err)
