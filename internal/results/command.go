@@ -100,6 +100,8 @@ func output(req Request) (io.Writer, func() error, func(), error) {
 		return nil, nil, nil, fmt.Errorf("output %s: %w", req.Output, unwrapPath(err))
 	}
 	commit := func() error {
+		// CreateTemp makes the file private; an export is an ordinary file.
+		_ = tmp.Chmod(0o644)
 		if err := tmp.Close(); err != nil {
 			os.Remove(tmp.Name())
 			return fmt.Errorf("output %s: %w", req.Output, err)

@@ -234,8 +234,9 @@ type parquetWriter struct {
 	t      *Table
 	index  map[string]int // leaf column name -> column index
 	leaves []pqLeaf       // in column index order
-	rows   []parquet.Row
-	bytes  int
+	rows   []parquet.Row  // small rows, batched
+	row    parquet.Row    // reused for each row built
+	bytes  int            // written since the last row group was cut
 }
 
 type pqLeaf struct {
@@ -246,8 +247,8 @@ type pqLeaf struct {
 }
 
 const (
-	vectorChunk   = 64 << 10
-	parquetBuffer = 16 << 20 // bytes of rows buffered before a row group is cut
+	vectorChunk   = 16 << 10
+	parquetBuffer = 8 << 20 // bytes written into a row group before it is cut
 )
 
 func newParquetWriter(w io.Writer) *parquetWriter { return &parquetWriter{out: w} }
@@ -281,7 +282,10 @@ func (p *parquetWriter) header(t *Table) error {
 		p.leaves = append(p.leaves, l)
 		p.index[l.name] = i
 	}
-	cfg, err := parquet.NewWriterConfig(schema, parquet.Compression(&parquet.Zstd))
+	// Column pages wait for their row group in temporary files, not in
+	// memory: a row group of long vectors is larger than the memory budget.
+	cfg, err := parquet.NewWriterConfig(schema, parquet.Compression(&parquet.Snappy), parquet.PageBufferSize(256<<10),
+		parquet.ColumnPageBuffers(parquet.NewFileBufferPool("", "simswarm-parquet-*")))
 	if err != nil {
 		return err
 	}
@@ -321,7 +325,7 @@ func (p *parquetWriter) hasVectorColumns() bool {
 }
 
 func (p *parquetWriter) add(r *row) error {
-	var out parquet.Row
+	out := p.row[:0]
 	for i, l := range p.leaves {
 		v := l.col.get(r)
 		switch {
@@ -363,8 +367,20 @@ func (p *parquetWriter) add(r *row) error {
 		}
 	}
 	p.bytes += 8 * len(out)
-	p.rows = append(p.rows, out)
-	if len(p.rows) >= 4096 || p.bytes >= parquetBuffer {
+	p.row = out
+	// Rows are copied into the writer's column buffers: a long one is
+	// handed over at once, short ones in batches.
+	if len(out) > 256 {
+		if err := p.flush(false); err != nil {
+			return err
+		}
+		if _, err := p.w.WriteRows([]parquet.Row{out}); err != nil {
+			return err
+		}
+	} else {
+		p.rows = append(p.rows, out.Clone())
+	}
+	if len(p.rows) >= 1024 || p.bytes >= parquetBuffer {
 		return p.flush(p.bytes >= parquetBuffer)
 	}
 	return nil
