@@ -230,7 +230,7 @@ func (j *jsonWriter) close() error { return j.w.Flush() }
 // the vector is, and row groups are cut by size for the same reason.
 type parquetWriter struct {
 	out    io.Writer
-	w      *parquet.Writer
+	w      *parquet.GenericWriter[any]
 	t      *Table
 	index  map[string]int // leaf column name -> column index
 	leaves []pqLeaf       // in column index order
@@ -289,7 +289,7 @@ func (p *parquetWriter) header(t *Table) error {
 	if err != nil {
 		return err
 	}
-	p.w = parquet.NewWriter(p.out, cfg)
+	p.w = parquet.NewGenericWriter[any](p.out, cfg)
 	return nil
 }
 
