@@ -43,16 +43,7 @@ func Find(dir string, vectors bool) ([]string, error) {
 		return nil, fmt.Errorf("results directory %s is not a directory", dir)
 	}
 	var out []string
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if d.Name() == scratchDir {
-				return filepath.SkipDir
-			}
-			return nil
-		}
+	err = walkFiles(dir, func(p string) {
 		switch filepath.Ext(p) {
 		case ".sca":
 			out = append(out, p)
@@ -61,7 +52,6 @@ func Find(dir string, vectors bool) ([]string, error) {
 				out = append(out, p)
 			}
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("results directory %s: %w", dir, err)
@@ -75,6 +65,22 @@ func Find(dir string, vectors bool) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// walkFiles calls fn with every file under dir, leaving out the scratch
+// directory runners write into before files are results.
+func walkFiles(dir string, fn func(path string)) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && d.Name() == scratchDir:
+			return filepath.SkipDir
+		case !d.IsDir():
+			fn(p)
+		}
+		return nil
+	})
 }
 
 func unwrapPath(err error) error {

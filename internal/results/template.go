@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -36,20 +35,11 @@ func FindTemplateFiles(dir string, globs []string) ([]string, error) {
 		}
 	}
 	var out []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if d.Name() == scratchDir {
-				return filepath.SkipDir
-			}
-			return nil
-		}
+	err := walkFiles(dir, func(p string) {
 		rel, _ := filepath.Rel(dir, p)
 		rel = filepath.ToSlash(rel)
 		if rel == ProvenanceFile {
-			return nil
+			return
 		}
 		for _, g := range globs {
 			target := rel
@@ -61,7 +51,6 @@ func FindTemplateFiles(dir string, globs []string) ([]string, error) {
 				break
 			}
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("results directory %s: %w", dir, unwrapPath(err))
