@@ -13,6 +13,7 @@ import (
 	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/progress"
+	"github.com/simswarm/simswarm/internal/results"
 )
 
 // runState is what the client keeps per run: little, so that a campaign of
@@ -36,6 +37,20 @@ type tracker struct {
 	counts   progress.Counts
 	bar      *progress.Bar
 	left     int // runs whose outcome has not come yet
+	// prov keeps each finished run's provenance beside its results.
+	prov *results.ProvenanceLog
+	camp *simswarm.Campaign
+}
+
+// provenance notes a finished run in results/provenance.jsonl; a failure to
+// write it is said, not fatal: the results themselves are in place.
+func (t *tracker) provenance(rec *simswarm.RunRecord) {
+	if t.prov == nil {
+		return
+	}
+	if err := t.prov.Add(results.ProvenanceOf(t.camp, rec, t.vars[rec.Run])); err != nil && t.c.Opt.Progress != nil {
+		fmt.Fprintf(t.c.Opt.Progress, "simswarm: %v\n", err)
+	}
 }
 
 func newTracker(c *Client, p *prepared) *tracker {
@@ -66,6 +81,7 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	}
 	defer w.Stop()
 	t := newTracker(c, p)
+	t.prov, t.camp = results.OpenProvenance(p.results), &camp
 	t.known(ctx, w)
 	if err := c.Eng.SubmitCampaign(ctx, camp); err != nil {
 		return nil, err
@@ -97,6 +113,7 @@ func (t *tracker) known(ctx context.Context, w *engine.StatusWatch) {
 		st := t.states[rec.Run]
 		if st != nil && rec.State == simswarm.RunSucceeded && rec.Key == st.key && t.c.restore(ctx, t.p, rec) {
 			st.state, st.cached = simswarm.RunSucceeded, true
+			t.provenance(rec)
 		}
 	}
 }
@@ -227,6 +244,7 @@ func (t *tracker) apply(ctx context.Context, rec *simswarm.RunRecord) {
 			rec.State = simswarm.RunFailed
 			rec.Reason = "fetching results: " + err.Error()
 		}
+		t.provenance(rec)
 		t.count(rec)
 	}
 	t.bar.Update(t.counts)

@@ -65,6 +65,7 @@ type Server struct {
 	loopback bool
 	m        *model
 	hub      *hub
+	scalars  *scalarStore
 	tmpl     map[string]*template.Template
 	reg      *prometheus.Registry
 	metrics  *metrics
@@ -120,7 +121,7 @@ func New(ctx context.Context, eng *engine.Engine, o Options) (*Server, error) {
 	if o.Engine == "" {
 		o.Engine = "engine"
 	}
-	s := &Server{eng: eng, opt: o, loopback: loopback, m: newModel(), hub: newHub(), ready: make(chan struct{}),
+	s := &Server{eng: eng, opt: o, loopback: loopback, m: newModel(), hub: newHub(), scalars: newScalarStore(), ready: make(chan struct{}),
 		log: o.Log, ctx: ctx}
 	if s.tmpl, err = parseTemplates(); err != nil {
 		return nil, err
@@ -226,6 +227,9 @@ func (s *Server) follow(ctx context.Context) {
 		if ch.finished {
 			s.metrics.observe(ch, e.Initial)
 		}
+		if !e.Deleted {
+			s.noteSucceeded(e.Key, e.Value)
+		}
 		s.hub.mark("overview", "campaign:"+ch.campaign)
 	})
 	run("workers", engine.BucketWorkers, readies[2], func(e engine.Entry) {
@@ -260,10 +264,14 @@ func (s *Server) follow(ctx context.Context) {
 		defer s.wg.Done()
 		s.poll(ctx)
 	}()
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.hub.run(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.readScalars(ctx)
 	}()
 }
 
