@@ -253,21 +253,24 @@ type RunRecord struct {
 	Signal   string `json:"signal,omitempty"`
 	TimedOut bool   `json:"timed_out,omitempty"`
 	// Reason says why a run failed when no process said so (infrastructure).
-	Reason      string        `json:"reason,omitempty"`
-	Errors      []string      `json:"errors,omitempty"`
-	Tail        string        `json:"tail,omitempty"`
-	Fingerprint string        `json:"fingerprint,omitempty"`
-	Limit       string        `json:"limit,omitempty"`
-	SimTime     string        `json:"sim_time,omitempty"`
-	Events      int64         `json:"events,omitempty"`
-	Wall        time.Duration `json:"wall"`
-	CPU         time.Duration `json:"cpu"`
-	Batch       int           `json:"batch,omitempty"` // runs in the process that ran it
-	Worker      string        `json:"worker,omitempty"`
-	Host        string        `json:"host,omitempty"`
-	Files       []File        `json:"files,omitempty"`
-	Object      string        `json:"object,omitempty"` // results archive in the store, for large files
-	LocalDir    string        `json:"local_dir,omitempty"`
+	Reason      string   `json:"reason,omitempty"`
+	Errors      []string `json:"errors,omitempty"`
+	Tail        string   `json:"tail,omitempty"`
+	Fingerprint string   `json:"fingerprint,omitempty"`
+	// FingerprintCalculated is what the run computed, as OMNeT++ prints it
+	// ("1634-c795/tplx, a171-b721/tpx"): fingerprint suites are updated from it.
+	FingerprintCalculated string        `json:"fingerprint_calculated,omitempty"`
+	Limit                 string        `json:"limit,omitempty"`
+	SimTime               string        `json:"sim_time,omitempty"`
+	Events                int64         `json:"events,omitempty"`
+	Wall                  time.Duration `json:"wall"`
+	CPU                   time.Duration `json:"cpu"`
+	Batch                 int           `json:"batch,omitempty"` // runs in the process that ran it
+	Worker                string        `json:"worker,omitempty"`
+	Host                  string        `json:"host,omitempty"`
+	Files                 []File        `json:"files,omitempty"`
+	Object                string        `json:"object,omitempty"` // results archive in the store, for large files
+	LocalDir              string        `json:"local_dir,omitempty"`
 	// Reused is set when the run was not executed for this campaign because
 	// a run with the same key had already succeeded.
 	Reused bool `json:"reused,omitempty"`

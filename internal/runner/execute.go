@@ -355,6 +355,7 @@ func (r *Runner) outcomeOf(output []byte, res *proc.Result, started time.Time) *
 	}
 	o := omnetpp.ParseOutcome(output)
 	rec.Fingerprint, rec.Limit, rec.SimTime, rec.Events = o.Fingerprint, o.Limit, o.SimTime, o.Events
+	rec.FingerprintCalculated = o.FingerprintCalculated
 	t := output
 	if len(t) > tailBytes {
 		t = t[len(t)-tailBytes:]
