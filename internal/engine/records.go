@@ -105,6 +105,27 @@ func (e *Engine) Run(ctx context.Context, key string) (*simswarm.RunRecord, bool
 	return &r, true, nil
 }
 
+// RunSettled reads the full record of a run key as the stream leader has
+// it, trying again for up to wait while no leader answers. A job that comes
+// back after its holder or a server was lost asks this before executing
+// again: a replica's direct answer can be behind the record the holder
+// stored, and a miss there would run a finished run twice.
+func (e *Engine) RunSettled(ctx context.Context, key string, wait time.Duration) (*simswarm.RunRecord, bool, error) {
+	var r simswarm.RunRecord
+	var found bool
+	err := retry.Do(ctx, retry.Policy{First: 200 * time.Millisecond, Max: time.Second, For: wait}, func(int) error {
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		ok, err := e.getFromLeader(rctx, BucketRuns, key, &r)
+		found = ok
+		return err
+	})
+	if err != nil || !found {
+		return nil, false, err
+	}
+	return &r, true, nil
+}
+
 // ForgetRun deletes a run key's record, so that the run executes again.
 func (e *Engine) ForgetRun(ctx context.Context, key string) error {
 	if err := e.kv[BucketRuns].Delete(ctx, key); err != nil {

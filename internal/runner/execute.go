@@ -56,6 +56,9 @@ func (r *Runner) execute(ctx context.Context, jobs []*job) {
 // because its acknowledgement was lost).
 func (r *Runner) answerStored(ctx context.Context, j *job) bool {
 	prev, ok, err := r.Eng.Run(ctx, j.Key)
+	if (err != nil || !ok) && j.lease.Delivered > 1 {
+		prev, ok, err = r.Eng.RunSettled(ctx, j.Key, 15*time.Second)
+	}
 	if err != nil || !ok {
 		return false
 	}
