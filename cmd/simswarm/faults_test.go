@@ -7,10 +7,10 @@ package main
 // and the summary's counts true.
 
 import (
-	"os"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
