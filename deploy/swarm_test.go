@@ -666,8 +666,11 @@ func killRunner(t *testing.T, g *guideRunner, n1 *dockerNode, dash *dashboard, f
 		}
 	}
 	for _, r := range held {
-		if starts[r] < 2 {
-			t.Errorf("run %d, held by the killed runner, started %d times: want it started again", r, starts[r])
+		// A runner holds jobs it has taken but not started yet (the
+		// engine's prefetch), so a held run may not have started on the
+		// killed runner: it must have started somewhere and ended once.
+		if starts[r] < 1 {
+			t.Errorf("run %d, held by the killed runner, never started: want it run elsewhere", r)
 		}
 	}
 	if n := countFiles(t, filepath.Join(dir, "results"), ".txt"); n != runs {
