@@ -1,7 +1,6 @@
 package campaign_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/simswarm/simswarm/internal/embedded"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/runner"
+	"github.com/simswarm/simswarm/internal/testkit"
 )
 
 // project writes a simswarm.toml project whose runs append "start N" and
@@ -58,24 +58,6 @@ func executions(t *testing.T, log string) (starts, dones int) {
 	return starts, dones
 }
 
-// syncBuffer is a progress writer the test reads while the client writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func quietLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
@@ -91,7 +73,7 @@ func startEmbedded(t *testing.T, slots int) (*embedded.Instance, string) {
 	return inst, state
 }
 
-func client(eng *engine.Engine, dir, state string, progress *syncBuffer) *campaign.Client {
+func client(eng *engine.Engine, dir, state string, progress *testkit.SyncBuffer) *campaign.Client {
 	return &campaign.Client{Eng: eng, Opt: campaign.Options{Dir: dir, Results: "results", StateDir: state, Host: "testhost",
 		Local: true, Progress: progress, Quiet: true, Stdout: progress}}
 }
@@ -108,7 +90,7 @@ func runWithin(t *testing.T, d time.Duration, c *campaign.Client) (*campaign.Sum
 func TestRunThenNothingToDo(t *testing.T) {
 	inst, state := startEmbedded(t, 2)
 	dir, log := project(t, 6, 0)
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	sum, err := runWithin(t, time.Minute, client(inst.Eng, dir, state, &out))
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
@@ -148,7 +130,7 @@ func TestRunThenNothingToDo(t *testing.T) {
 func TestCancelElsewhereWhileFollowing(t *testing.T) {
 	inst, state := startEmbedded(t, 1)
 	dir, log := project(t, 4, 3)
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	type result struct {
 		sum *campaign.Summary
 		err error
@@ -223,7 +205,7 @@ func TestSaysWhatIsMissing(t *testing.T) {
 	}
 	defer eng.Close()
 	dir, log := project(t, 2, 0)
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	c := client(eng, dir, t.TempDir(), &out)
 	c.Opt.Local = false
 	c.Opt.Server, c.Opt.Creds = "nats://manager:4222", "client.creds"

@@ -6,12 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/testkit"
 )
 
 // TestRedeliveredJobAnsweredFromItsOutcome: a job that comes back after
@@ -48,7 +48,7 @@ func TestRedeliveredJobAnsweredFromItsOutcome(t *testing.T) {
 	if err := eng.SubmitRuns(ctx, 1, func(int) simswarm.RunJob { return j }); err != nil {
 		t.Fatal(err)
 	}
-	var logged syncBuf
+	var logged testkit.SyncBuffer
 	r := &Runner{Eng: weng, Dir: t.TempDir(), Slots: 1, Host: "here",
 		Log: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	rctx, stop := context.WithCancel(ctx)
@@ -92,21 +92,4 @@ func TestRedeliveredJobAnsweredFromItsOutcome(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
