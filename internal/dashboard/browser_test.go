@@ -130,6 +130,17 @@ func copyExample(t *testing.T, name string) string {
 	return dst
 }
 
+// needAlohaTools skips a test that builds the aloha example where its
+// tools are missing.
+func needAlohaTools(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"make", "cc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: cannot build the aloha example", tool)
+		}
+	}
+}
+
 // TestBrowser watches the aloha example's Failing configuration (eight
 // runs: ok, error, ok, crash, ok, hang, segfault, ok; the hang times out)
 // run on an embedded engine, in a real browser: the overview fills in live
@@ -137,11 +148,7 @@ func copyExample(t *testing.T, name string) string {
 // filters, the failing run's page shows its `<!>` line, and a second
 // campaign, stuck on the hanging run, is cancelled from its page.
 func TestBrowser(t *testing.T) {
-	for _, tool := range []string{"make", "cc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: cannot build the aloha example", tool)
-		}
-	}
+	needAlohaTools(t)
 	bctx := browser(t)
 	shots := screenshots(t)
 	inst, state := cluster(t, 2)

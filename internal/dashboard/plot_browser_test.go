@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -25,11 +24,7 @@ import (
 // what `simswarm results --summary` computes from the result files; the
 // wall-time histogram counts every run.
 func TestBrowserPlots(t *testing.T) {
-	for _, tool := range []string{"make", "cc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: cannot build the aloha example", tool)
-		}
-	}
+	needAlohaTools(t)
 	bctx := browser(t)
 	shots := screenshots(t)
 	inst, state := cluster(t, 2)
