@@ -363,43 +363,10 @@ func (e *Engine) Campaigns(ctx context.Context) ([]simswarm.Campaign, error) {
 	return out, err
 }
 
-// CampaignWatch follows one campaign's record.
-type CampaignWatch struct {
-	w  jetstream.KeyWatcher
-	ch chan *simswarm.Campaign
-}
-
-// Updates brings the record whenever it changes (the current one first).
-func (w *CampaignWatch) Updates() <-chan *simswarm.Campaign { return w.ch }
-
-// Stop ends the watch.
-func (w *CampaignWatch) Stop() { _ = w.w.Stop() }
-
-// WatchCampaign follows campaign id's record.
-func (e *Engine) WatchCampaign(ctx context.Context, id string) (*CampaignWatch, error) {
-	w, err := e.kv[BucketCampaigns].Watch(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("watch campaign %s: %w", id, err)
-	}
-	cw := &CampaignWatch{w: w, ch: make(chan *simswarm.Campaign, 4)}
-	go func() {
-		defer close(cw.ch)
-		for en := range w.Updates() {
-			if en == nil || en.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			var c simswarm.Campaign
-			if json.Unmarshal(en.Value(), &c) != nil {
-				continue
-			}
-			select {
-			case cw.ch <- &c:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return cw, nil
+// WatchCampaign follows campaign id's record: the current one first, then
+// every change.
+func (e *Engine) WatchCampaign(ctx context.Context, id string) (*RecordWatch[simswarm.Campaign], error) {
+	return watchRecord[simswarm.Campaign](ctx, e, BucketCampaigns, id, true)
 }
 
 // Build reads a build record (key is a build key or a LastBuildKey).
@@ -437,7 +404,7 @@ func (e *Engine) Builds(ctx context.Context, fn func(key string, b *simswarm.Bui
 
 // WaitBuild follows build key: every new record of it.
 func (e *Engine) WaitBuild(ctx context.Context, key string) (*RecordWatch[simswarm.BuildRecord], error) {
-	return watchRecord[simswarm.BuildRecord](ctx, e, BucketBuilds, key)
+	return watchRecord[simswarm.BuildRecord](ctx, e, BucketBuilds, key, false)
 }
 
 // RunList reads a cached run list.
@@ -457,11 +424,11 @@ func (e *Engine) RecordList(ctx context.Context, l *simswarm.RunList) error {
 
 // WaitList follows the run list key: every new record of it.
 func (e *Engine) WaitList(ctx context.Context, key string) (*RecordWatch[simswarm.RunList], error) {
-	return watchRecord[simswarm.RunList](ctx, e, BucketLists, key)
+	return watchRecord[simswarm.RunList](ctx, e, BucketLists, key, false)
 }
 
-// RecordWatch brings the new records of one key (not the one stored when
-// the watch began).
+// RecordWatch brings the records of one key as they are stored (and, where
+// asked for, the one stored when the watch began).
 type RecordWatch[T any] struct {
 	w  jetstream.KeyWatcher
 	ch chan *T
@@ -473,8 +440,12 @@ func (w *RecordWatch[T]) Updates() <-chan *T { return w.ch }
 // Stop ends the watch.
 func (w *RecordWatch[T]) Stop() { _ = w.w.Stop() }
 
-func watchRecord[T any](ctx context.Context, e *Engine, b Bucket, key string) (*RecordWatch[T], error) {
-	w, err := e.kv[b].Watch(ctx, key, jetstream.UpdatesOnly())
+func watchRecord[T any](ctx context.Context, e *Engine, b Bucket, key string, current bool) (*RecordWatch[T], error) {
+	var opts []jetstream.WatchOpt
+	if !current {
+		opts = append(opts, jetstream.UpdatesOnly())
+	}
+	w, err := e.kv[b].Watch(ctx, key, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("watch %s/%s: %w", b, key, err)
 	}
