@@ -95,14 +95,19 @@ func (e *Engine) NoteStatus(rec *simswarm.RunRecord) {
 	}
 }
 
-// Run reads the full record of a run key.
-func (e *Engine) Run(ctx context.Context, key string) (*simswarm.RunRecord, bool, error) {
-	var r simswarm.RunRecord
-	ok, err := e.getJSON(ctx, BucketRuns, key, &r)
-	if !ok || err != nil {
+// getRecord reads one JSON record of bucket b; found is false where the
+// key has none.
+func getRecord[T any](ctx context.Context, e *Engine, b Bucket, key string) (v *T, found bool, err error) {
+	v = new(T)
+	if found, err = e.getJSON(ctx, b, key, v); !found || err != nil {
 		return nil, false, err
 	}
-	return &r, true, nil
+	return v, true, nil
+}
+
+// Run reads the full record of a run key.
+func (e *Engine) Run(ctx context.Context, key string) (*simswarm.RunRecord, bool, error) {
+	return getRecord[simswarm.RunRecord](ctx, e, BucketRuns, key)
 }
 
 // RunSettled reads the full record of a run key as the stream leader has
@@ -210,12 +215,7 @@ func (e *Engine) PutStatuses(ctx context.Context, n int, rec func(i int) *simswa
 
 // RunStatus reads the compact record of a campaign's run.
 func (e *Engine) RunStatus(ctx context.Context, campaign string, run int) (*simswarm.RunRecord, bool, error) {
-	var r simswarm.RunRecord
-	ok, err := e.getJSON(ctx, BucketStatus, simswarm.StatusKey(campaign, run), &r)
-	if !ok || err != nil {
-		return nil, false, err
-	}
-	return &r, true, nil
+	return getRecord[simswarm.RunRecord](ctx, e, BucketStatus, simswarm.StatusKey(campaign, run))
 }
 
 // PutStatus stores a compact run record as it is (tests and tools that
@@ -274,12 +274,7 @@ var ErrNoCampaign = errors.New("no such campaign")
 
 // Campaign reads a campaign's record.
 func (e *Engine) Campaign(ctx context.Context, id string) (*simswarm.Campaign, bool, error) {
-	var c simswarm.Campaign
-	ok, err := e.getJSON(ctx, BucketCampaigns, id, &c)
-	if !ok || err != nil {
-		return nil, false, err
-	}
-	return &c, true, nil
+	return getRecord[simswarm.Campaign](ctx, e, BucketCampaigns, id)
 }
 
 // UpdateCampaign changes a campaign's record by compare-and-set: change
@@ -371,12 +366,7 @@ func (e *Engine) WatchCampaign(ctx context.Context, id string) (*RecordWatch[sim
 
 // Build reads a build record (key is a build key or a LastBuildKey).
 func (e *Engine) Build(ctx context.Context, key string) (*simswarm.BuildRecord, bool, error) {
-	var b simswarm.BuildRecord
-	ok, err := e.getJSON(ctx, BucketBuilds, key, &b)
-	if !ok || err != nil {
-		return nil, false, err
-	}
-	return &b, true, nil
+	return getRecord[simswarm.BuildRecord](ctx, e, BucketBuilds, key)
 }
 
 // RecordBuild stores a build's record, trying again until stored or ctx
@@ -409,12 +399,7 @@ func (e *Engine) WaitBuild(ctx context.Context, key string) (*RecordWatch[simswa
 
 // RunList reads a cached run list.
 func (e *Engine) RunList(ctx context.Context, key string) (*simswarm.RunList, bool, error) {
-	var l simswarm.RunList
-	ok, err := e.getJSON(ctx, BucketLists, key, &l)
-	if !ok || err != nil {
-		return nil, false, err
-	}
-	return &l, true, nil
+	return getRecord[simswarm.RunList](ctx, e, BucketLists, key)
 }
 
 // RecordList stores a run list, trying again until stored or ctx ends.
