@@ -666,9 +666,10 @@ func killRunner(t *testing.T, g *guideRunner, n1 *dockerNode, dash *dashboard, f
 		}
 	}
 	for _, r := range held {
-		// A runner holds jobs it has taken but not started yet (the
-		// engine's prefetch), so a held run may not have started on the
-		// killed runner: it must have started somewhere and ended once.
+		// A runner reports a run as current from the moment it takes it for
+		// a slot, while its tree is still being fetched, so a held run may
+		// not have started on the killed runner: it must have started
+		// somewhere and ended once.
 		if starts[r] < 1 {
 			t.Errorf("run %d, held by the killed runner, never started: want it run elsewhere", r)
 		}
