@@ -233,6 +233,9 @@ func resultsDir(dir, results string) (string, error) {
 	}
 	f.Close()
 	os.Remove(f.Name())
+	if err := sweepScratch(abs); err != nil {
+		return "", err
+	}
 	return abs, nil
 }
 

@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/progress"
 )
@@ -170,9 +169,6 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 		}
 	}
 	sum.Failures = sorted(failures)
-	// Runners on this host wrote through a scratch directory inside the
-	// results; leave results/ as opp_runall would (it fails while in use).
-	_ = os.Remove(filepath.Join(p.results, ".simswarm-scratch"))
 	// A cancel from elsewhere (the dashboard) stays the campaign's state.
 	var now simswarm.Campaign
 	if ok, _ := engine.GetJSON(ctx, c.Eng.Campaigns, p.id, &now); !ok || now.State != "cancelled" || sum.Cancelled == 0 {
@@ -305,39 +301,6 @@ func (c *Client) extract(ctx context.Context, p *prepared, rec *simswarm.RunReco
 		time.Sleep(200 * time.Millisecond)
 	}
 	return c.write(ctx, p.results, &full)
-}
-
-func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord) error {
-	if rec.Object != "" {
-		obj, err := c.Eng.Blobs.Get(ctx, rec.Object)
-		if err != nil {
-			return fmt.Errorf("fetch %s: %w", rec.Object, err)
-		}
-		defer obj.Close()
-		_, err = archive.Unpack(obj, dir)
-		return err
-	}
-	for _, f := range rec.Files {
-		name, err := archive.Clean(f.Name)
-		if err != nil {
-			return err
-		}
-		if int64(len(f.Data)) != f.Size {
-			return fmt.Errorf("result %s: record holds %d of %d bytes", name, len(f.Data), f.Size)
-		}
-		dst := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		tmp := dst + ".simswarm-tmp"
-		if err := os.WriteFile(tmp, f.Data, 0o644); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, dst); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func failureOf(rec *simswarm.RunRecord, vars, results string) *Failure {

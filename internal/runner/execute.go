@@ -20,6 +20,7 @@ import (
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/proc"
+	"github.com/simswarm/simswarm/internal/safedir"
 	"github.com/simswarm/simswarm/internal/sweep"
 )
 
@@ -134,12 +135,13 @@ func (r *Runner) pause() time.Duration {
 // clear; it returns the runs to try again alone.
 func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []job) {
 	first := jobs[0]
-	scratch, err := r.scratchDir(first)
+	stage, err := r.scratchDir(first)
 	if err != nil {
 		r.infraFault(ctx, jobs, err)
 		return nil
 	}
-	defer r.dropScratch(first, scratch)
+	defer stage.Remove()
+	scratch := stage.Path()
 	resDir := filepath.Join(scratch, "results")
 	if err := os.MkdirAll(resDir, 0o755); err != nil {
 		r.infraFault(ctx, jobs, err)
@@ -157,11 +159,12 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []
 		// Progress only: not worth a round trip before the process starts.
 		_, _ = r.Eng.PutAsync(engine.BucketStatus, simswarm.StatusKey(j.Campaign, j.Run), rec)
 	}
-	console, err := os.Create(filepath.Join(scratch, "console"))
+	file, err := os.Create(filepath.Join(scratch, "console"))
 	if err != nil {
 		r.infraFault(ctx, jobs, err)
 		return nil
 	}
+	console := &consoleSink{f: file}
 	idx := &headerIndex{start: started}
 	var timeout time.Duration
 	if first.Timeout > 0 {
@@ -188,7 +191,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []
 	}
 	r.track(first.Campaign, rc, false)
 	cancel()
-	console.Close()
+	file.Close()
 	if ctx.Err() != nil {
 		// The runner is stopping: the runs go back to the queue whole.
 		for _, j := range jobs {
@@ -205,10 +208,14 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []
 		r.finishAll(ctx, jobs, &simswarm.RunRecord{State: simswarm.RunCancelled, Reason: "campaign cancelled", Started: started})
 		return nil
 	}
+	if full := diskFull(console, res, resDir); full != nil {
+		r.noSpace(ctx, jobs, full, started)
+		return nil
+	}
 	if len(jobs) == 1 {
 		rec := r.outcomeOf(readRange(filepath.Join(scratch, "console"), 0, idx.total, 1<<20), res, started)
 		rec.Batch = 1
-		r.collect(ctx, first, resDir, filepath.Join(scratch, "console"), 0, -1, rec)
+		r.collect(ctx, first, stage, filepath.Join(scratch, "console"), 0, -1, rec)
 		if first.Command.Kind == simswarm.KindOmnetpp && !res.Failed() {
 			r.stats.add(first.BatchKey(), idx, res.Wall, 1)
 		}
@@ -220,14 +227,15 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []
 		r.finish(ctx, first, rec)
 		return nil
 	}
-	return r.settleBatch(ctx, jobs, res, idx, resDir, filepath.Join(scratch, "console"), started)
+	return r.settleBatch(ctx, jobs, res, idx, stage, filepath.Join(scratch, "console"), started)
 }
 
 // settleBatch decides each run of a multi-run process. A run the process
 // completed and moved past is done; the run it stopped in, and any it never
 // reached, run again alone, because in OMNeT++ one failed run can make the
 // following runs of the same process fail for that reason alone.
-func (r *Runner) settleBatch(ctx context.Context, jobs []job, res *proc.Result, idx *headerIndex, resDir, console string, started time.Time) (retry []job) {
+func (r *Runner) settleBatch(ctx context.Context, jobs []job, res *proc.Result, idx *headerIndex, stage *safedir.Stage, console string, started time.Time) (retry []job) {
+	resDir := filepath.Join(stage.Path(), "results")
 	byRun := map[int]job{}
 	for _, j := range jobs {
 		byRun[j.Run] = j
@@ -259,7 +267,7 @@ func (r *Runner) settleBatch(ctx context.Context, jobs []job, res *proc.Result, 
 		}
 		rec := r.outcomeOf(part, &proc.Result{Exit: 0, Wall: wall, CPU: cpu}, h.at)
 		rec.Batch = len(jobs)
-		r.collectFiles(ctx, j, resDir, owners[h.run], console, h.offset, segEnd, rec)
+		r.collectFiles(ctx, j, stage, owners[h.run], console, h.offset, segEnd, rec)
 		r.finish(ctx, j, rec)
 		delete(byRun, h.run)
 	}
@@ -305,37 +313,17 @@ func (r *Runner) finishAll(ctx context.Context, jobs []job, tmpl *simswarm.RunRe
 	}
 }
 
-// scratchDir is where one process writes. For a job from a client on this
-// host it sits beside the client's results directory, so that moving the
-// results there is a rename, not a copy.
-func (r *Runner) scratchDir(j job) (string, error) {
-	base := filepath.Join(r.Dir, "scratch")
+// scratchDir is where one process writes (see safedir: a stage, removed
+// with everything in it when the process is settled, or by the next runner
+// or client if this one is killed). For a job from a client on this host it
+// sits inside the client's results directory, so that moving the results
+// there is a rename, not a copy.
+func (r *Runner) scratchDir(j job) (*safedir.Stage, error) {
+	base := r.Dir
 	if r.local(j) {
-		base = filepath.Join(j.Local, ".simswarm-scratch")
+		base = j.Local
 	}
-	// Another slot may remove base between the two calls (see
-	// dropScratch): try again then.
-	var err error
-	for range 3 {
-		if err = os.MkdirAll(base, 0o755); err != nil {
-			return "", err
-		}
-		var dir string
-		if dir, err = os.MkdirTemp(base, fmt.Sprintf("%s-%d-", j.Campaign, j.Run)); err == nil {
-			return dir, nil
-		}
-	}
-	return "", err
-}
-
-// dropScratch removes a process's scratch directory, and the scratch base
-// inside a client's results directory once it is empty: results/ should look
-// as opp_runall leaves it.
-func (r *Runner) dropScratch(j job, dir string) {
-	os.RemoveAll(dir)
-	if r.local(j) {
-		_ = os.Remove(filepath.Dir(dir)) // fails while other slots use it
-	}
+	return safedir.OpenStage(base, fmt.Sprintf("%s-%d", j.Campaign, j.Run))
 }
 
 func (r *Runner) local(j job) bool {

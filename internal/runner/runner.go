@@ -80,6 +80,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return fmt.Errorf("runner cache dir: %w", err)
 	}
+	r.sweepScratch()
 	runs, err := r.Eng.Jobs.Consumer(ctx, engine.ConsumerRun)
 	if err != nil {
 		return fmt.Errorf("runner: bind consumer: %w", err)
