@@ -13,8 +13,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/safedir"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/safedir"
 )
 
 // serveFile sends one result file of a run: from the run record (small
