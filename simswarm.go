@@ -300,6 +300,9 @@ type Campaign struct {
 	Runs      int       `json:"runs"`
 	Submitted time.Time `json:"submitted"`
 	State     string    `json:"state"` // "active", "cancelled", "done"
+	// KeepResults keeps the runs' results in the store after the client
+	// fetched them (run --keep-results), until gc.
+	KeepResults bool `json:"keep_results,omitempty"`
 }
 
 // Worker is a worker's heartbeat.

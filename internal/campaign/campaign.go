@@ -34,6 +34,9 @@ type Options struct {
 	Batch     int // runs per process; 0: adaptive
 	Retries   int
 	Detach    bool // submit and return
+	// KeepResults keeps results in the store after they were fetched
+	// (by default they are deleted once in the results directory).
+	KeepResults bool
 	Rebuild   bool
 	NoBuild   bool   // use the project's last artifact
 	StateDir  string // for the client's hash cache

@@ -28,7 +28,8 @@ type runState struct {
 // follow submits the runs that are not done and follows them to the end.
 func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	camp := simswarm.Campaign{ID: p.id, Project: p.proj.Root, Workdir: p.proj.Workdir, Command: p.cmd,
-		Snapshot: p.snapshot, Artifact: p.artifact, Runs: len(p.runs), Submitted: time.Now(), State: "active"}
+		Snapshot: p.snapshot, Artifact: p.artifact, Runs: len(p.runs), Submitted: time.Now(), State: "active",
+		KeepResults: c.Opt.KeepResults}
 	if err := engine.PutJSON(ctx, c.Eng.Campaigns, p.id, camp); err != nil {
 		return nil, err
 	}
@@ -268,7 +269,7 @@ func (c *Client) restore(ctx context.Context, p *prepared, rec *simswarm.RunReco
 		_ = c.Eng.Runs.Delete(ctx, rec.Key)
 		return false
 	}
-	return c.write(ctx, p.results, &full) == nil
+	return c.deliver(ctx, p.results, &full) == nil
 }
 
 // extract lays a finished run's files into the results directory.
@@ -300,7 +301,7 @@ func (c *Client) extract(ctx context.Context, p *prepared, rec *simswarm.RunReco
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return c.write(ctx, p.results, &full)
+	return c.deliver(ctx, p.results, &full)
 }
 
 func failureOf(rec *simswarm.RunRecord, vars, results string) *Failure {

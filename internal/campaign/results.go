@@ -3,7 +3,9 @@ package campaign
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -11,6 +13,64 @@ import (
 	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/safedir"
 )
+
+// deliver writes a finished run's files into dir and then frees the
+// store of them.
+func (c *Client) deliver(ctx context.Context, dir string, full *simswarm.RunRecord) error {
+	if err := c.write(ctx, dir, full); err != nil {
+		return err
+	}
+	if c.Opt.KeepResults {
+		return nil
+	}
+	if err := c.release(ctx, dir, full); err != nil {
+		// The files are in place; the store keeps a copy until gc.
+		slog.Warn("free the store of fetched results", "run", full.Run, "err", err)
+	}
+	return nil
+}
+
+// release frees the store of a run's results once they are in dir: the
+// archive is deleted and the record keeps only where its files went
+// (LocalDir), as the record of a run written in place does. A run whose
+// files later go missing from dir then runs again, as such a run does; a
+// campaign elsewhere that needs the same run runs it too.
+func (c *Client) release(ctx context.Context, dir string, full *simswarm.RunRecord) error {
+	inline := false
+	for _, f := range full.Files {
+		inline = inline || len(f.Data) > 0
+	}
+	if full.Object == "" && !inline {
+		return nil
+	}
+	e, err := c.Eng.Runs.Get(ctx, full.Key)
+	if err != nil {
+		return fmt.Errorf("read run record: %w", err)
+	}
+	var now simswarm.RunRecord
+	if err := json.Unmarshal(e.Value(), &now); err != nil || !now.Finished.Equal(full.Finished) {
+		return nil // a newer outcome of the run key: not ours to change
+	}
+	delivered := *full
+	delivered.Object, delivered.LocalDir = "", dir
+	delivered.Files = make([]simswarm.File, len(full.Files))
+	for i, f := range full.Files {
+		delivered.Files[i] = simswarm.File{Name: f.Name, Size: f.Size}
+	}
+	b, err := json.Marshal(&delivered)
+	if err != nil {
+		return err
+	}
+	// Only over the revision read: nothing points at the archive once
+	// it goes.
+	if _, err := c.Eng.Runs.Update(ctx, full.Key, b, e.Revision()); err != nil {
+		return fmt.Errorf("update run record: %w", err)
+	}
+	if full.Object != "" {
+		return c.Eng.DeleteObject(ctx, full.Object)
+	}
+	return nil
+}
 
 // write lays a finished run's files into dir through safedir: all of them
 // or none, nothing outside dir, no symlink created or followed. A run
