@@ -26,26 +26,26 @@ import (
 
 // Options is what a user asks of simswarm run.
 type Options struct {
-	Dir       string   // the simulation's directory
-	Argv      []string // the simulation command
-	Results   string   // results directory; relative to Dir when not absolute
-	DryRun    bool
-	Timeout   time.Duration
-	Batch     int // runs per process; 0: adaptive
-	Retries   int
-	Detach    bool // submit and return
+	Dir     string   // the simulation's directory
+	Argv    []string // the simulation command
+	Results string   // results directory; relative to Dir when not absolute
+	DryRun  bool
+	Timeout time.Duration
+	Batch   int // runs per process; 0: adaptive
+	Retries int
+	Detach  bool // submit and return
 	// KeepResults keeps results in the store after they were fetched
 	// (by default they are deleted once in the results directory).
 	KeepResults bool
-	Rebuild   bool
-	NoBuild   bool   // use the project's last artifact
-	StateDir  string // for the client's hash cache
-	Host      string // this host's id, for results written in place
-	Local     bool   // runners on this host may write into Results directly
-	Progress  io.Writer
-	Quiet     bool
-	Stdout    io.Writer
-	Interrupt <-chan struct{} // closed on Ctrl-C: cancel the campaign
+	Rebuild     bool
+	NoBuild     bool   // use the project's last artifact
+	StateDir    string // for the client's hash cache
+	Host        string // this host's id, for results written in place
+	Local       bool   // runners on this host may write into Results directly
+	Progress    io.Writer
+	Quiet       bool
+	Stdout      io.Writer
+	Interrupt   <-chan struct{} // closed on Ctrl-C: cancel the campaign
 }
 
 // SetupError is a problem found before any run started: usage,

@@ -143,7 +143,7 @@ type model struct {
 	queues    []status.Queue
 	stored    uint64
 	usage     *engine.Usage // stored bytes by kind (storage.go)
-	hour      minutes // every campaign's finished runs, for the graph
+	hour      minutes       // every campaign's finished runs, for the graph
 	intern    map[string]string
 	builds    map[string]buildCache // by artifact
 }

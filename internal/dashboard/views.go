@@ -99,8 +99,8 @@ type Overview struct {
 	Stored     uint64            `json:"stored_bytes"`
 	// StoredByKind: file/, snap/, art/, res/, log/ and records.
 	StoredByKind []StoredKind `json:"stored_by_kind,omitempty"`
-	Hosts      []HostView        `json:"-"`
-	At         time.Time         `json:"at"`
+	Hosts        []HostView   `json:"-"`
+	At           time.Time    `json:"at"`
 }
 
 // RunQueue is the run jobs' queue.
