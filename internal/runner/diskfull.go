@@ -32,19 +32,19 @@ func (s *consoleSink) Write(p []byte) (int, error) {
 // diskFull tells whether a process ended for want of space where it
 // writes: its console output could not be kept, or it failed with the file
 // system of its result directory (nearly) full or saying so.
-func diskFull(console *consoleSink, res *proc.Result, resDir string) error {
+func diskFull(console *consoleSink, res *proc.Result, resDir, where string) error {
 	if console.err != nil && safedir.IsDiskFull(console.err) {
-		return fmt.Errorf("keeping the console output in %s: %w", resDir, safedir.ErrDiskFull)
+		return fmt.Errorf("keeping the console output in %s: %w", where, safedir.ErrDiskFull)
 	}
 	if !res.Failed() {
 		return nil
 	}
 	var st unix.Statfs_t
 	if unix.Statfs(resDir, &st) == nil && int64(st.Bavail)*int64(st.Bsize) < 64<<10 {
-		return fmt.Errorf("writing results in %s: %w", resDir, safedir.ErrDiskFull)
+		return fmt.Errorf("writing results in %s: %w", where, safedir.ErrDiskFull)
 	}
 	if strings.Contains(string(res.Tail), "No space left on device") {
-		return fmt.Errorf("writing results in %s: %w", resDir, safedir.ErrDiskFull)
+		return fmt.Errorf("writing results in %s: %w", where, safedir.ErrDiskFull)
 	}
 	return nil
 }
@@ -75,4 +75,13 @@ func (r *Runner) sweepScratch() {
 	if n, err := d.Sweep(); err != nil || n > 0 {
 		r.Log.Info("runner: removed stale scratch directories", "count", n, "err", err)
 	}
+}
+
+// writesInto is the directory people know that a job's files go through:
+// the client's results directory, or this runner's cache.
+func (r *Runner) writesInto(j job) string {
+	if r.local(j) {
+		return j.Local
+	}
+	return r.Dir
 }

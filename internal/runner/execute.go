@@ -208,7 +208,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []
 		r.finishAll(ctx, jobs, &simswarm.RunRecord{State: simswarm.RunCancelled, Reason: "campaign cancelled", Started: started})
 		return nil
 	}
-	if full := diskFull(console, res, resDir); full != nil {
+	if full := diskFull(console, res, resDir, r.writesInto(first)); full != nil {
 		r.noSpace(ctx, jobs, full, started)
 		return nil
 	}

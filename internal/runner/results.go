@@ -44,7 +44,7 @@ func (r *Runner) collectFiles(ctx context.Context, j job, stage *safedir.Stage, 
 		if safedir.IsDiskFull(err) {
 			// A run without its output is not a success to keep.
 			rec.State = simswarm.RunFailed
-			rec.Reason = fmt.Sprintf("keeping the console output in %s: %v", resDir, safedir.ErrDiskFull)
+			rec.Reason = fmt.Sprintf("keeping the console output in %s: %v", r.writesInto(j), safedir.ErrDiskFull)
 			return
 		}
 		r.Log.Warn("runner: keep console output", "run", j.Run, "err", err)
