@@ -54,6 +54,8 @@ func (r *Runner) collectFiles(ctx context.Context, j job, stage *safedir.Stage, 
 	if err := r.store(ctx, j, stage, files, rec); err != nil {
 		rec.State = simswarm.RunFailed
 		rec.Reason = "storing results: " + err.Error()
+		// Nothing of them is stored: the record must not promise any.
+		rec.Object, rec.Files = "", nil
 	}
 }
 
