@@ -278,3 +278,25 @@ func TestStaleScratch(t *testing.T) {
 	}
 }
 
+
+// TestLargeFileWarning: a stray 60 MB file in a project is named once, with
+// how to leave it out; the next campaign says nothing more of it.
+func TestLargeFileWarning(t *testing.T) {
+	dir := templateProject(t, "[build]\ncommand = \"\"\n[run]\ncommand = \"echo ok > {resultdir}/x-{run}.txt\"\n", map[string]string{})
+	f, err := os.Create(filepath.Join(dir, "capture.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("pcap")
+	f.Truncate(60 << 20) // sparse
+	f.Close()
+	state := t.TempDir()
+	r := runSimswarm(t, dir, state, "run", "-j", "1")
+	if r.code != 0 || strings.Count(r.stderr, "capture.pcap (60.0 MiB)") != 1 || !strings.Contains(r.stderr, ".gitignore") || !strings.Contains(r.stderr, "ignore = [") {
+		t.Fatalf("first run: exit %d, want one warning naming capture.pcap and how to leave it out:\n%s", r.code, r.stderr)
+	}
+	os.WriteFile(filepath.Join(dir, "other.ini"), []byte("changed"), 0o644)
+	if r := runSimswarm(t, dir, state, "run", "-j", "1"); r.code != 0 || strings.Contains(r.stderr, "capture.pcap") {
+		t.Errorf("second run: exit %d, warned again:\n%s", r.code, r.stderr)
+	}
+}

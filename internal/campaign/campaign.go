@@ -263,6 +263,7 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 	if err != nil {
 		return "", setupErr("snapshot %s: %v", proj.Root, err)
 	}
+	c.warnLarge(proj, man)
 	key := man.Key()
 	if has, err := c.Eng.HasObject(ctx, engine.SnapshotObject(key)); err != nil {
 		return "", err
