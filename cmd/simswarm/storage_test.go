@@ -278,7 +278,6 @@ func TestStaleScratch(t *testing.T) {
 	}
 }
 
-
 // TestLargeFileWarning: a stray 60 MB file in a project is named once, with
 // how to leave it out; the next campaign says nothing more of it.
 func TestLargeFileWarning(t *testing.T) {

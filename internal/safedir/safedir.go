@@ -74,7 +74,7 @@ func CheckName(name string) (string, error) {
 	case path.IsAbs(name):
 		return "", fmt.Errorf("unsafe path %q: absolute", name)
 	case c == ".." || strings.HasPrefix(c, "../") || strings.Contains("/"+name+"/", "/../"):
-		return "", fmt.Errorf("unsafe path %q: goes up with ..", name)
+		return "", fmt.Errorf("unsafe path %q: has a .. component", name)
 	case c == ScratchName || strings.HasPrefix(c, ScratchName+"/"):
 		return "", fmt.Errorf("unsafe path %q: simswarm's scratch directory", name)
 	}
