@@ -100,7 +100,7 @@ func TestStageCommitsTheWholeSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Remove()
-	want := []string{"old.sca=after", "run2.out=out2", "run.out=out", "sub/", "sub/deep/", "sub/deep/x.vec=vec"}
+	want := []string{"old.sca=after", "run.out=out", "run2.out=out2", "sub/", "sub/deep/", "sub/deep/x.vec=vec"}
 	if got := tree(t, dir); !same(got, want) {
 		t.Errorf("after commit:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -248,6 +248,7 @@ func TestAdoptRefusesLinks(t *testing.T) {
 	if err := st.Commit(); err != nil {
 		t.Fatal(err)
 	}
+	st.Remove()
 	if got := tree(t, dir); !same(got, []string{"good.sca=good"}) {
 		t.Errorf("results: %q", got)
 	}
