@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/testkit"
 )
 
 // hostileEntry is one file a hostile runner sends: a regular file, or a
@@ -128,7 +129,7 @@ func TestHostileRunner(t *testing.T) {
 			t.Errorf("run %d (%s) failed: %q", i, c.name, reason)
 		}
 	}
-	if got := listTree(t, outside); strings.Join(got, ",") != "victim=victim" {
+	if got := testkit.Tree(outside); strings.Join(got, ",") != "victim=victim" {
 		t.Errorf("outside results/ now holds %q", got)
 	}
 	if ents, _ := os.ReadDir(parent); len(ents) != 2 {
@@ -137,7 +138,7 @@ func TestHostileRunner(t *testing.T) {
 	want := []string{"big/", "big/one.out=out", "big/one.vec=vec", "good.out=out", "good.sca=good",
 		"planted -> " + outside, "tmp.sca.simswarm-tmp -> " + victim, "tmp.sca=tmp"}
 	sort.Strings(want)
-	if got := listTree(t, results); strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if got := testkit.Tree(results); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("results/ holds\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
@@ -189,31 +190,4 @@ func hostileRunner(ctx context.Context, t *testing.T, eng *engine.Engine, cases 
 			done++
 		}
 	}
-}
-
-// listTree lists every path under dir: directories end in /, links show
-// their target, files their content.
-func listTree(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || p == dir {
-			return nil
-		}
-		rel, _ := filepath.Rel(dir, p)
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			rel += " -> " + target
-		case fi.IsDir():
-			rel += "/"
-		default:
-			b, _ := os.ReadFile(p)
-			rel += "=" + string(b)
-		}
-		out = append(out, rel)
-		return nil
-	})
-	sort.Strings(out)
-	return out
 }

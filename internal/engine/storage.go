@@ -235,3 +235,24 @@ func (e *Engine) failedPut(ctx context.Context, name string, err error) error {
 	_ = e.DeleteObject(dctx, name)
 	return fmt.Errorf("%w (%v)", ErrStoreFull, err)
 }
+
+// EachValue calls fn with the key and current value of every key of kv
+// matching filter (">" for all).
+func EachValue(ctx context.Context, kv jetstream.KeyValue, filter string, fn func(key string, value []byte)) error {
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("read %s: %w", kv.Bucket(), err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e := <-w.Updates():
+			if e == nil {
+				return nil
+			}
+			fn(e.Key(), e.Value())
+		}
+	}
+}

@@ -58,7 +58,7 @@ func Expire(ctx context.Context, eng *engine.Engine, ttl time.Duration, now time
 // keptRuns are the run keys of campaigns that keep their results.
 func keptRuns(ctx context.Context, eng *engine.Engine) (map[string]bool, error) {
 	keep := map[string]simswarm.Campaign{}
-	if err := eachValue(ctx, eng.Campaigns, func(_ string, b []byte) {
+	if err := engine.EachValue(ctx, eng.Campaigns, ">", func(_ string, b []byte) {
 		var c simswarm.Campaign
 		if json.Unmarshal(b, &c) == nil && c.KeepResults {
 			keep[c.ID] = c

@@ -171,7 +171,7 @@ func reached(ctx context.Context, eng *engine.Engine, horizon time.Time) (*reach
 		r.records[b] = map[string]bool{}
 	}
 	var camps []simswarm.Campaign
-	if err := eachValue(ctx, eng.Campaigns, func(_ string, b []byte) {
+	if err := engine.EachValue(ctx, eng.Campaigns, ">", func(_ string, b []byte) {
 		var c simswarm.Campaign
 		if json.Unmarshal(b, &c) == nil && c.ID != "" {
 			camps = append(camps, c)
@@ -243,7 +243,7 @@ func reached(ctx context.Context, eng *engine.Engine, horizon time.Time) (*reach
 		r.objects[engine.ArtifactObject(a)] = true
 	}
 	// Builds that made a kept artifact, with their logs.
-	if err := eachValue(ctx, eng.Builds, func(key string, b []byte) {
+	if err := engine.EachValue(ctx, eng.Builds, ">", func(key string, b []byte) {
 		var rec simswarm.BuildRecord
 		if json.Unmarshal(b, &rec) != nil || !arts[rec.Artifact] {
 			return
@@ -289,25 +289,6 @@ func inQueue(ctx context.Context, eng *engine.Engine) (map[string]bool, []simswa
 		}
 	}
 	return queued, pending, nil
-}
-
-func eachValue(ctx context.Context, kv jetstream.KeyValue, fn func(key string, b []byte)) error {
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("read %s: %w", kv.Bucket(), err)
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e := <-w.Updates():
-			if e == nil {
-				return nil
-			}
-			fn(e.Key(), e.Value())
-		}
-	}
 }
 
 func sortedCampaigns(m map[string]simswarm.Campaign) []simswarm.Campaign {

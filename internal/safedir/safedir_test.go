@@ -5,11 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/simswarm/simswarm/internal/testkit"
 )
 
 func TestCheckName(t *testing.T) {
@@ -29,33 +30,6 @@ func TestCheckName(t *testing.T) {
 			t.Errorf("CheckName(%q) = %q, %v; want an unsafe path error", in, got, err)
 		}
 	}
-}
-
-// tree lists every path under dir (directories end in /, links show their
-// target), so a test sees at once anything left behind.
-func tree(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || p == dir {
-			return nil
-		}
-		rel, _ := filepath.Rel(dir, p)
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			rel += " -> " + target
-		case fi.IsDir():
-			rel += "/"
-		default:
-			b, _ := os.ReadFile(p)
-			rel += "=" + string(b)
-		}
-		out = append(out, rel)
-		return nil
-	})
-	sort.Strings(out)
-	return out
 }
 
 func same(a, b []string) bool { return strings.Join(a, "\n") == strings.Join(b, "\n") }
@@ -84,7 +58,7 @@ func TestStageCommitsTheWholeSet(t *testing.T) {
 		}
 	}
 	// Nothing is visible before the commit.
-	for _, p := range tree(t, dir) {
+	for _, p := range testkit.Tree(dir) {
 		if p != "old.sca=before" && !strings.HasPrefix(p, ScratchName+"/") {
 			t.Errorf("before commit: %s is visible", p)
 		}
@@ -101,7 +75,7 @@ func TestStageCommitsTheWholeSet(t *testing.T) {
 	}
 	st.Remove()
 	want := []string{"old.sca=after", "run.out=out", "run2.out=out2", "sub/", "sub/deep/", "sub/deep/x.vec=vec"}
-	if got := tree(t, dir); !same(got, want) {
+	if got := testkit.Tree(dir); !same(got, want) {
 		t.Errorf("after commit:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	fi, _ := os.Stat(filepath.Join(dir, "sub/deep/x.vec"))
@@ -172,7 +146,7 @@ func TestRefusedSetLeavesNothing(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "keep.sca"), []byte("mine"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			before := tree(t, dir)
+			before := testkit.Tree(dir)
 			st, err := d.Stage("hostile")
 			if err != nil {
 				t.Fatal(err)
@@ -189,7 +163,7 @@ func TestRefusedSetLeavesNothing(t *testing.T) {
 			}
 			t.Logf("refused: %v", err)
 			// The planted links are the test's own; nothing else may differ.
-			got := tree(t, dir)
+			got := testkit.Tree(dir)
 			var left []string
 			for _, p := range got {
 				if !strings.Contains(p, " -> ") && !strings.HasPrefix(p, "real/") && !strings.HasPrefix(p, "z.vec/") {
@@ -199,7 +173,7 @@ func TestRefusedSetLeavesNothing(t *testing.T) {
 			if !same(left, before) {
 				t.Errorf("refused (%v) but the directory changed:\n%s", err, strings.Join(got, "\n"))
 			}
-			if o := tree(t, outside); len(o) != 0 {
+			if o := testkit.Tree(outside); len(o) != 0 {
 				t.Errorf("written outside: %q", o)
 			}
 			if b, _ := os.ReadFile(filepath.Join(dir, "keep.sca")); string(b) != "mine" {
@@ -249,7 +223,7 @@ func TestAdoptRefusesLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Remove()
-	if got := tree(t, dir); !same(got, []string{"good.sca=good"}) {
+	if got := testkit.Tree(dir); !same(got, []string{"good.sca=good"}) {
 		t.Errorf("results: %q", got)
 	}
 }

@@ -102,22 +102,7 @@ func Collect(ctx context.Context, eng *engine.Engine, recent int) (*Report, erro
 
 // eachValue calls fn with the current value of every key matching filter.
 func eachValue(ctx context.Context, kv jetstream.KeyValue, filter string, fn func([]byte)) error {
-	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("read %s: %w", kv.Bucket(), err)
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e := <-w.Updates():
-			if e == nil {
-				return nil
-			}
-			fn(e.Value())
-		}
-	}
+	return engine.EachValue(ctx, kv, filter, func(_ string, b []byte) { fn(b) })
 }
 
 // Print writes the report for people.
