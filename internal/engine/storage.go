@@ -203,17 +203,37 @@ func (e *Engine) StoreUsage(ctx context.Context) (*Usage, error) {
 
 // BoundStore sets the most bytes the object store may hold (0: no bound).
 // The store refuses what would go past it: an upload or a run's results
-// then fail with ErrStoreFull, until extraction or gc frees room.
+// then fail with ErrStoreFull, until extraction or gc frees room. Setup
+// lifts the bound, so servers set it after Setup, each with the same
+// value; while a cluster forms, the update is tried again for a while.
 func (e *Engine) BoundStore(ctx context.Context, max int64) error {
-	st, err := e.Blobs.Status(ctx)
+	want := int64(-1)
+	if max > 0 {
+		want = max
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		err := e.boundStore(ctx, want)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func (e *Engine) boundStore(ctx context.Context, want int64) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := e.JS.Stream(ctx, "OBJ_"+BucketBlobs)
 	if err != nil {
 		return fmt.Errorf("bound the object store: %w", err)
 	}
-	cfg := jetstream.ObjectStoreConfig{Bucket: BucketBlobs, Storage: st.Storage(), Replicas: st.Replicas(), MaxBytes: -1}
-	if max > 0 {
-		cfg.MaxBytes = max
+	cfg := st.CachedInfo().Config
+	if cfg.MaxBytes == want || cfg.MaxBytes <= 0 && want <= 0 {
+		return nil
 	}
-	if _, err := e.JS.UpdateObjectStore(ctx, cfg); err != nil {
+	cfg.MaxBytes = want
+	if _, err := e.JS.UpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("bound the object store: %w", err)
 	}
 	return nil
