@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/testkit"
@@ -147,20 +146,15 @@ func TestHostileRunner(t *testing.T) {
 // record of its case, as a runner would write it: results archive first,
 // then the full record, then the status.
 func hostileRunner(ctx context.Context, t *testing.T, eng *engine.Engine, cases []hostileCase) {
-	cons, err := eng.Jobs.Consumer(ctx, engine.ConsumerRun)
-	if err != nil {
-		t.Error(err)
-		return
-	}
 	for done := 0; done < len(cases) && ctx.Err() == nil; {
-		batch, err := cons.Fetch(len(cases), jetstream.FetchMaxWait(time.Second))
+		leases, err := eng.Take(ctx, engine.QueueRun, len(cases), time.Second)
 		if err != nil {
 			continue
 		}
-		for m := range batch.Messages() {
+		for _, m := range leases {
 			var j simswarm.RunJob
 			if json.Unmarshal(m.Data(), &j) != nil || j.Run >= len(cases) {
-				_ = m.Term()
+				m.Term()
 				continue
 			}
 			c := cases[j.Run]
@@ -180,13 +174,10 @@ func hostileRunner(ctx context.Context, t *testing.T, eng *engine.Engine, cases 
 					t.Error(err)
 				}
 			}
-			if err := engine.PutJSON(ctx, eng.Runs, j.Key, rec); err != nil {
+			if err := eng.RecordRun(ctx, rec); err != nil {
 				t.Error(err)
 			}
-			if err := engine.PutJSON(ctx, eng.Status, simswarm.StatusKey(j.Campaign, j.Run), rec.Compact()); err != nil {
-				t.Error(err)
-			}
-			_ = m.Ack()
+			_ = m.Ack(ctx)
 			done++
 		}
 	}

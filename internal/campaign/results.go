@@ -3,7 +3,6 @@ package campaign
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -43,28 +42,17 @@ func (c *Client) release(ctx context.Context, dir string, full *simswarm.RunReco
 	if full.Object == "" && !inline {
 		return nil
 	}
-	e, err := c.Eng.Runs.Get(ctx, full.Key)
-	if err != nil {
-		return fmt.Errorf("read run record: %w", err)
-	}
-	var now simswarm.RunRecord
-	if err := json.Unmarshal(e.Value(), &now); err != nil || !now.Finished.Equal(full.Finished) {
-		return nil // a newer outcome of the run key: not ours to change
-	}
 	delivered := *full
 	delivered.Object, delivered.LocalDir = "", dir
 	delivered.Files = make([]simswarm.File, len(full.Files))
 	for i, f := range full.Files {
 		delivered.Files[i] = simswarm.File{Name: f.Name, Size: f.Size}
 	}
-	b, err := json.Marshal(&delivered)
-	if err != nil {
+	// Only over the outcome read: nothing points at the archive once it
+	// goes.
+	replaced, err := c.Eng.ReplaceRun(ctx, full.Key, full.Finished, &delivered)
+	if err != nil || !replaced {
 		return err
-	}
-	// Only over the revision read: nothing points at the archive once
-	// it goes.
-	if _, err := c.Eng.Runs.Update(ctx, full.Key, b, e.Revision()); err != nil {
-		return fmt.Errorf("update run record: %w", err)
 	}
 	if full.Object != "" {
 		return c.Eng.DeleteObject(ctx, full.Object)
@@ -87,9 +75,9 @@ func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord)
 	}
 	defer st.Remove()
 	if rec.Object != "" {
-		obj, err := c.Eng.Blobs.Get(ctx, rec.Object)
+		obj, err := c.Eng.OpenObject(ctx, rec.Object)
 		if err != nil {
-			return fmt.Errorf("fetch %s: %w", rec.Object, err)
+			return err
 		}
 		_, err = archive.Extract(obj, st, false)
 		obj.Close()

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/simswarm/simswarm"
 )
 
 // What the engine stores, by kind: the object prefixes of the blob store,
@@ -28,7 +30,7 @@ var Kinds = []string{KindFile, KindSnapshot, KindArtifact, KindResult, KindLog, 
 
 // RecordBuckets are the buckets whose records outlive a campaign and that
 // gc may prune (workers' heartbeats expire on their own).
-var RecordBuckets = []string{BucketCampaigns, BucketStatus, BucketRuns, BucketBuilds, BucketLists}
+var RecordBuckets = []Bucket{BucketCampaigns, BucketStatus, BucketRuns, BucketBuilds, BucketLists}
 
 // KindOf is the kind of an object name ("res/<key>" is "res").
 func KindOf(object string) string {
@@ -46,7 +48,7 @@ type StoredObject struct {
 // Objects lists every object in the blob store (sizes as stored: the blob
 // store compresses nothing).
 func (e *Engine) Objects(ctx context.Context) ([]StoredObject, error) {
-	infos, err := e.Blobs.List(ctx)
+	infos, err := e.blob.List(ctx)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return nil, nil
 	}
@@ -65,11 +67,11 @@ func (e *Engine) Objects(ctx context.Context) ([]StoredObject, error) {
 // tombstone stays behind to grow the store by one entry per result ever
 // written. A missing object is not an error.
 func (e *Engine) DeleteObject(ctx context.Context, name string) error {
-	err := e.Blobs.Delete(ctx, name)
+	err := e.blob.Delete(ctx, name)
 	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
-	s, err := e.JS.Stream(ctx, "OBJ_"+BucketBlobs)
+	s, err := e.js.Stream(ctx, "OBJ_"+BucketBlobs)
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
@@ -90,8 +92,8 @@ type Record struct {
 
 // Records lists the live keys of a bucket without reading their values,
 // which for runs may be large (small result files travel inline).
-func (e *Engine) Records(ctx context.Context, bucket string) ([]Record, error) {
-	s, err := e.JS.Stream(ctx, "KV_"+bucket)
+func (e *Engine) Records(ctx context.Context, bucket Bucket) ([]Record, error) {
+	s, err := e.js.Stream(ctx, "KV_"+string(bucket))
 	if err != nil {
 		return nil, fmt.Errorf("records of %s: %w", bucket, err)
 	}
@@ -105,7 +107,7 @@ func (e *Engine) Records(ctx context.Context, bucket string) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("records of %s: %w", bucket, err)
 	}
-	prefix := "$KV." + bucket + "."
+	prefix := "$KV." + string(bucket) + "."
 	var out []Record
 	for {
 		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
@@ -139,12 +141,12 @@ func (e *Engine) Records(ctx context.Context, bucket string) ([]Record, error) {
 // PurgeRecords removes the keys of a bucket that match filter (a subject
 // filter on keys: "k", "<campaign>.*") with their history and without a
 // delete marker: gone, not tombstoned.
-func (e *Engine) PurgeRecords(ctx context.Context, bucket, filter string) error {
-	s, err := e.JS.Stream(ctx, "KV_"+bucket)
+func (e *Engine) PurgeRecords(ctx context.Context, bucket Bucket, filter string) error {
+	s, err := e.js.Stream(ctx, "KV_"+string(bucket))
 	if err != nil {
 		return fmt.Errorf("purge %s/%s: %w", bucket, filter, err)
 	}
-	if err := s.Purge(ctx, jetstream.WithPurgeSubject("$KV."+bucket+"."+filter)); err != nil {
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject("$KV."+string(bucket)+"."+filter)); err != nil {
 		return fmt.Errorf("purge %s/%s: %w", bucket, filter, err)
 	}
 	return nil
@@ -179,7 +181,7 @@ func (e *Engine) StoreUsage(ctx context.Context) (*Usage, error) {
 		k.Bytes += o.Size
 		u.Kinds[KindOf(o.Name)] = k
 	}
-	if st, err := e.JS.Stream(ctx, "OBJ_"+BucketBlobs); err == nil {
+	if st, err := e.js.Stream(ctx, "OBJ_"+BucketBlobs); err == nil {
 		info := st.CachedInfo()
 		u.Total += int64(info.State.Bytes)
 		if info.Config.MaxBytes > 0 {
@@ -188,7 +190,7 @@ func (e *Engine) StoreUsage(ctx context.Context) (*Usage, error) {
 	}
 	var rec KindUsage
 	for _, b := range RecordBuckets {
-		st, err := e.JS.Stream(ctx, "KV_"+b)
+		st, err := e.js.Stream(ctx, "KV_"+string(b))
 		if err != nil {
 			return nil, fmt.Errorf("usage of %s: %w", b, err)
 		}
@@ -224,7 +226,7 @@ func (e *Engine) BoundStore(ctx context.Context, max int64) error {
 func (e *Engine) boundStore(ctx context.Context, want int64) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	st, err := e.JS.Stream(ctx, "OBJ_"+BucketBlobs)
+	st, err := e.js.Stream(ctx, "OBJ_"+BucketBlobs)
 	if err != nil {
 		return fmt.Errorf("bound the object store: %w", err)
 	}
@@ -233,7 +235,7 @@ func (e *Engine) boundStore(ctx context.Context, want int64) error {
 		return nil
 	}
 	cfg.MaxBytes = want
-	if _, err := e.JS.UpdateStream(ctx, cfg); err != nil {
+	if _, err := e.js.UpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("bound the object store: %w", err)
 	}
 	return nil
@@ -256,23 +258,87 @@ func (e *Engine) failedPut(ctx context.Context, name string, err error) error {
 	return fmt.Errorf("%w (%v)", ErrStoreFull, err)
 }
 
-// EachValue calls fn with the key and current value of every key of kv
-// matching filter (">" for all).
-func EachValue(ctx context.Context, kv jetstream.KeyValue, filter string, fn func(key string, value []byte)) error {
-	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("read %s: %w", kv.Bucket(), err)
+// ReplaceRun writes rec over the run record of key only if the record
+// stored is the outcome that finished at finished, and nothing changed it
+// since it was read: a newer outcome of the run key is not the caller's
+// to change. replaced says whether rec was written.
+func (e *Engine) ReplaceRun(ctx context.Context, key string, finished time.Time, rec *simswarm.RunRecord) (replaced bool, err error) {
+	kv := e.kv[BucketRuns]
+	en, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
 	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e := <-w.Updates():
-			if e == nil {
-				return nil
-			}
-			fn(e.Key(), e.Value())
+	if err != nil {
+		return false, fmt.Errorf("read run record %s: %w", simswarm.Short(key), err)
+	}
+	var now simswarm.RunRecord
+	if err := json.Unmarshal(en.Value(), &now); err != nil || !now.Finished.Equal(finished) {
+		return false, nil
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return false, err
+	}
+	if _, err := kv.Update(ctx, key, b, en.Revision()); err != nil {
+		if isWrongRevision(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("update run record %s: %w", simswarm.Short(key), err)
+	}
+	return true, nil
+}
+
+// RemoveCampaign removes a campaign record with a purge marker, which a
+// watch of the campaigns (the dashboard) sees; the marker itself is
+// dropped with the bucket's other markers.
+func (e *Engine) RemoveCampaign(ctx context.Context, id string) error {
+	if err := e.kv[BucketCampaigns].Purge(ctx, id); err != nil {
+		return fmt.Errorf("remove campaign %s: %w", id, err)
+	}
+	return nil
+}
+
+// QueuedCampaigns lists the campaigns with run jobs in the queue, taken or
+// not.
+func (e *Engine) QueuedCampaigns(ctx context.Context) (map[string]bool, error) {
+	info, err := e.jobs.Info(ctx, jetstream.WithSubjectFilter(subjectRun+".>"))
+	if err != nil {
+		return nil, fmt.Errorf("inspect queue: %w", err)
+	}
+	queued := map[string]bool{}
+	for subj := range info.State.Subjects {
+		parts := strings.Split(subj, ".")
+		if len(parts) == 4 {
+			queued[parts[2]] = true
 		}
 	}
+	return queued, nil
+}
+
+// SetupInUse is what a build or list job in the queue names.
+type SetupInUse struct {
+	Snapshot string `json:"snapshot"`
+	Artifact string `json:"artifact,omitempty"`
+}
+
+// SetupJobs lists the snapshots and artifacts that build and list jobs
+// waiting or being worked on name: they are in use.
+func (e *Engine) SetupJobs(ctx context.Context) ([]SetupInUse, error) {
+	var out []SetupInUse
+	for _, subj := range []string{subjectBuild, subjectList} {
+		// A work queue takes no second consumer on its subjects: read the
+		// few messages one by one instead.
+		for seq := uint64(1); ; {
+			m, err := e.jobs.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+			if err != nil {
+				break // no more
+			}
+			var j SetupInUse
+			if json.Unmarshal(m.Data, &j) == nil && j.Snapshot != "" {
+				out = append(out, j)
+			}
+			seq = m.Sequence + 1
+		}
+	}
+	return out, nil
 }

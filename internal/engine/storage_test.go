@@ -23,7 +23,7 @@ func testEngine(t *testing.T) (*Engine, context.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(eng.NC.Close)
+	t.Cleanup(eng.Close)
 	return eng, ctx
 }
 
@@ -44,7 +44,7 @@ func TestStorageByKind(t *testing.T) {
 		}
 	}
 	for _, k := range []string{"c1.0", "c1.1", "c2.0"} {
-		if err := PutJSON(ctx, eng.Status, k, map[string]string{"state": "succeeded", "pad": strings.Repeat("x", 100)}); err != nil {
+		if err := eng.putJSON(ctx, BucketStatus, k, map[string]string{"state": "succeeded", "pad": strings.Repeat("x", 100)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -73,7 +73,7 @@ func TestStorageByKind(t *testing.T) {
 		t.Errorf("after delete: %+v, total %d -> %d", u.Kinds[KindResult], before, u.Total)
 	}
 	// No metadata of the deleted object stays.
-	st, _ := eng.JS.Stream(ctx, "OBJ_"+BucketBlobs)
+	st, _ := eng.js.Stream(ctx, "OBJ_"+BucketBlobs)
 	if n := st.CachedInfo().State.NumSubjects; n != 2*4 { // 4 objects: a chunk and a meta subject each
 		t.Errorf("%d subjects in the object stream after the delete, want 8", n)
 	}

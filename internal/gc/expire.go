@@ -2,7 +2,6 @@ package gc
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strings"
 	"time"
@@ -57,14 +56,15 @@ func Expire(ctx context.Context, eng *engine.Engine, ttl time.Duration, now time
 
 // keptRuns are the run keys of campaigns that keep their results.
 func keptRuns(ctx context.Context, eng *engine.Engine) (map[string]bool, error) {
+	camps, err := eng.Campaigns(ctx)
+	if err != nil {
+		return nil, err
+	}
 	keep := map[string]simswarm.Campaign{}
-	if err := engine.EachValue(ctx, eng.Campaigns, ">", func(_ string, b []byte) {
-		var c simswarm.Campaign
-		if json.Unmarshal(b, &c) == nil && c.KeepResults {
+	for _, c := range camps {
+		if c.KeepResults {
 			keep[c.ID] = c
 		}
-	}); err != nil {
-		return nil, err
 	}
 	out := map[string]bool{}
 	if len(keep) == 0 {

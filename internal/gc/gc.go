@@ -13,7 +13,6 @@ package gc
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -21,7 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/snapshot"
@@ -69,7 +67,7 @@ func Collect(ctx context.Context, eng *engine.Engine, o Options) (*Report, error
 	}
 	// A campaign's own records go with it, however recently they changed
 	// (a cancel, a late status): only what campaigns share needs the age.
-	ofDead := func(bucket, key string) bool {
+	ofDead := func(bucket engine.Bucket, key string) bool {
 		switch bucket {
 		case engine.BucketCampaigns:
 			return deadIDs[key]
@@ -80,7 +78,10 @@ func Collect(ctx context.Context, eng *engine.Engine, o Options) (*Report, error
 		return false
 	}
 
-	type doomed struct{ bucket, key string }
+	type doomed struct {
+		bucket engine.Bucket
+		key    string
+	}
 	var records []doomed
 	for _, b := range engine.RecordBuckets {
 		recs, err := eng.Records(ctx, b)
@@ -120,7 +121,7 @@ func Collect(ctx context.Context, eng *engine.Engine, o Options) (*Report, error
 	for _, r := range records {
 		var err error
 		if r.bucket == engine.BucketCampaigns {
-			err = campaignsPurge(ctx, eng, r.key)
+			err = eng.RemoveCampaign(ctx, r.key)
 		} else {
 			err = eng.PurgeRecords(ctx, r.bucket, r.key)
 		}
@@ -141,16 +142,6 @@ func Collect(ctx context.Context, eng *engine.Engine, o Options) (*Report, error
 	return rep, nil
 }
 
-// campaignsPurge removes a campaign record with a purge marker, which the
-// dashboard's watch sees (it then forgets the campaign); the marker itself
-// is dropped with the bucket's other markers.
-func campaignsPurge(ctx context.Context, eng *engine.Engine, id string) error {
-	if err := eng.Campaigns.Purge(ctx, id); err != nil {
-		return fmt.Errorf("remove campaign %s: %w", id, err)
-	}
-	return nil
-}
-
 func add(u engine.KindUsage, n int64) engine.KindUsage {
 	return engine.KindUsage{Count: u.Count + 1, Bytes: u.Bytes + n}
 }
@@ -158,25 +149,20 @@ func add(u engine.KindUsage, n int64) engine.KindUsage {
 // reach is what the recent campaigns lead to.
 type reach struct {
 	objects map[string]bool
-	records map[string]map[string]bool // bucket -> key
+	records map[engine.Bucket]map[string]bool // bucket -> key
 }
 
-func (r *reach) record(bucket, key string) { r.records[bucket][key] = true }
+func (r *reach) record(bucket engine.Bucket, key string) { r.records[bucket][key] = true }
 
 // reached walks from every recent campaign (and from jobs waiting in the
 // queue) to everything it needs.
 func reached(ctx context.Context, eng *engine.Engine, horizon time.Time) (*reach, []simswarm.Campaign, []simswarm.Campaign, error) {
-	r := &reach{objects: map[string]bool{}, records: map[string]map[string]bool{}}
+	r := &reach{objects: map[string]bool{}, records: map[engine.Bucket]map[string]bool{}}
 	for _, b := range engine.RecordBuckets {
 		r.records[b] = map[string]bool{}
 	}
-	var camps []simswarm.Campaign
-	if err := engine.EachValue(ctx, eng.Campaigns, ">", func(_ string, b []byte) {
-		var c simswarm.Campaign
-		if json.Unmarshal(b, &c) == nil && c.ID != "" {
-			camps = append(camps, c)
-		}
-	}); err != nil {
+	camps, err := eng.Campaigns(ctx)
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	queued, pending, err := inQueue(ctx, eng)
@@ -186,6 +172,9 @@ func reached(ctx context.Context, eng *engine.Engine, horizon time.Time) (*reach
 	live := map[string]simswarm.Campaign{}
 	var dead []simswarm.Campaign
 	for _, c := range camps {
+		if c.ID == "" {
+			continue
+		}
 		if c.Submitted.Before(horizon) && !queued[c.ID] {
 			dead = append(dead, c)
 			continue
@@ -243,9 +232,8 @@ func reached(ctx context.Context, eng *engine.Engine, horizon time.Time) (*reach
 		r.objects[engine.ArtifactObject(a)] = true
 	}
 	// Builds that made a kept artifact, with their logs.
-	if err := engine.EachValue(ctx, eng.Builds, ">", func(key string, b []byte) {
-		var rec simswarm.BuildRecord
-		if json.Unmarshal(b, &rec) != nil || !arts[rec.Artifact] {
+	if err := eng.Builds(ctx, func(key string, rec *simswarm.BuildRecord) {
+		if !arts[rec.Artifact] {
 			return
 		}
 		r.record(engine.BucketBuilds, key)
@@ -260,33 +248,14 @@ func reached(ctx context.Context, eng *engine.Engine, horizon time.Time) (*reach
 
 // inQueue lists the campaigns with run jobs in the queue and the build and
 // list jobs waiting or being worked on: what they name is in use.
-func inQueue(ctx context.Context, eng *engine.Engine) (map[string]bool, []simswarm.ListJob, error) {
-	info, err := eng.Jobs.Info(ctx, jetstream.WithSubjectFilter(engine.SubjectRun+".>"))
+func inQueue(ctx context.Context, eng *engine.Engine) (map[string]bool, []engine.SetupInUse, error) {
+	queued, err := eng.QueuedCampaigns(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("inspect queue: %w", err)
+		return nil, nil, err
 	}
-	queued := map[string]bool{}
-	for subj := range info.State.Subjects {
-		parts := strings.Split(subj, ".")
-		if len(parts) == 4 {
-			queued[parts[2]] = true
-		}
-	}
-	var pending []simswarm.ListJob // the fields gc needs of build and list jobs alike
-	for _, subj := range []string{engine.SubjectBuild, engine.SubjectList} {
-		// A work queue takes no second consumer on its subjects: read the
-		// few messages one by one instead.
-		for seq := uint64(1); ; {
-			m, err := eng.Jobs.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
-			if err != nil {
-				break // no more
-			}
-			var j simswarm.ListJob
-			if json.Unmarshal(m.Data, &j) == nil && j.Snapshot != "" {
-				pending = append(pending, j)
-			}
-			seq = m.Sequence + 1
-		}
+	pending, err := eng.SetupJobs(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	return queued, pending, nil
 }

@@ -73,7 +73,7 @@ func (l *lab) objects() map[string]bool {
 	return out
 }
 
-func (l *lab) keys(bucket string) []string {
+func (l *lab) keys(bucket engine.Bucket) []string {
 	l.t.Helper()
 	recs, err := l.eng.Records(context.Background(), bucket)
 	if err != nil {
@@ -92,8 +92,8 @@ func (l *lab) keys(bucket string) []string {
 func (l *lab) needs(id string) map[string]bool {
 	l.t.Helper()
 	ctx := context.Background()
-	var c simswarm.Campaign
-	if ok, err := engine.GetJSON(ctx, l.eng.Campaigns, id, &c); !ok || err != nil {
+	c, ok, err := l.eng.Campaign(ctx, id)
+	if !ok || err != nil {
 		l.t.Fatalf("campaign %s: %v", id, err)
 	}
 	out := map[string]bool{engine.SnapshotObject(c.Snapshot): true, engine.ArtifactObject(c.Artifact): true}
@@ -107,14 +107,14 @@ func (l *lab) needs(id string) map[string]bool {
 	}
 	for _, k := range l.keys(engine.BucketStatus) {
 		if strings.HasPrefix(k, id+".") {
-			var rec simswarm.RunRecord
-			engine.GetJSON(ctx, l.eng.Status, k, &rec)
-			out[engine.ResultObject(rec.Key)] = true
+			_, n, _ := simswarm.ParseStatusKey(k)
+			if rec, ok, _ := l.eng.RunStatus(ctx, id, n); ok {
+				out[engine.ResultObject(rec.Key)] = true
+			}
 		}
 	}
 	for _, k := range l.keys(engine.BucketBuilds) {
-		var b simswarm.BuildRecord
-		if engine.GetJSON(ctx, l.eng.Builds, k, &b); b.Artifact == c.Artifact && b.Log != "" {
+		if b, ok, _ := l.eng.Build(ctx, k); ok && b.Artifact == c.Artifact && b.Log != "" {
 			out[b.Log] = true
 		}
 	}
@@ -124,12 +124,12 @@ func (l *lab) needs(id string) map[string]bool {
 func (l *lab) age(id string, submitted time.Time) {
 	l.t.Helper()
 	ctx := context.Background()
-	var c simswarm.Campaign
-	if ok, err := engine.GetJSON(ctx, l.eng.Campaigns, id, &c); !ok || err != nil {
+	c, ok, err := l.eng.Campaign(ctx, id)
+	if !ok || err != nil {
 		l.t.Fatalf("campaign %s: %v", id, err)
 	}
 	c.Submitted = submitted
-	if err := engine.PutJSON(ctx, l.eng.Campaigns, id, c); err != nil {
+	if err := l.eng.PutCampaign(ctx, *c); err != nil {
 		l.t.Fatal(err)
 	}
 }

@@ -54,7 +54,7 @@ func diskFull(console *consoleSink, res *proc.Result, resDir, where string) erro
 // would write elsewhere, and the same command runs them again once there
 // is room. On a runner's own disk it is this host's fault: the jobs go
 // back for another runner.
-func (r *Runner) noSpace(ctx context.Context, jobs []job, err error, started time.Time) {
+func (r *Runner) noSpace(ctx context.Context, jobs []*job, err error, started time.Time) {
 	if !r.local(jobs[0]) {
 		r.infraFault(ctx, jobs, err)
 		return
@@ -79,7 +79,7 @@ func (r *Runner) sweepScratch() {
 
 // writesInto is the directory people know that a job's files go through:
 // the client's results directory, or this runner's cache.
-func (r *Runner) writesInto(j job) string {
+func (r *Runner) writesInto(j *job) string {
 	if r.local(j) {
 		return j.Local
 	}

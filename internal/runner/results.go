@@ -21,7 +21,7 @@ const inlineLimit = 256 << 10
 
 // collect gathers the result files of a single-run process: everything in
 // its result directory is its own.
-func (r *Runner) collect(ctx context.Context, j job, stage *safedir.Stage, console string, from, to int64, rec *simswarm.RunRecord) {
+func (r *Runner) collect(ctx context.Context, j *job, stage *safedir.Stage, console string, from, to int64, rec *simswarm.RunRecord) {
 	resDir := filepath.Join(stage.Path(), "results")
 	var files []string
 	_ = filepath.WalkDir(resDir, func(p string, d fs.DirEntry, err error) error {
@@ -37,7 +37,7 @@ func (r *Runner) collect(ctx context.Context, j job, stage *safedir.Stage, conso
 // collectFiles stores a run's files and its console output (as opp_runall
 // keeps a .out per run) and notes them in the record. to < 0 takes the
 // console output whole.
-func (r *Runner) collectFiles(ctx context.Context, j job, stage *safedir.Stage, files []string, console string, from, to int64, rec *simswarm.RunRecord) {
+func (r *Runner) collectFiles(ctx context.Context, j *job, stage *safedir.Stage, files []string, console string, from, to int64, rec *simswarm.RunRecord) {
 	resDir := filepath.Join(stage.Path(), "results")
 	out := outName(j.Command, j.Run, files)
 	if err := copyRange(console, filepath.Join(resDir, filepath.FromSlash(out)), from, to); err != nil {
@@ -59,7 +59,7 @@ func (r *Runner) collectFiles(ctx context.Context, j job, stage *safedir.Stage, 
 	}
 }
 
-func (r *Runner) store(ctx context.Context, j job, stage *safedir.Stage, files []string, rec *simswarm.RunRecord) error {
+func (r *Runner) store(ctx context.Context, j *job, stage *safedir.Stage, files []string, rec *simswarm.RunRecord) error {
 	resDir := filepath.Join(stage.Path(), "results")
 	var total int64
 	rec.Files = rec.Files[:0]
