@@ -327,6 +327,9 @@ type Campaign struct {
 	State     string    `json:"state"` // CampaignActive, CampaignCancelled, CampaignDone
 	// Settings are the run settings of the last submit.
 	Settings JobSettings `json:"settings"`
+	// KeepResults keeps the runs' results in the store after the client
+	// fetched them (run --keep-results), until gc.
+	KeepResults bool `json:"keep_results,omitempty"`
 }
 
 // Campaign states. A campaign is active from its submit until its client

@@ -33,6 +33,7 @@ type runFlags struct {
 	slots, batch, retries   int
 	dryRun, asJSON, rebuild bool
 	detach, quiet, verbose  bool
+	keepResults             bool
 	dashboard               string
 }
 
@@ -45,6 +46,7 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	f.BoolVar(&r.asJSON, "json", false, "print a JSON summary on stdout at the end")
 	f.BoolVarP(&r.quiet, "quiet", "q", false, "no progress output")
 	f.BoolVarP(&r.verbose, "verbose", "v", false, "log what the workers do")
+	f.BoolVar(&r.keepResults, "keep-results", false, "keep results in the engine's store after fetching them (default: deleted once in the results directory)")
 	if !run {
 		return
 	}
@@ -61,7 +63,7 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 
 func (r *runFlags) options() (campaign.Options, error) {
 	o := campaign.Options{Dir: r.dir, Results: r.results, DryRun: r.dryRun, Batch: r.batch, Retries: r.retries,
-		Rebuild: r.rebuild, Detach: r.detach, Progress: os.Stderr, Quiet: r.quiet || r.dryRun}
+		Rebuild: r.rebuild, Detach: r.detach, Progress: os.Stderr, Quiet: r.quiet || r.dryRun, KeepResults: r.keepResults}
 	if r.batch < 0 {
 		return o, usageErr("-b must be 0 (adaptive) or more, not %d", r.batch)
 	}

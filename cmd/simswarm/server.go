@@ -18,7 +18,7 @@ func serverCommand() *cobra.Command {
 	var (
 		listen, state, credsFile, tlsCert, tlsKey string
 		cluster, clusterName, routes, sync, name  string
-		monitor                                   string
+		monitor, maxStore, resultTTL              string
 		replicas                                  int
 		lease                                     time.Duration
 		verbose                                   bool
@@ -43,6 +43,10 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 			}
 			if state == "" {
 				return usageErr("--state is required: the engine keeps its files there")
+			}
+			bound, ttl, err := parseStoreFlags(maxStore, resultTTL)
+			if err != nil {
+				return err
 			}
 			o := engine.ServerOptions{Dir: state, Host: host, Port: port, Name: name, TLSCert: tlsCert, TLSKey: tlsKey, ClusterName: clusterName}
 			switch sync {
@@ -103,6 +107,9 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 				return &exitError{code: 2, err: fmt.Errorf("set up the engine: %w", err)}
 			}
 			defer eng.Close()
+			if err := startStoreLifecycle(ctx, eng, bound, ttl, log); err != nil {
+				return &exitError{code: 2, err: err}
+			}
 			scheme := "nats"
 			if tlsCert != "" {
 				scheme = "tls"
@@ -133,6 +140,8 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 	f.StringVar(&sync, "sync", "1s", "how often JetStream fsyncs: a duration, or `always`")
 	f.DurationVar(&lease, "lease", engine.DefaultLease, "how long a job stays with a worker that shows no sign of life (at least 1s)")
 	f.StringVar(&monitor, "monitor", "", "serve NATS HTTP monitoring (/varz, /jsz) on host:port")
+	f.StringVar(&maxStore, "max-store", "0", "bound of the object store, e.g. 200GiB (0: none); uploads and results past it are refused")
+	f.StringVar(&resultTTL, "results-ttl", "7d", "delete results no client fetched after this long (0: keep them)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log more")
 	return cmd
 }

@@ -1,6 +1,6 @@
 // Package archive packs files into the zstd-compressed tar streams that carry
-// artifacts and results through the store, and unpacks them without letting a
-// name escape the target directory.
+// artifacts and results through the store, and unpacks them through safedir,
+// so that no name escapes the target directory.
 package archive
 
 import (
@@ -8,14 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/simswarm/simswarm/internal/safedir"
 )
 
 // Pack writes the named files (slash paths relative to root) as a
@@ -77,10 +75,31 @@ type Entry struct {
 	Size int64
 }
 
-// Unpack extracts a Pack stream into dir, replacing files of the same name.
-// Each file is written to a temporary name and renamed, so a reader never
-// sees half a file.
+// Unpack extracts a Pack stream into dir, symlinks included (an artifact's
+// libraries link to each other), replacing files of the same name. The
+// archive lands whole or not at all (see safedir).
 func Unpack(r io.Reader, dir string) ([]Entry, error) {
+	d, err := safedir.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	st, err := d.Stage("unpack")
+	if err != nil {
+		return nil, err
+	}
+	defer st.Remove()
+	entries, err := Extract(r, st, true)
+	if err != nil {
+		return nil, err
+	}
+	return entries, st.Commit()
+}
+
+// Extract adds the entries of a Pack stream to a stage. Only regular files
+// are accepted, and symlinks where links is set: a run's results never hold
+// links, hard links or devices, so an archive that does is refused.
+func Extract(r io.Reader, st *safedir.Stage, links bool) ([]Entry, error) {
 	zr, err := zstd.NewReader(r)
 	if err != nil {
 		return nil, err
@@ -96,88 +115,35 @@ func Unpack(r io.Reader, dir string) ([]Entry, error) {
 		if err != nil {
 			return out, fmt.Errorf("read archive: %w", err)
 		}
-		name, err := Clean(hdr.Name)
-		if err != nil {
-			return out, err
-		}
-		dst := filepath.Join(dir, filepath.FromSlash(name))
-		// Check before MkdirAll, which would follow a planted link and
-		// create directories outside dir.
-		if err := noLinkInPath(dir, name); err != nil {
-			return out, err
-		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return out, err
-		}
-		switch hdr.Typeflag {
-		case tar.TypeSymlink:
-			tmp := dst + ".simswarm-tmp"
-			os.Remove(tmp)
-			if err := os.Symlink(hdr.Linkname, tmp); err != nil {
-				return out, err
+		switch {
+		case hdr.Typeflag == tar.TypeReg:
+			n, err := st.Write(hdr.Name, tr, os.FileMode(hdr.Mode).Perm(), hdr.ModTime)
+			if err != nil {
+				return out, fmt.Errorf("extract: %w", err)
 			}
-			if err := os.Rename(tmp, dst); err != nil {
-				return out, err
+			out = append(out, Entry{Name: hdr.Name, Size: n})
+		case hdr.Typeflag == tar.TypeSymlink && links:
+			if err := st.Symlink(hdr.Name, hdr.Linkname); err != nil {
+				return out, fmt.Errorf("extract: %w", err)
 			}
-		case tar.TypeReg:
-			if err := writeFile(dst, tr, os.FileMode(hdr.Mode).Perm(), hdr); err != nil {
-				return out, fmt.Errorf("extract %s: %w", name, err)
-			}
-			out = append(out, Entry{Name: name, Size: hdr.Size})
+		case hdr.Typeflag == tar.TypeDir:
+			// Directories come with the files in them.
+		default:
+			return out, fmt.Errorf("extract %q: refusing a %s entry", hdr.Name, kind(hdr.Typeflag))
 		}
 	}
 }
 
-func writeFile(dst string, r io.Reader, mode os.FileMode, hdr *tar.Header) error {
-	f, err := os.CreateTemp(filepath.Dir(dst), ".simswarm-*")
-	if err != nil {
-		return err
+func kind(t byte) string {
+	switch t {
+	case tar.TypeSymlink:
+		return "symlink"
+	case tar.TypeLink:
+		return "hard link"
+	case tar.TypeChar, tar.TypeBlock:
+		return "device"
+	case tar.TypeFifo:
+		return "fifo"
 	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Chmod(mode | 0o200); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	_ = os.Chtimes(f.Name(), hdr.ModTime, hdr.ModTime)
-	return os.Rename(f.Name(), dst)
-}
-
-// Clean validates a slash path from an archive or a worker: relative, no
-// "..", no empty name.
-func Clean(name string) (string, error) {
-	c := path.Clean(name)
-	if name == "" || c == "." || path.IsAbs(c) || c == ".." || strings.HasPrefix(c, "../") {
-		return "", fmt.Errorf("unsafe path %q in archive", name)
-	}
-	return c, nil
-}
-
-// noLinkInPath refuses a name whose parent directories pass through a
-// symlink: an archive could otherwise plant a link and write through it.
-func noLinkInPath(dir, name string) error {
-	parts := strings.Split(name, "/")
-	p := dir
-	for _, part := range parts[:len(parts)-1] {
-		p = filepath.Join(p, part)
-		fi, err := os.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // MkdirAll creates the rest as plain directories
-		}
-		if err != nil {
-			return err
-		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			return fmt.Errorf("unsafe path %q in archive: %s is a symlink", name, part)
-		}
-	}
-	return nil
+	return fmt.Sprintf("type %q", t)
 }

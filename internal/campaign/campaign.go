@@ -28,23 +28,26 @@ import (
 
 // Options is what a user asks of simswarm run.
 type Options struct {
-	Dir       string   // the simulation's directory
-	Argv      []string // the simulation command
-	Results   string   // results directory; relative to Dir when not absolute
-	DryRun    bool
-	Timeout   time.Duration
-	Batch     int // runs per process; 0: adaptive
-	Retries   int
-	Detach    bool // submit and return
-	Rebuild   bool
-	NoBuild   bool   // use the project's last artifact
-	StateDir  string // for the client's hash cache
-	Host      string // this host's id, for results written in place
-	Local     bool   // runners on this host may write into Results directly
-	Progress  io.Writer
-	Quiet     bool
-	Stdout    io.Writer
-	Interrupt <-chan struct{} // closed on Ctrl-C: cancel the campaign
+	Dir     string   // the simulation's directory
+	Argv    []string // the simulation command
+	Results string   // results directory; relative to Dir when not absolute
+	DryRun  bool
+	Timeout time.Duration
+	Batch   int // runs per process; 0: adaptive
+	Retries int
+	Detach  bool // submit and return
+	// KeepResults keeps results in the store after they were fetched
+	// (by default they are deleted once in the results directory).
+	KeepResults bool
+	Rebuild     bool
+	NoBuild     bool   // use the project's last artifact
+	StateDir    string // for the client's hash cache
+	Host        string // this host's id, for results written in place
+	Local       bool   // runners on this host may write into Results directly
+	Progress    io.Writer
+	Quiet       bool
+	Stdout      io.Writer
+	Interrupt   <-chan struct{} // closed on Ctrl-C: cancel the campaign
 	// Server and Creds are how workers would reach this engine, for the
 	// hint that names the command starting a missing one ("" : embedded).
 	Server, Creds string
@@ -242,6 +245,9 @@ func resultsDir(dir, results string) (string, error) {
 	}
 	f.Close()
 	os.Remove(f.Name())
+	if err := sweepScratch(abs); err != nil {
+		return "", err
+	}
 	return abs, nil
 }
 
@@ -266,6 +272,7 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 	if err != nil {
 		return "", setupErr("snapshot %s: %v", proj.Root, err)
 	}
+	c.warnLarge(proj, man)
 	key := man.Key()
 	if has, err := c.Eng.HasObject(ctx, engine.SnapshotObject(key)); err != nil {
 		return "", err

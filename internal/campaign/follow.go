@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/progress"
 	"github.com/simswarm/simswarm/internal/results"
@@ -69,7 +68,8 @@ func newTracker(c *Client, p *prepared) *tracker {
 // follow submits the runs that are not done and follows them to the end.
 func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	camp := simswarm.Campaign{ID: p.id, Project: p.proj.Root, Workdir: p.proj.Workdir, Command: p.cmd,
-		Snapshot: p.snapshot, Artifact: p.artifact, Runs: len(p.runs), Submitted: time.Now(), Settings: p.settings}
+		Snapshot: p.snapshot, Artifact: p.artifact, Runs: len(p.runs), Submitted: time.Now(), Settings: p.settings,
+		KeepResults: c.Opt.KeepResults}
 	if c.Opt.Local {
 		camp.Settings.Local, camp.Settings.Host = p.results, c.Opt.Host
 	}
@@ -210,9 +210,6 @@ func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, er
 		}
 	}
 	t.sum.Failures = sorted(t.failures)
-	// Runners on this host wrote through a scratch directory inside the
-	// results; leave results/ as opp_runall would (it fails while in use).
-	_ = os.Remove(filepath.Join(p.results, ".simswarm-scratch"))
 	// A cancel from elsewhere stays the campaign's state: only an active
 	// campaign becomes done.
 	if _, err := c.Eng.FinishCampaign(ctx, p.id); err != nil {
@@ -341,7 +338,7 @@ func (c *Client) restore(ctx context.Context, p *prepared, rec *simswarm.RunReco
 		_ = c.Eng.ForgetRun(ctx, rec.Key)
 		return false
 	}
-	return c.write(ctx, p.results, full) == nil
+	return c.deliver(ctx, p.results, full) == nil
 }
 
 // extract lays a finished run's files into the results directory.
@@ -353,40 +350,7 @@ func (c *Client) extract(ctx context.Context, p *prepared, rec *simswarm.RunReco
 	if err != nil {
 		return err
 	}
-	return c.write(ctx, p.results, full)
-}
-
-func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord) error {
-	if rec.Object != "" {
-		obj, err := c.Eng.OpenObject(ctx, rec.Object)
-		if err != nil {
-			return err
-		}
-		defer obj.Close()
-		_, err = archive.Unpack(obj, dir)
-		return err
-	}
-	for _, f := range rec.Files {
-		name, err := archive.Clean(f.Name)
-		if err != nil {
-			return err
-		}
-		if int64(len(f.Data)) != f.Size {
-			return fmt.Errorf("result %s: record holds %d of %d bytes", name, len(f.Data), f.Size)
-		}
-		dst := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		tmp := dst + ".simswarm-tmp"
-		if err := os.WriteFile(tmp, f.Data, 0o644); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, dst); err != nil {
-			return err
-		}
-	}
-	return nil
+	return c.deliver(ctx, p.results, full)
 }
 
 func failureOf(rec *simswarm.RunRecord, vars, results string) *Failure {

@@ -267,6 +267,11 @@ func (s *Server) follow(ctx context.Context) {
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
+		s.pollUsage(ctx)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
 		s.hub.run(ctx)
 	}()
 	go func() {

@@ -46,7 +46,9 @@ func TestAPI(t *testing.T) {
 	inst, state := cluster(t, 2)
 	dir := t.TempDir()
 	writeFiles(t, dir, hostileProject)
-	sum := campaignOn(t, inst, state, dir, campaign.Options{})
+	// Results kept in the store: the dashboard serves them from there
+	// (a client deletes what it fetched, by default).
+	sum := campaignOn(t, inst, state, dir, campaign.Options{KeepResults: true})
 	if sum.Runs != 4 || sum.Failed != 1 || sum.Succeeded != 3 {
 		t.Fatalf("campaign: %+v", sum)
 	}
@@ -73,6 +75,20 @@ func TestAPI(t *testing.T) {
 		getJSON(t, base+"/api/overview", &ov)
 		return ov.Workers.Online >= 1 && ov.Workers.Slots == 2
 	})
+
+	// Stored bytes by kind: the kept results archive among them.
+	eventually(t, 10*time.Second, "stored bytes by kind", func() bool {
+		getJSON(t, base+"/api/overview", &ov)
+		for _, k := range ov.StoredByKind {
+			if k.Kind == "res/" {
+				return len(ov.StoredByKind) == 6 && k.Count >= 1 && k.Bytes > 0
+			}
+		}
+		return false
+	})
+	if r := get(t, base+"/"); !strings.Contains(r.body, "res/ ") {
+		t.Errorf("the overview page shows no stored bytes by kind")
+	}
 
 	var tbl RunTable
 	getJSON(t, base+"/api/campaigns/"+id+"/runs?state=failed", &tbl)

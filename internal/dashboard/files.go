@@ -8,15 +8,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/archive"
-	"golang.org/x/sys/unix"
+	"github.com/simswarm/simswarm/internal/safedir"
 )
 
 // serveFile sends one result file of a run: from the run record (small
@@ -82,18 +79,14 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if full.LocalDir != "" && s.opt.LocalFiles {
-		clean, err := archive.Clean(name)
-		if err == nil {
-			// Not through a link: a simulation could plant one to any file
-			// of the user the dashboard runs as.
-			f, err := os.OpenFile(filepath.Join(full.LocalDir, filepath.FromSlash(clean)), os.O_RDONLY|unix.O_NOFOLLOW, 0)
-			if err == nil {
-				defer f.Close()
-				if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-					header(fi.Size())
-					_, _ = io.Copy(w, f)
-					return
-				}
+		// Not through a link: a simulation could plant one to any file of
+		// the user the dashboard runs as.
+		if f, err := safedir.OpenFile(full.LocalDir, name); err == nil {
+			defer f.Close()
+			if fi, err := f.Stat(); err == nil {
+				header(fi.Size())
+				_, _ = io.Copy(w, f)
+				return
 			}
 		}
 	}

@@ -113,6 +113,7 @@ func (m *model) overview(now time.Time) Overview {
 	defer m.mu.RUnlock()
 	o.Queues = append(o.Queues, m.queues...)
 	o.Stored = m.stored
+	o.StoredByKind = storedByKind(m.usage)
 	o.Throughput = m.throughput(now)
 	return o
 }

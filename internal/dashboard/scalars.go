@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/results"
+	"github.com/simswarm/simswarm/internal/safedir"
 )
 
 // The campaign page plots a scalar against an iteration variable. Scalars
@@ -229,11 +228,7 @@ func (s *Server) runScalars(ctx context.Context, key string) ([]*results.Item, b
 			}
 			read = true
 		case rec.LocalDir != "" && s.opt.LocalFiles:
-			name, err := archive.Clean(f.Name)
-			if err != nil {
-				return nil, false
-			}
-			fh, err := os.Open(filepath.Join(rec.LocalDir, filepath.FromSlash(name)))
+			fh, err := safedir.OpenFile(rec.LocalDir, f.Name)
 			if err != nil {
 				return nil, false
 			}

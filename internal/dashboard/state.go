@@ -140,7 +140,8 @@ type model struct {
 	workers   map[string]*workerEntry
 	queues    []status.Queue
 	stored    uint64
-	hour      minutes // every campaign's finished runs, for the graph
+	usage     *engine.Usage // stored bytes by kind (storage.go)
+	hour      minutes       // every campaign's finished runs, for the graph
 	intern    map[string]string
 	builds    map[string]buildCache // by artifact
 }

@@ -97,8 +97,10 @@ type Overview struct {
 	Workers    WorkerCounts      `json:"workers"`
 	Throughput Throughput        `json:"throughput"`
 	Stored     uint64            `json:"stored_bytes"`
-	Hosts      []HostView        `json:"-"`
-	At         time.Time         `json:"at"`
+	// StoredByKind: file/, snap/, art/, res/, log/ and records.
+	StoredByKind []StoredKind `json:"stored_by_kind,omitempty"`
+	Hosts        []HostView   `json:"-"`
+	At           time.Time    `json:"at"`
 }
 
 // RunQueue is the run jobs' queue.

@@ -32,7 +32,7 @@ func (e *Engine) HasObject(ctx context.Context, name string) (bool, error) {
 // PutObject stores r under name.
 func (e *Engine) PutObject(ctx context.Context, name string, r io.Reader) error {
 	if _, err := e.blob.Put(ctx, jetstream.ObjectMeta{Name: name}, r); err != nil {
-		return fmt.Errorf("store %s: %w", name, err)
+		return fmt.Errorf("store %s: %w", name, e.failedPut(ctx, name, err))
 	}
 	return nil
 }

@@ -196,7 +196,7 @@ func (e *Engine) Take(ctx context.Context, q Queue, n int, wait time.Duration) (
 func (e *Engine) collect(batch jetstream.MessageBatch) ([]*Lease, error) {
 	var out []*Lease
 	for m := range batch.Messages() {
-		l := &Lease{msg: m, eng: e, Taken: time.Now()}
+		l := &Lease{msg: m, eng: e, Taken: time.Now(), done: make(chan struct{})}
 		if md, err := m.Metadata(); err == nil {
 			l.Delivered, l.Seq = int(md.NumDelivered), md.Sequence.Stream
 		}
@@ -225,7 +225,12 @@ type Lease struct {
 
 	mu    sync.Mutex
 	ended bool
+	done  chan struct{}
 }
+
+// Done is closed when the lease ends: acked (its outcome stored first),
+// given back or dropped.
+func (l *Lease) Done() <-chan struct{} { return l.done }
 
 // Data is the job as submitted.
 func (l *Lease) Data() []byte { return l.msg.Data() }
@@ -240,6 +245,7 @@ func (l *Lease) end() bool {
 		return false
 	}
 	l.ended = true
+	close(l.done)
 	l.eng.leases.remove(l)
 	return true
 }
@@ -463,6 +469,44 @@ func (e *Engine) OnDrain(worker string, fn func(on bool)) (stop func(), err erro
 		return nil, fmt.Errorf("subscribe to drain: %w", err)
 	}
 	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+// AnswerHolds answers other workers' questions whether the worker with id
+// worker still holds the job of a stream sequence, with holds, until stop
+// is called.
+func (e *Engine) AnswerHolds(worker string, holds func(seq uint64) bool) (stop func(), err error) {
+	sub, err := e.nc.Subscribe(subjectHolds+"."+Token(worker), func(m *nats.Msg) {
+		seq, err := strconv.ParseUint(string(m.Data), 10, 64)
+		answer := "no"
+		if err == nil && holds(seq) {
+			answer = "yes"
+		}
+		_ = m.Respond([]byte(answer))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to hold questions: %w", err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+// HeldBy asks the worker with id worker whether it still holds the job of
+// stream sequence seq: a job whose lease lapsed while its worker could not
+// reach the engine comes back while that worker may still be storing its
+// outcome. A worker that does not answer within wait (gone, or still
+// between servers) holds nothing.
+func (e *Engine) HeldBy(ctx context.Context, worker string, seq uint64, wait time.Duration) bool {
+	held := false
+	_ = retry.Do(ctx, retry.Policy{First: 200 * time.Millisecond, Max: time.Second, For: wait}, func(int) error {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		m, err := e.nc.RequestWithContext(rctx, subjectHolds+"."+Token(worker), []byte(strconv.FormatUint(seq, 10)))
+		if err != nil {
+			return err
+		}
+		held = string(m.Data) == "yes"
+		return nil
+	})
+	return held
 }
 
 // PublishBuildProgress tells a waiting client how its build goes; it is

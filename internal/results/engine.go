@@ -11,6 +11,7 @@ import (
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/safedir"
 )
 
 // FetchCampaign lays the result files of a campaign's succeeded runs into
@@ -86,7 +87,7 @@ func writeRunFiles(ctx context.Context, eng *engine.Engine, dir string, rec *sim
 	case rec.LocalDir != "":
 		// Written in place on this host by an embedded campaign.
 		for _, f := range rec.Files {
-			name, err := archive.Clean(f.Name)
+			name, err := safedir.CheckName(f.Name)
 			if err != nil {
 				return err
 			}
@@ -97,7 +98,7 @@ func writeRunFiles(ctx context.Context, eng *engine.Engine, dir string, rec *sim
 		return nil
 	}
 	for _, f := range rec.Files {
-		name, err := archive.Clean(f.Name)
+		name, err := safedir.CheckName(f.Name)
 		if err != nil {
 			return err
 		}

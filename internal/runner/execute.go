@@ -18,6 +18,7 @@ import (
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/proc"
+	"github.com/simswarm/simswarm/internal/safedir"
 	"github.com/simswarm/simswarm/internal/sweep"
 )
 
@@ -50,6 +51,26 @@ func (r *Runner) execute(ctx context.Context, jobs []*job) {
 	}
 }
 
+// heldElsewhere says whether the runner that last said it runs j's run
+// still holds an earlier delivery of j: its lease lapsed while it could not
+// reach the engine (a server lost), and it may be storing the outcome. A
+// runner that does not answer for holdAnswer holds nothing.
+func (r *Runner) heldElsewhere(ctx context.Context, j *job) bool {
+	st, ok, err := r.Eng.RunStatus(ctx, j.Campaign, j.Run)
+	if err != nil || !ok || st.State != simswarm.RunRunning || st.Worker == "" || st.Worker == r.ID {
+		return false
+	}
+	if !r.Eng.HeldBy(ctx, st.Worker, j.lease.Seq, holdAnswer) {
+		return false
+	}
+	r.Log.Info("runner: a job that came back waits for the runner still holding it", "campaign", j.Campaign, "run", j.Run, "holder", st.Worker)
+	return true
+}
+
+// holdAnswer is how long a runner asked whether it still holds a job may
+// take to answer: about the time a worker takes to reach another server.
+const holdAnswer = time.Second
+
 // answerStored finishes a job whose outcome is already stored: its run
 // succeeded under the same key (in this campaign or another: a finished run
 // is never redone), or this very submission's job already ran (it came back
@@ -58,6 +79,10 @@ func (r *Runner) answerStored(ctx context.Context, j *job) bool {
 	prev, ok, err := r.Eng.Run(ctx, j.Key)
 	if (err != nil || !ok) && j.lease.Delivered > 1 {
 		prev, ok, err = r.Eng.RunSettled(ctx, j.Key, 15*time.Second)
+		for err == nil && !ok && r.heldElsewhere(ctx, j) {
+			sleep(ctx, time.Second)
+			prev, ok, err = r.Eng.RunSettled(ctx, j.Key, 15*time.Second)
+		}
 	}
 	if err != nil || !ok {
 		return false
@@ -66,10 +91,12 @@ func (r *Runner) answerStored(ctx context.Context, j *job) bool {
 	if prev.State != simswarm.RunSucceeded && !sameJob {
 		return false
 	}
-	// Results written straight into a client's directory are not in the
-	// store: they count only for that directory, and only while its files
-	// are still there.
-	if prev.LocalDir != "" && (prev.LocalDir != j.Local || !r.local(j) || !filesPresent(prev.LocalDir, prev.Files)) {
+	// Results written straight into a client's directory, or delivered to
+	// it and released from the store, are not in the store: for another
+	// job they count only for that directory, and only while its files are
+	// still there. This job's own outcome is answered wherever its files
+	// went.
+	if !sameJob && prev.LocalDir != "" && (prev.LocalDir != j.Local || !r.local(j) || !filesPresent(prev.LocalDir, prev.Files)) {
 		return false
 	}
 	r.Log.Info("run answered from the store", "campaign", j.Campaign, "run", j.Run, "same_job", sameJob)
@@ -147,17 +174,18 @@ func (r *Runner) pause() time.Duration {
 // once); it returns the runs to try again alone.
 func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry []*job) {
 	first := jobs[0]
-	scratch, err := r.scratchDir(first)
+	stage, err := r.scratchDir(first)
 	if err != nil {
 		r.infraFault(ctx, jobs, err)
 		return nil
 	}
-	keep := false // the scratch dir goes with the recording when there is one
+	keep := false // the stage goes with the recording when there is one
 	defer func() {
 		if !keep {
-			r.dropScratch(first, scratch)
+			stage.Remove()
 		}
 	}()
+	scratch := stage.Path()
 	resDir := filepath.Join(scratch, "results")
 	if err := os.MkdirAll(resDir, 0o755); err != nil {
 		r.infraFault(ctx, jobs, err)
@@ -169,11 +197,12 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 		return nil
 	}
 	consolePath := filepath.Join(scratch, "console")
-	console, err := os.Create(consolePath)
+	file, err := os.Create(consolePath)
 	if err != nil {
 		r.infraFault(ctx, jobs, err)
 		return nil
 	}
+	console := &consoleSink{f: file}
 	started := time.Now()
 	for _, j := range jobs {
 		r.Eng.NoteStatus(&simswarm.RunRecord{Key: j.Key, Campaign: j.Campaign, Run: j.Run, State: simswarm.RunRunning,
@@ -201,7 +230,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 	cancelled := pctx.Err() != nil
 	r.track(rc, false)
 	cancel()
-	console.Close()
+	file.Close()
 	split.Flush()
 	if err == nil {
 		r.Log.Info("process ended", "campaign", first.Campaign, "runs", omnetpp.RunNumberArg(runsOf(jobs)), "how", res.Describe(), "wall", res.Wall)
@@ -222,6 +251,10 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 	// result like any other: a cancel racing the end loses nothing.
 	if cancelled && !res.TimedOut && res.Failed() {
 		r.finishAll(ctx, jobs, &simswarm.RunRecord{State: simswarm.RunCancelled, Reason: "campaign cancelled", Started: started})
+		return nil
+	}
+	if full := diskFull(console, res, resDir, r.writesInto(first)); full != nil {
+		r.noSpace(ctx, jobs, full, started)
 		return nil
 	}
 	seen := split.Runs()
@@ -250,8 +283,8 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 		}
 		keep = true
 		r.background(func(ctx context.Context) {
-			defer r.dropScratch(first, scratch)
-			r.collect(ctx, first, resDir, consolePath, 0, -1, rec)
+			defer stage.Remove()
+			r.collect(ctx, first, stage, consolePath, 0, -1, rec)
 			r.finish(ctx, first, rec)
 		}, ctx)
 		return nil
@@ -260,10 +293,10 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 	if len(settled) > 0 {
 		keep = true
 		r.background(func(ctx context.Context) {
-			defer r.dropScratch(first, scratch)
+			defer stage.Remove()
 			owners := attribute(resDir, seen)
 			for _, s := range settled {
-				r.collectFiles(ctx, s.job, resDir, owners[s.job.Run], consolePath, s.from, s.to, s.rec)
+				r.collectFiles(ctx, s.job, stage, owners[s.job.Run], consolePath, s.from, s.to, s.rec)
 				r.finish(ctx, s.job, s.rec)
 			}
 		}, ctx)
@@ -374,37 +407,17 @@ func (r *Runner) finishAll(ctx context.Context, jobs []*job, tmpl *simswarm.RunR
 	}
 }
 
-// scratchDir is where one process writes. For a job from a client on this
-// host it sits beside the client's results directory, so that moving the
-// results there is a rename, not a copy.
-func (r *Runner) scratchDir(j *job) (string, error) {
-	base := filepath.Join(r.Dir, "scratch")
+// scratchDir is where one process writes (see safedir: a stage, removed
+// with everything in it when the process is settled, or by the next runner
+// or client if this one is killed). For a job from a client on this host it
+// sits inside the client's results directory, so that moving the results
+// there is a rename, not a copy.
+func (r *Runner) scratchDir(j *job) (*safedir.Stage, error) {
+	base := r.Dir
 	if r.local(j) {
-		base = filepath.Join(j.Local, ".simswarm-scratch")
+		base = j.Local
 	}
-	// Another slot may remove base between the two calls (see
-	// dropScratch): try again then.
-	var err error
-	for range 3 {
-		if err = os.MkdirAll(base, 0o755); err != nil {
-			return "", err
-		}
-		var dir string
-		if dir, err = os.MkdirTemp(base, fmt.Sprintf("%s-%d-", j.Campaign, j.Run)); err == nil {
-			return dir, nil
-		}
-	}
-	return "", err
-}
-
-// dropScratch removes a process's scratch directory, and the scratch base
-// inside a client's results directory once it is empty: results/ should look
-// as opp_runall leaves it.
-func (r *Runner) dropScratch(j *job, dir string) {
-	os.RemoveAll(dir)
-	if r.local(j) {
-		_ = os.Remove(filepath.Dir(dir)) // fails while other slots use it
-	}
+	return safedir.OpenStage(base, fmt.Sprintf("%s-%d", j.Campaign, j.Run))
 }
 
 func (r *Runner) local(j *job) bool {

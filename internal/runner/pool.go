@@ -104,6 +104,12 @@ func (p *pool) fill(ctx context.Context) {
 			continue
 		}
 		for _, l := range leases {
+			if l.Delivered > 1 {
+				// A job that comes back may wait for its earlier holder.
+				go p.readmit(ctx, l)
+				continue
+			}
+			p.r.hold(l)
 			if j, ok := p.r.admit(ctx, l); ok {
 				p.add(ctx, j)
 			}
@@ -263,6 +269,49 @@ func (p *pool) close() {
 	for _, j := range jobs {
 		j.lease.Nak(0)
 	}
+}
+
+// readmit admits a job that comes back. When this runner still stores the
+// outcome of an earlier delivery of it (its lease lapsed while the engine
+// was out of reach), that outcome, once stored, answers this one: running
+// it again would do the run twice.
+func (p *pool) readmit(ctx context.Context, l *engine.Lease) {
+	for earlier := p.r.hold(l); earlier != nil; earlier = p.r.hold(l) {
+		select {
+		case <-earlier:
+		case <-ctx.Done():
+			l.Nak(0)
+			return
+		}
+	}
+	if j, ok := p.r.admit(ctx, l); ok {
+		p.add(ctx, j)
+	}
+}
+
+// hold notes that this runner holds the job of l until its lease ends. When
+// an earlier delivery of the same job is still held here, hold returns what
+// closes when that one ends.
+func (r *Runner) hold(l *engine.Lease) <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if earlier, ok := r.held[l.Seq]; ok && earlier != l {
+		select {
+		case <-earlier.Done():
+		default:
+			return earlier.Done()
+		}
+	}
+	r.held[l.Seq] = l
+	go func() {
+		<-l.Done()
+		r.mu.Lock()
+		if r.held[l.Seq] == l {
+			delete(r.held, l.Seq)
+		}
+		r.mu.Unlock()
+	}()
+	return nil
 }
 
 // admit decodes a taken job and answers at once the ones that need no

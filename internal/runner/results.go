@@ -11,6 +11,7 @@ import (
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/safedir"
 )
 
 // inlineLimit is the size up to which a run's files travel inside its record
@@ -20,7 +21,8 @@ const inlineLimit = 256 << 10
 
 // collect gathers the result files of a single-run process: everything in
 // its result directory is its own.
-func (r *Runner) collect(ctx context.Context, j *job, resDir, console string, from, to int64, rec *simswarm.RunRecord) {
+func (r *Runner) collect(ctx context.Context, j *job, stage *safedir.Stage, console string, from, to int64, rec *simswarm.RunRecord) {
+	resDir := filepath.Join(stage.Path(), "results")
 	var files []string
 	_ = filepath.WalkDir(resDir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
@@ -29,26 +31,36 @@ func (r *Runner) collect(ctx context.Context, j *job, resDir, console string, fr
 		}
 		return nil
 	})
-	r.collectFiles(ctx, j, resDir, files, console, from, to, rec)
+	r.collectFiles(ctx, j, stage, files, console, from, to, rec)
 }
 
 // collectFiles stores a run's files and its console output (as opp_runall
 // keeps a .out per run) and notes them in the record. to < 0 takes the
 // console output whole.
-func (r *Runner) collectFiles(ctx context.Context, j *job, resDir string, files []string, console string, from, to int64, rec *simswarm.RunRecord) {
+func (r *Runner) collectFiles(ctx context.Context, j *job, stage *safedir.Stage, files []string, console string, from, to int64, rec *simswarm.RunRecord) {
+	resDir := filepath.Join(stage.Path(), "results")
 	out := outName(j.Command, j.Run, files)
 	if err := copyRange(console, filepath.Join(resDir, filepath.FromSlash(out)), from, to); err != nil {
+		if safedir.IsDiskFull(err) {
+			// A run without its output is not a success to keep.
+			rec.State = simswarm.RunFailed
+			rec.Reason = fmt.Sprintf("keeping the console output in %s: %v", r.writesInto(j), safedir.ErrDiskFull)
+			return
+		}
 		r.Log.Warn("runner: keep console output", "run", j.Run, "err", err)
 	} else {
 		files = append(files, out)
 	}
-	if err := r.store(ctx, j, resDir, files, rec); err != nil {
+	if err := r.store(ctx, j, stage, files, rec); err != nil {
 		rec.State = simswarm.RunFailed
 		rec.Reason = "storing results: " + err.Error()
+		// Nothing of them is stored: the record must not promise any.
+		rec.Object, rec.Files = "", nil
 	}
 }
 
-func (r *Runner) store(ctx context.Context, j *job, resDir string, files []string, rec *simswarm.RunRecord) error {
+func (r *Runner) store(ctx context.Context, j *job, stage *safedir.Stage, files []string, rec *simswarm.RunRecord) error {
+	resDir := filepath.Join(stage.Path(), "results")
 	var total int64
 	rec.Files = rec.Files[:0]
 	for _, f := range files {
@@ -61,14 +73,15 @@ func (r *Runner) store(ctx context.Context, j *job, resDir string, files []strin
 	}
 	switch {
 	case r.local(j):
+		// The stage lies inside j.Local: the run's files land by rename,
+		// together, through safedir like every file a run writes there.
 		for _, f := range rec.Files {
-			dst := filepath.Join(j.Local, filepath.FromSlash(f.Name))
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			if err := stage.Adopt("results/"+f.Name, f.Name); err != nil {
 				return err
 			}
-			if err := os.Rename(filepath.Join(resDir, filepath.FromSlash(f.Name)), dst); err != nil {
-				return fmt.Errorf("move %s into %s: %w", f.Name, j.Local, err)
-			}
+		}
+		if err := stage.Commit(); err != nil {
+			return fmt.Errorf("move results into %s: %w", j.Local, err)
 		}
 		rec.LocalDir = j.Local
 	case total <= inlineLimit:

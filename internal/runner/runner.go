@@ -43,6 +43,9 @@ type Runner struct {
 	pool   *pool
 	mu     sync.Mutex
 	active map[*runCtx]bool // running processes
+	// held maps a job's stream sequence to the lease of it this runner
+	// holds, from take to ack or give-back.
+	held   map[uint64]*engine.Lease
 	busy   int
 	faults int // consecutive failures to prepare a run on this host
 	// draining: finish the runs in progress, take no new jobs (set from
@@ -75,6 +78,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 		r.ID = fmt.Sprintf("%s-%d", r.Host, os.Getpid())
 	}
 	r.active = map[*runCtx]bool{}
+	r.held = map[uint64]*engine.Lease{}
 	r.trees.dir = r.Dir
 	r.trees.eng = r.Eng
 	r.trees.log = r.Log
@@ -84,6 +88,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return fmt.Errorf("runner cache dir: %w", err)
 	}
+	r.sweepScratch()
 	stopCancel, err := r.Eng.OnCancel(func(c engine.Cancel) { r.cancelCampaign(ctx, c) })
 	if err != nil {
 		return fmt.Errorf("runner: %w", err)
@@ -97,6 +102,11 @@ func (r *Runner) Serve(ctx context.Context) error {
 		return fmt.Errorf("runner: %w", err)
 	}
 	defer stopDrain()
+	stopHolds, err := r.Eng.AnswerHolds(r.ID, r.holds)
+	if err != nil {
+		return fmt.Errorf("runner: %w", err)
+	}
+	defer stopHolds()
 
 	var wg sync.WaitGroup
 	wg.Add(r.Slots + 3)
@@ -190,6 +200,22 @@ func (r *Runner) finish(ctx context.Context, j *job, rec *simswarm.RunRecord) {
 
 // storeFor is how long a runner keeps trying to store an outcome.
 const storeFor = 10 * time.Minute
+
+// holds says whether this runner holds the job of stream sequence seq.
+func (r *Runner) holds(seq uint64) bool {
+	r.mu.Lock()
+	l, ok := r.held[seq]
+	r.mu.Unlock()
+	if !ok {
+		return false
+	}
+	select {
+	case <-l.Done():
+		return false
+	default:
+		return true
+	}
+}
 
 func (r *Runner) track(rc *runCtx, on bool) {
 	r.mu.Lock()

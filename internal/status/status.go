@@ -29,6 +29,8 @@ type Report struct {
 	Workers   []simswarm.Worker `json:"workers"`
 	Campaigns []Campaign        `json:"campaigns"`
 	Stored    uint64            `json:"stored_bytes"`
+	// Usage is what is stored, by kind (object prefixes and records).
+	Usage *engine.Usage `json:"usage,omitempty"`
 }
 
 // Collect reads the report. Campaigns are the most recent `recent`.
@@ -72,6 +74,11 @@ func Collect(ctx context.Context, eng *engine.Engine, recent int) (*Report, erro
 	if n, err := eng.StoredBytes(ctx); err == nil {
 		r.Stored = n
 	}
+	u, err := eng.StoreUsage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.Usage = u
 	return r, nil
 }
 
@@ -93,6 +100,26 @@ func (r *Report) Print(w io.Writer, now time.Time) {
 			c.Project, c.Workdir)
 	}
 	fmt.Fprintf(w, "\nstored: %s\n", HumanBytes(int64(r.Stored)))
+	if r.Usage != nil {
+		r.printUsage(w)
+	}
+}
+
+// printUsage shows what the store holds by kind, and its bound.
+func (r *Report) printUsage(w io.Writer) {
+	for _, k := range engine.Kinds {
+		name := k + "/"
+		if k == engine.KindRecords {
+			name = k
+		}
+		u := r.Usage.Kinds[k]
+		fmt.Fprintf(w, "  %-8s %7d  %10s\n", name, u.Count, HumanBytes(u.Bytes))
+	}
+	line := "  on disk  " + HumanBytes(r.Usage.Total)
+	if r.Usage.Max > 0 {
+		line += " of " + HumanBytes(r.Usage.Max) + " (--max-store)"
+	}
+	fmt.Fprintln(w, line)
 }
 
 // HumanBytes renders a size in binary units, as status and the dashboard

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -44,4 +45,31 @@ func CopySources(src, dst string) error {
 		}
 		return os.WriteFile(target, b, fi.Mode().Perm())
 	})
+}
+
+// Tree lists every path under dir, sorted, so a test sees at once anything
+// written or left behind: directories end in /, symlinks show " -> target",
+// files "=content".
+func Tree(dir string) []string {
+	var out []string
+	_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || p == dir {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			rel += " -> " + target
+		case fi.IsDir():
+			rel += "/"
+		default:
+			b, _ := os.ReadFile(p)
+			rel += "=" + string(b)
+		}
+		out = append(out, rel)
+		return nil
+	})
+	sort.Strings(out)
+	return out
 }

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/gc"
+	"github.com/spf13/cobra"
+)
+
+func init() { extraCommands = append(extraCommands, gcCommand) }
+
+func gcCommand() *cobra.Command {
+	var (
+		conn          connFlags
+		state, older  string
+		dryRun, asJSN bool
+	)
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove what no recent campaign needs from the engine's store",
+		Long: `gc removes snapshots, files, artifacts, results, build logs and records that
+no campaign submitted or followed within --older-than reaches, and prints
+what and how much. Nothing younger than that is removed, reached or not.
+Without --server it opens the embedded engine of the state directory, which
+must not be in use; with --server it works on a live cluster.`,
+		Example: `  simswarm gc --dry-run
+  simswarm gc --older-than 7d
+  simswarm gc --server nats://manager:4222 --creds client.creds`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			age, err := parseAge(older)
+			if err != nil || age <= 0 {
+				return usageErr("invalid --older-than %q: give a positive age such as 30d, 12h or 90m", older)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+			defer cancel()
+			eng, closeEngine, err := openEngine(ctx, &conn, state, "simswarm-gc")
+			if err != nil {
+				return err
+			}
+			defer closeEngine()
+			rep, err := gc.Collect(ctx, eng, gc.Options{OlderThan: age, DryRun: dryRun})
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("gc: %w", err)}
+			}
+			if asJSN {
+				return writeJSON(cmd.OutOrStdout(), rep)
+			}
+			rep.Print(cmd.OutOrStdout())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	conn.add(f)
+	f.StringVar(&state, "state", "", "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
+	f.StringVar(&older, "older-than", "30d", "keep what campaigns submitted or followed within this age reach")
+	f.BoolVar(&dryRun, "dry-run", false, "print what would be removed; remove nothing")
+	f.BoolVar(&asJSN, "json", false, "print JSON")
+	return cmd
+}
+
+// parseAge reads an age: a Go duration, or whole days such as 30d.
+func parseAge(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(strings.TrimSpace(s), "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("invalid age %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// parseStoreFlags reads simswarm server's --max-store and --results-ttl.
+func parseStoreFlags(maxStore, ttl string) (int64, time.Duration, error) {
+	bound, err := parseSize(maxStore)
+	if err != nil {
+		return 0, 0, usageErr("invalid --max-store %q: %v", maxStore, err)
+	}
+	if bound > 0 && bound < 1<<20 {
+		return 0, 0, usageErr("--max-store %s is too small to hold a snapshot: give at least 1MiB (0: no bound)", maxStore)
+	}
+	age, err := parseAge(ttl)
+	if err != nil || age < 0 {
+		return 0, 0, usageErr("invalid --results-ttl %q: give an age such as 7d or 12h (0: keep results)", ttl)
+	}
+	return bound, age, nil
+}
+
+// startStoreLifecycle bounds the server's object store and starts the
+// janitor that deletes results nobody fetched within their time to live.
+func startStoreLifecycle(ctx context.Context, eng *engine.Engine, bound int64, ttl time.Duration, log *slog.Logger) error {
+	if err := eng.BoundStore(ctx, bound); err != nil {
+		return err
+	}
+	if ttl > 0 {
+		go gc.ExpireEvery(ctx, eng, ttl, min(time.Hour, ttl), log)
+	}
+	return nil
+}

@@ -1,0 +1,133 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testEngine(t *testing.T) (*Engine, context.Context) {
+	t.Helper()
+	srv, err := StartEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	eng, err := srv.Setup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Close)
+	return eng, ctx
+}
+
+func random(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// TestStorageByKind: usage counts objects and records by kind, deleting an
+// object gives its bytes back and leaves no tombstone, records are listed
+// and purged without their values.
+func TestStorageByKind(t *testing.T) {
+	eng, ctx := testEngine(t)
+	for name, n := range map[string]int{"file/a": 1000, "file/b": 2000, "snap/s": 300, "res/r1": 500 << 10, "res/r2": 10} {
+		if err := eng.PutBytes(ctx, name, random(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"c1.0", "c1.1", "c2.0"} {
+		if err := eng.putJSON(ctx, BucketStatus, k, map[string]string{"state": "succeeded", "pad": strings.Repeat("x", 100)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := eng.StoreUsage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]KindUsage{KindFile: {2, 3000}, KindSnapshot: {1, 300}, KindResult: {2, 500<<10 + 10}}
+	for k, w := range want {
+		if u.Kinds[k] != w {
+			t.Errorf("%s: %+v, want %+v", k, u.Kinds[k], w)
+		}
+	}
+	if r := u.Kinds[KindRecords]; r.Count != 3 || r.Bytes < 300 {
+		t.Errorf("records: %+v", r)
+	}
+	before := u.Total
+	if err := eng.DeleteObject(ctx, "res/r1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.DeleteObject(ctx, "res/never"); err != nil {
+		t.Errorf("deleting a missing object: %v", err)
+	}
+	u, _ = eng.StoreUsage(ctx)
+	if u.Kinds[KindResult] != (KindUsage{1, 10}) || before-u.Total < 500<<10 {
+		t.Errorf("after delete: %+v, total %d -> %d", u.Kinds[KindResult], before, u.Total)
+	}
+	// No metadata of the deleted object stays.
+	st, _ := eng.js.Stream(ctx, "OBJ_"+BucketBlobs)
+	if n := st.CachedInfo().State.NumSubjects; n != 2*4 { // 4 objects: a chunk and a meta subject each
+		t.Errorf("%d subjects in the object stream after the delete, want 8", n)
+	}
+	recs, err := eng.Records(ctx, BucketStatus)
+	if err != nil || len(recs) != 3 || recs[0].Key != "c1.0" || recs[0].Size < 100 || time.Since(recs[0].Created) > time.Minute {
+		t.Fatalf("records: %+v %v", recs, err)
+	}
+	if err := eng.PurgeRecords(ctx, BucketStatus, "c1.*"); err != nil {
+		t.Fatal(err)
+	}
+	if recs, _ := eng.Records(ctx, BucketStatus); len(recs) != 1 || recs[0].Key != "c2.0" {
+		t.Errorf("after purging c1.*: %+v", recs)
+	}
+}
+
+// TestBoundStore: a bounded store refuses what goes past its bound with
+// ErrStoreFull, keeps what it holds, and takes more once room is freed.
+func TestBoundStore(t *testing.T) {
+	eng, ctx := testEngine(t)
+	if err := eng.BoundStore(ctx, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.PutBytes(ctx, "res/a", random(600<<10)); err != nil {
+		t.Fatal(err)
+	}
+	err := eng.PutBytes(ctx, "res/b", random(600<<10))
+	if !errors.Is(err, ErrStoreFull) {
+		t.Fatalf("put past the bound: %v, want ErrStoreFull", err)
+	}
+	got, err := eng.GetBytes(ctx, "res/a")
+	if err != nil || len(got) != 600<<10 {
+		t.Fatalf("what the store held: %d bytes, %v", len(got), err)
+	}
+	if ok, _ := eng.HasObject(ctx, "res/b"); ok {
+		t.Error("the refused object is listed")
+	}
+	if err := eng.DeleteObject(ctx, "res/a"); err != nil {
+		t.Fatal(err)
+	}
+	b := random(600 << 10)
+	if err := eng.PutBytes(ctx, "res/b", b); err != nil {
+		t.Fatalf("put after freeing room: %v", err)
+	}
+	if got, _ := eng.GetBytes(ctx, "res/b"); !bytes.Equal(got, b) {
+		t.Error("res/b differs")
+	}
+	u, _ := eng.StoreUsage(ctx)
+	if u.Max != 1<<20 || u.Total > 1<<20+64<<10 {
+		t.Errorf("usage %+v", u)
+	}
+	if err := eng.BoundStore(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := eng.StoreUsage(ctx); u.Max != 0 {
+		t.Errorf("bound still %d after lifting it", u.Max)
+	}
+}
