@@ -18,6 +18,7 @@ import (
 	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/embedded"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/proc"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -171,6 +172,7 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 		case "off":
 			acc.CcacheDir = ""
 		}
+		proc.Setup(log) // ends what a killed predecessor left running
 		inst, err := embedded.Start(ctx, embedded.Options{StateDir: rf.state, Slots: rf.slots, Host: host, Log: log, Accel: acc})
 		if err != nil {
 			return &exitError{code: 2, err: err}
