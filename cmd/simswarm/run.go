@@ -31,6 +31,7 @@ type runFlags struct {
 	dir, results, state     string
 	timeout                 string
 	slots, batch, retries   int
+	maxRuns                 int
 	dryRun, asJSON, rebuild bool
 	detach, quiet, verbose  bool
 	dashboard               string
@@ -51,6 +52,7 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	f.IntVarP(&r.batch, "batch", "b", 0, "runs per simulation process, as opp_runall -b (0: decided from measured start-up time)")
 	f.BoolVar(&r.dryRun, "dry-run", false, "print the runs that would execute and those already done; run nothing")
 	f.StringVar(&r.timeout, "timeout", "", "per-run wall-clock limit (e.g. 10m); a run over it is killed")
+	f.IntVar(&r.maxRuns, "max-runs", campaign.DefaultMaxRuns, "refuse a campaign of more runs than this")
 	f.IntVar(&r.retries, "retries", 0, "run a failed run again up to N times before reporting it")
 	f.BoolVar(&r.rebuild, "rebuild", false, "build even if the artifact is cached")
 	f.BoolVar(&r.noBuild, "no-build", false, "use the project's last artifact instead of building")
@@ -72,6 +74,10 @@ func (r *runFlags) options() (campaign.Options, error) {
 	if r.retries < 0 {
 		return o, usageErr("--retries must not be negative")
 	}
+	if r.maxRuns < 1 {
+		return o, usageErr("--max-runs must be at least 1, not %d", r.maxRuns)
+	}
+	o.MaxRuns = r.maxRuns
 	if r.slots < 1 {
 		return o, usageErr("-j must be at least 1, not %d", r.slots)
 	}
@@ -116,6 +122,11 @@ configuration, build or run-list error (nothing ran), 130 interrupted.`,
 				return err
 			}
 			o.Argv = args
+			// Refused before an engine starts: a huge template costs
+			// milliseconds, not the engine's start-up.
+			if err := campaign.Precheck(o); err != nil {
+				return &exitError{code: 2, err: err}
+			}
 			return execute(cmd, &rf, o, func(ctx context.Context, c *campaign.Client) (*campaign.Summary, error) { return c.Run(ctx) })
 		},
 	}
@@ -224,6 +235,8 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 		return &exitError{code: 2, err: err}
 	case errors.As(err, &setup):
 		return &exitError{code: 2, err: err}
+	case errors.Is(err, campaign.ErrInterrupted) && o.DryRun:
+		return &exitError{code: 130, err: errors.New("interrupted")}
 	case errors.Is(err, campaign.ErrInterrupted):
 		if sum != nil {
 			printSummary(human, sum)

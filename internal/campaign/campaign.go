@@ -30,6 +30,7 @@ type Options struct {
 	Argv      []string // the simulation command
 	Results   string   // results directory; relative to Dir when not absolute
 	DryRun    bool
+	MaxRuns   int // refuse larger campaigns; 0: DefaultMaxRuns
 	Timeout   time.Duration
 	Batch     int // runs per process; 0: adaptive
 	Retries   int
@@ -114,8 +115,7 @@ type prepared struct {
 	snapshot string
 	artifact string
 	id       string
-	runs     []int
-	vars     []string
+	runs     runSet
 	results  string
 }
 
@@ -153,6 +153,12 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 	if p.cmd, err = command(proj, o.Argv); err != nil {
 		return nil, &SetupError{Err: err}
 	}
+	if p.cmd.Kind == simswarm.KindTemplate && !o.DryRun {
+		// Before a snapshot or build is paid for.
+		if err := o.tooMany(sweep.Size(p.cmd), "the run template ("+sweep.Factors(p.cmd)+")"); err != nil {
+			return nil, err
+		}
+	}
 	if p.results, err = resultsDir(o.Dir, o.Results); err != nil {
 		return nil, &SetupError{Err: err}
 	}
@@ -166,11 +172,11 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 		return nil, err
 	}
 	p.id = simswarm.CampaignID(p.artifact, proj.Workdir, p.cmd)
-	if p.runs, p.vars, err = c.runList(ctx, p); err != nil {
+	if p.runs, err = c.runList(ctx, p); err != nil {
 		return nil, err
 	}
-	if len(p.runs) == 0 {
-		return nil, setupErr("the run list is empty: %s selects no runs", describe(p.cmd))
+	if err := c.checkRuns(p); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -196,7 +202,13 @@ func command(p *project.Project, argv []string) (simswarm.Command, error) {
 			return simswarm.Command{}, fmt.Errorf("remove %s from the simulation command: simswarm sets it for each run", opt)
 		}
 	}
-	filter, rest, _ := omnetpp.RunFilter(argv)
+	if opt := omnetpp.MissingValue(argv); opt != "" {
+		return simswarm.Command{}, fmt.Errorf("%s at the end of the simulation command has no value", opt)
+	}
+	filter, rest, found := omnetpp.RunFilter(argv)
+	if found && strings.TrimSpace(filter) == "" {
+		return simswarm.Command{}, errors.New("the run filter (-r) is empty: give one such as -r 0..9 or -r '$numHosts==10', or leave -r out to run every run")
+	}
 	return simswarm.Command{Kind: simswarm.KindOmnetpp, Argv: rest, Filter: filter}, nil
 }
 
@@ -320,49 +332,43 @@ func unwrap(err error) error {
 
 // runList resolves the campaign's run numbers (and their iteration
 // variables when the program tells them).
-func (c *Client) runList(ctx context.Context, p *prepared) ([]int, []string, error) {
+func (c *Client) runList(ctx context.Context, p *prepared) (runSet, error) {
 	if p.cmd.Kind == simswarm.KindTemplate {
-		n := sweep.Count(p.cmd)
-		runs := make([]int, n)
-		vars := make([]string, n)
-		for i := range runs {
-			runs[i], vars[i] = i, sweep.Describe(p.cmd, i)
-		}
-		return runs, vars, nil
+		return templateRuns(p.cmd), nil
 	}
 	key := simswarm.ListKey(p.artifact, p.proj.Workdir, p.cmd)
 	var l simswarm.RunList
 	if ok, err := engine.GetJSON(ctx, c.Eng.Lists, key, &l); err != nil {
-		return nil, nil, err
+		return runSet{}, err
 	} else if ok && l.Error == "" {
-		return l.Runs, l.Vars, nil
+		return listRuns(l.Runs, l.Vars), nil
 	}
 	w, err := c.Eng.Lists.Watch(ctx, key, updatesOnly())
 	if err != nil {
-		return nil, nil, fmt.Errorf("watch run list: %w", err)
+		return runSet{}, fmt.Errorf("watch run list: %w", err)
 	}
 	defer w.Stop()
 	job := simswarm.ListJob{Version: simswarm.Version, Key: key, Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd}
 	if err := c.Eng.Publish(ctx, engine.SubjectList, job, ""); err != nil {
-		return nil, nil, err
+		return runSet{}, err
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return runSet{}, ctx.Err()
 		case <-c.Opt.Interrupt:
-			return nil, nil, ErrInterrupted
+			return runSet{}, ErrInterrupted
 		case e := <-w.Updates():
 			if e == nil {
 				continue
 			}
 			if err := decode(e.Value(), &l); err != nil {
-				return nil, nil, err
+				return runSet{}, err
 			}
 			if l.Error != "" {
-				return nil, nil, setupErr("run list: %s", l.Error)
+				return runSet{}, setupErr("run list: %s", l.Error)
 			}
-			return l.Runs, l.Vars, nil
+			return listRuns(l.Runs, l.Vars), nil
 		}
 	}
 }
@@ -404,7 +410,7 @@ func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
 	if p.results, err = resultsDir(c.Opt.Dir, c.Opt.Results); err != nil {
 		return nil, &SetupError{Err: err}
 	}
-	if p.runs, p.vars, err = c.runList(ctx, p); err != nil {
+	if p.runs, err = c.runList(ctx, p); err != nil {
 		return nil, err
 	}
 	s, err := c.follow(ctx, p)

@@ -29,24 +29,23 @@ type runState struct {
 // follow submits the runs that are not done and follows them to the end.
 func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	camp := simswarm.Campaign{ID: p.id, Project: p.proj.Root, Workdir: p.proj.Workdir, Command: p.cmd,
-		Snapshot: p.snapshot, Artifact: p.artifact, Runs: len(p.runs), Submitted: time.Now(), State: "active"}
+		Snapshot: p.snapshot, Artifact: p.artifact, Runs: p.runs.Len(), Submitted: time.Now(), State: "active"}
 	if err := engine.PutJSON(ctx, c.Eng.Campaigns, p.id, camp); err != nil {
 		return nil, err
 	}
-	states := make(map[int]*runState, len(p.runs))
+	states := make(map[int]*runState, p.runs.Len())
 	varsOf := map[int]string{}
-	for i, n := range p.runs {
+	for i := 0; i < p.runs.Len(); i++ {
+		n := p.runs.Run(i)
 		states[n] = &runState{key: simswarm.RunKey(p.artifact, p.proj.Workdir, p.cmd, n)}
-		if i < len(p.vars) {
-			varsOf[n] = p.vars[i]
-		}
+		varsOf[n] = p.runs.Vars(i)
 	}
 	w, err := c.Eng.Status.Watch(ctx, p.id+".*")
 	if err != nil {
 		return nil, fmt.Errorf("watch campaign: %w", err)
 	}
 	defer w.Stop()
-	sum := &Summary{Campaign: p.id, Runs: len(p.runs), Results: p.results, Build: c.built}
+	sum := &Summary{Campaign: p.id, Runs: p.runs.Len(), Results: p.results, Build: c.built}
 	failures := map[int]*Failure{}
 
 	// What the engine already knows about this campaign.
@@ -68,7 +67,8 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 		return nil, err
 	}
 	var submit []int
-	for _, n := range p.runs {
+	for i := 0; i < p.runs.Len(); i++ {
+		n := p.runs.Run(i)
 		st := states[n]
 		switch {
 		case st.cached:
@@ -89,11 +89,11 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 		sum.Failures = []Failure{}
 		return sum, nil
 	}
-	counts := progress.Counts{Total: len(p.runs), Done: sum.Cached}
-	bar := progress.New(c.Opt.Progress, len(p.runs), c.Opt.Quiet)
+	counts := progress.Counts{Total: p.runs.Len(), Done: sum.Cached}
+	bar := progress.New(c.Opt.Progress, p.runs.Len(), c.Opt.Quiet)
 	defer bar.Finish()
 	bar.Update(counts)
-	left := len(p.runs) - sum.Cached
+	left := p.runs.Len() - sum.Cached
 	apply := func(n int, rec *simswarm.RunRecord) {
 		st := states[n]
 		if st == nil || !st.waiting || rec.Key != st.key {
