@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"sort"
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/project"
@@ -111,4 +112,25 @@ func bigOf(decimal string) *big.Int {
 		n = new(big.Int)
 	}
 	return n
+}
+
+// indexer returns the lookup of a run number's position: the number itself
+// for a template, a binary search in a sorted run list, a map otherwise.
+func (s runSet) indexer() func(run int) (int, bool) {
+	if s.tmpl != nil {
+		return func(run int) (int, bool) { return run, run >= 0 && run < s.n }
+	}
+	if sort.IntsAreSorted(s.list) {
+		return func(run int) (int, bool) {
+			i := sort.SearchInts(s.list, run)
+			return i, i < len(s.list) && s.list[i] == run
+		}
+	}
+	pos := make(map[int]int, len(s.list))
+	for i, n := range s.list {
+		if _, dup := pos[n]; !dup {
+			pos[n] = i
+		}
+	}
+	return func(run int) (int, bool) { i, ok := pos[run]; return i, ok }
 }

@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,14 +18,25 @@ import (
 	"github.com/simswarm/simswarm/internal/progress"
 )
 
-// runState is what the client keeps per run: little, so that a campaign of
-// 100 000 runs stays small in memory.
+// runState is what the client keeps per run, by position in the campaign:
+// 36 bytes and no pointer, so that a campaign of 100 000 runs stays small
+// in memory and costs the garbage collector nothing to scan.
 type runState struct {
-	key     string
-	state   string
+	key     runKey
+	running bool
 	waiting bool // submitted or queued: an outcome will come
 	cached  bool
 }
+
+// runKey is a run key (simswarm.RunKey, 64 hex digits) as its 32 bytes.
+type runKey [32]byte
+
+func keyOf(hexKey string) (k runKey) {
+	_, _ = hex.Decode(k[:], []byte(hexKey))
+	return k
+}
+
+func (k runKey) String() string { return hex.EncodeToString(k[:]) }
 
 // follow submits the runs that are not done and follows them to the end.
 func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
@@ -33,13 +45,11 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	if err := engine.PutJSON(ctx, c.Eng.Campaigns, p.id, camp); err != nil {
 		return nil, err
 	}
-	states := make(map[int]*runState, p.runs.Len())
-	varsOf := map[int]string{}
-	for i := 0; i < p.runs.Len(); i++ {
-		n := p.runs.Run(i)
-		states[n] = &runState{key: simswarm.RunKey(p.artifact, p.proj.Workdir, p.cmd, n)}
-		varsOf[n] = p.runs.Vars(i)
+	states := make([]runState, p.runs.Len())
+	for i := range states {
+		states[i].key = keyOf(simswarm.RunKey(p.artifact, p.proj.Workdir, p.cmd, p.runs.Run(i)))
 	}
+	index := p.runs.indexer()
 	w, err := c.Eng.Status.Watch(ctx, p.id+".*")
 	if err != nil {
 		return nil, fmt.Errorf("watch campaign: %w", err)
@@ -54,12 +64,13 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 			break
 		}
 		n, rec, ok := c.statusEntry(e, p.id)
-		if !ok || states[n] == nil {
+		i, known := index(n)
+		if !ok || !known {
 			continue
 		}
-		st := states[n]
-		if rec.State == simswarm.RunSucceeded && rec.Key == st.key && c.restore(ctx, p, rec) {
-			st.state, st.cached = simswarm.RunSucceeded, true
+		st := &states[i]
+		if rec.State == simswarm.RunSucceeded && keyOf(rec.Key) == st.key && c.restore(ctx, p, rec) {
+			st.cached = true
 		}
 	}
 	queued, err := c.queued(ctx, p.id)
@@ -67,9 +78,9 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 		return nil, err
 	}
 	var submit []int
-	for i := 0; i < p.runs.Len(); i++ {
+	for i := range states {
 		n := p.runs.Run(i)
-		st := states[n]
+		st := &states[i]
 		switch {
 		case st.cached:
 			sum.Cached++
@@ -78,7 +89,7 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 			st.waiting = true
 		default:
 			st.waiting = true
-			submit = append(submit, n)
+			submit = append(submit, i)
 		}
 	}
 	if err := c.submit(ctx, p, submit, states); err != nil {
@@ -95,19 +106,23 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	bar.Update(counts)
 	left := p.runs.Len() - sum.Cached
 	apply := func(n int, rec *simswarm.RunRecord) {
-		st := states[n]
-		if st == nil || !st.waiting || rec.Key != st.key {
+		i, known := index(n)
+		if !known {
 			return
 		}
-		prev := st.state
-		st.state = rec.State
+		st := &states[i]
+		if !st.waiting || keyOf(rec.Key) != st.key {
+			return
+		}
+		wasRunning := st.running
+		st.running = rec.State == simswarm.RunRunning
 		switch rec.State {
 		case simswarm.RunRunning:
-			if prev != simswarm.RunRunning {
+			if !wasRunning {
 				counts.Running++
 			}
 		case simswarm.RunSucceeded, simswarm.RunFailed, simswarm.RunCancelled:
-			if prev == simswarm.RunRunning {
+			if wasRunning {
 				counts.Running--
 			}
 			st.waiting = false
@@ -134,7 +149,7 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 				sum.Executed++
 				sum.host(rec.Host)
 				counts.Failed++
-				failures[n] = failureOf(rec, varsOf[n], p.results)
+				failures[n] = failureOf(rec, p.runs.Vars(i), p.results)
 			}
 		}
 		bar.Update(counts)
@@ -215,11 +230,11 @@ func (c *Client) queued(ctx context.Context, id string) (map[int]bool, error) {
 	return out, nil
 }
 
-// submit enqueues the jobs of runs.
-func (c *Client) submit(ctx context.Context, p *prepared, runs []int, states map[int]*runState) error {
-	return c.Eng.PublishRuns(ctx, len(runs), func(i int) simswarm.RunJob {
-		n := runs[i]
-		job := simswarm.RunJob{Version: simswarm.Version, Campaign: p.id, Run: n, Key: states[n].key,
+// submit enqueues the jobs of the runs at positions pos.
+func (c *Client) submit(ctx context.Context, p *prepared, pos []int, states []runState) error {
+	return c.Eng.PublishRuns(ctx, len(pos), func(i int) simswarm.RunJob {
+		n := p.runs.Run(pos[i])
+		job := simswarm.RunJob{Version: simswarm.Version, Campaign: p.id, Run: n, Key: states[pos[i]].key.String(),
 			Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd,
 			Timeout: c.Opt.Timeout, Batch: c.Opt.Batch, Retries: c.Opt.Retries}
 		if c.Opt.Local {
@@ -393,13 +408,15 @@ const reconcileEvery = 15 * time.Second
 // reconcile looks for runs whose outcome the client missed or whose job the
 // engine lost (a server that died between its fsyncs): an outcome is
 // applied, a lost job is submitted again.
-func (c *Client) reconcile(ctx context.Context, p *prepared, states map[int]*runState, apply func(int, *simswarm.RunRecord)) error {
+func (c *Client) reconcile(ctx context.Context, p *prepared, states []runState, apply func(int, *simswarm.RunRecord)) error {
 	queued, err := c.queued(ctx, p.id)
 	if err != nil {
 		return nil // the engine is away; try again at the next tick
 	}
 	var lost []int
-	for n, st := range states {
+	for i := range states {
+		st := &states[i]
+		n := p.runs.Run(i)
 		if !st.waiting || queued[n] {
 			continue
 		}
@@ -408,11 +425,11 @@ func (c *Client) reconcile(ctx context.Context, p *prepared, states map[int]*run
 		if err != nil {
 			return nil
 		}
-		if ok && rec.Key == st.key && rec.Done() {
+		if ok && keyOf(rec.Key) == st.key && rec.Done() {
 			apply(n, &rec)
 			continue
 		}
-		lost = append(lost, n)
+		lost = append(lost, i)
 	}
 	if len(lost) == 0 {
 		return nil
