@@ -180,15 +180,26 @@ func RunKey(artifact, workdir string, c Command, run int) string {
 
 // RunJob asks a runner to execute one run.
 type RunJob struct {
-	Version  string        `json:"version"`
-	Campaign string        `json:"campaign"`
-	Run      int           `json:"run"`
-	Key      string        `json:"key"`
-	Snapshot string        `json:"snapshot"`
-	Artifact string        `json:"artifact"`
-	Workdir  string        `json:"workdir"`
-	Command  Command       `json:"command"`
-	Timeout  time.Duration `json:"timeout,omitempty"`
+	Version  string  `json:"version"`
+	Campaign string  `json:"campaign"`
+	Run      int     `json:"run"`
+	Key      string  `json:"key"`
+	Snapshot string  `json:"snapshot"`
+	Artifact string  `json:"artifact"`
+	Workdir  string  `json:"workdir"`
+	Command  Command `json:"command"`
+	JobSettings
+	// Submission names the submit that enqueued this job: a runner that
+	// finds a record of the same submission under the job's key answers
+	// from it (the job came back after its outcome was stored).
+	Submission string `json:"submission,omitempty"`
+}
+
+// JobSettings are how a campaign's runs are executed, as the client asked;
+// the campaign record keeps them so that a retry from elsewhere (the
+// dashboard) runs them the same way.
+type JobSettings struct {
+	Timeout time.Duration `json:"timeout,omitempty"`
 	// Batch fixes how many runs one process executes (opp_runall's -b);
 	// 0 lets the runner decide from measured start-up and run times.
 	Batch int `json:"batch,omitempty"`
@@ -200,6 +211,15 @@ type RunJob struct {
 	// the store).
 	Local string `json:"local,omitempty"`
 	Host  string `json:"host,omitempty"` // the client's host id; Local is valid only there
+}
+
+// RunJob is the job of one run of the campaign, in the submission named.
+// It is the one way a run job is made (client submit, dashboard retry).
+func (c *Campaign) RunJob(run int, submission string) RunJob {
+	return RunJob{Version: Version, Campaign: c.ID, Run: run,
+		Key:      RunKey(c.Artifact, c.Workdir, c.Command, run),
+		Snapshot: c.Snapshot, Artifact: c.Artifact, Workdir: c.Workdir, Command: c.Command,
+		JobSettings: c.Settings, Submission: submission}
 }
 
 // BatchKey groups run jobs that one process may execute together.
@@ -250,9 +270,11 @@ type RunRecord struct {
 	LocalDir    string        `json:"local_dir,omitempty"`
 	// Reused is set when the run was not executed for this campaign because
 	// a run with the same key had already succeeded.
-	Reused   bool      `json:"reused,omitempty"`
-	Started  time.Time `json:"started"`
-	Finished time.Time `json:"finished"`
+	Reused bool `json:"reused,omitempty"`
+	// Submission is the RunJob's: which submit this outcome answers.
+	Submission string    `json:"submission,omitempty"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished"`
 }
 
 // Compact is the record without inline file contents, for places that
@@ -299,14 +321,31 @@ type Campaign struct {
 	Artifact  string    `json:"artifact"`
 	Runs      int       `json:"runs"`
 	Submitted time.Time `json:"submitted"`
-	State     string    `json:"state"` // "active", "cancelled", "done"
+	State     string    `json:"state"` // CampaignActive, CampaignCancelled, CampaignDone
+	// Settings are the run settings of the last submit.
+	Settings JobSettings `json:"settings"`
 }
+
+// Campaign states. A campaign is active from its submit until its client
+// saw every run end (done) or someone cancelled it; a cancel sticks until
+// the campaign is submitted again.
+const (
+	CampaignActive    = "active"
+	CampaignCancelled = "cancelled"
+	CampaignDone      = "done"
+)
+
+// Worker roles, as heartbeats name them.
+const (
+	RoleRunner  = "runner"
+	RoleBuilder = "builder"
+)
 
 // Worker is a worker's heartbeat.
 type Worker struct {
 	ID      string    `json:"id"`
 	Host    string    `json:"host"`
-	Role    string    `json:"role"` // "runner" or "builder"
+	Role    string    `json:"role"` // RoleRunner or RoleBuilder
 	Slots   int       `json:"slots"`
 	Busy    int       `json:"busy"`
 	Version string    `json:"version"`

@@ -170,10 +170,10 @@ func TestClusterRunnerKilledEndsTree(t *testing.T) {
 	dir := escapingProject(t, "3")
 	client := startBackground(t, c.clientCmd(dir, "run", "--json", "-q"))
 	victim := c.runners[0]
-	waitSleeps(t, kv, 2, time.Minute, victim.logText)
-	victim.kill(syscall.SIGKILL)
+	waitSleeps(t, kv, 2, time.Minute, victim.Log)
+	victim.Kill()
 	noSleepsWithin(t, kv, 5*time.Second, "kill -9 of the runner")
-	c.lab.restart(victim)
+	victim.Restart()
 	s := client.summary(t, 2*time.Minute, "after the runner was restarted")
 	if s.Succeeded != 1 {
 		t.Fatalf("after the runner was restarted: %+v", s)

@@ -18,10 +18,12 @@ import (
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/fserr"
 	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/project"
 	"github.com/simswarm/simswarm/internal/snapshot"
 	"github.com/simswarm/simswarm/internal/sweep"
+	"golang.org/x/sync/errgroup"
 )
 
 // Options is what a user asks of simswarm run.
@@ -44,6 +46,9 @@ type Options struct {
 	Quiet     bool
 	Stdout    io.Writer
 	Interrupt <-chan struct{} // closed on Ctrl-C: cancel the campaign
+	// Server and Creds are how workers would reach this engine, for the
+	// hint that names the command starting a missing one ("" : embedded).
+	Server, Creds string
 }
 
 // SetupError is a problem found before any run started: usage,
@@ -117,6 +122,10 @@ type prepared struct {
 	id       string
 	runs     runSet
 	results  string
+	settings simswarm.JobSettings
+	// camp and submission are set once the campaign is submitted.
+	camp       *simswarm.Campaign
+	submission string
 }
 
 // Run carries out a whole campaign.
@@ -140,7 +149,7 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 	o := c.Opt
 	fi, err := os.Stat(o.Dir)
 	if err != nil {
-		return nil, setupErr("simulation directory %s: %v", o.Dir, unwrap(err))
+		return nil, setupErr("simulation directory %s: %v", o.Dir, fserr.WithoutPath(err))
 	}
 	if !fi.IsDir() {
 		return nil, setupErr("simulation directory %s is not a directory", o.Dir)
@@ -149,7 +158,7 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 	if err != nil {
 		return nil, &SetupError{Err: err}
 	}
-	p := &prepared{proj: proj}
+	p := &prepared{proj: proj, settings: simswarm.JobSettings{Timeout: o.Timeout, Batch: o.Batch, Retries: o.Retries}}
 	if p.cmd, err = command(proj, o.Argv); err != nil {
 		return nil, &SetupError{Err: err}
 	}
@@ -237,11 +246,11 @@ func resultsDir(dir, results string) (string, error) {
 		return "", err
 	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return "", fmt.Errorf("results directory %s is not writable: %v", abs, unwrap(err))
+		return "", fmt.Errorf("results directory %s is not writable: %v", abs, fserr.WithoutPath(err))
 	}
 	f, err := os.CreateTemp(abs, ".simswarm-check-*")
 	if err != nil {
-		return "", fmt.Errorf("results directory %s is not writable: %v", abs, unwrap(err))
+		return "", fmt.Errorf("results directory %s is not writable: %v", abs, fserr.WithoutPath(err))
 	}
 	f.Close()
 	os.Remove(f.Name())
@@ -281,20 +290,13 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 			paths[e.Hash] = e.Path
 		}
 	}
-	hashes := man.Blobs()
-	errc := make(chan error, len(hashes))
-	sem := make(chan struct{}, 8)
-	for _, h := range hashes {
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem }()
-			errc <- c.putFile(ctx, h, filepath.Join(proj.Root, filepath.FromSlash(paths[h])))
-		}()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, h := range man.Blobs() {
+		g.Go(func() error { return c.putFile(gctx, h, filepath.Join(proj.Root, filepath.FromSlash(paths[h]))) })
 	}
-	for range hashes {
-		if err := <-errc; err != nil {
-			return "", err
-		}
+	if err := g.Wait(); err != nil {
+		return "", err
 	}
 	// The manifest goes last: its presence promises that every file is there.
 	if err := c.Eng.PutBytes(ctx, engine.SnapshotObject(key), man.Encode()); err != nil {
@@ -322,14 +324,6 @@ func nonce() string {
 	return hex.EncodeToString(b)
 }
 
-func unwrap(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
 // runList resolves the campaign's run numbers (and their iteration
 // variables when the program tells them).
 func (c *Client) runList(ctx context.Context, p *prepared) (runSet, error) {
@@ -337,33 +331,31 @@ func (c *Client) runList(ctx context.Context, p *prepared) (runSet, error) {
 		return templateRuns(p.cmd), nil
 	}
 	key := simswarm.ListKey(p.artifact, p.proj.Workdir, p.cmd)
-	var l simswarm.RunList
-	if ok, err := engine.GetJSON(ctx, c.Eng.Lists, key, &l); err != nil {
+	if l, ok, err := c.Eng.RunList(ctx, key); err != nil {
 		return runSet{}, err
 	} else if ok && l.Error == "" {
 		return listRuns(l.Runs, l.Vars), nil
 	}
-	w, err := c.Eng.Lists.Watch(ctx, key, updatesOnly())
+	w, err := c.Eng.WaitList(ctx, key)
 	if err != nil {
-		return runSet{}, fmt.Errorf("watch run list: %w", err)
+		return runSet{}, err
 	}
 	defer w.Stop()
 	job := simswarm.ListJob{Version: simswarm.Version, Key: key, Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd}
-	if err := c.Eng.Publish(ctx, engine.SubjectList, job, ""); err != nil {
+	if err := c.Eng.SubmitList(ctx, job); err != nil {
 		return runSet{}, err
 	}
+	stop := c.sayIfMissing(ctx, simswarm.RoleRunner)
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return runSet{}, ctx.Err()
 		case <-c.Opt.Interrupt:
 			return runSet{}, ErrInterrupted
-		case e := <-w.Updates():
-			if e == nil {
-				continue
-			}
-			if err := decode(e.Value(), &l); err != nil {
-				return runSet{}, err
+		case l, ok := <-w.Updates():
+			if !ok {
+				return runSet{}, ctx.Err()
 			}
 			if l.Error != "" {
 				return runSet{}, setupErr("run list: %s", l.Error)
@@ -376,15 +368,11 @@ func (c *Client) runList(ctx context.Context, p *prepared) (runSet, error) {
 // checkWorkers refuses to submit to workers of another version: they would
 // misread the jobs or fail every run.
 func (c *Client) checkWorkers(ctx context.Context) error {
-	lister, err := c.Eng.Workers.ListKeys(ctx)
+	heard, err := c.Eng.Workers(ctx)
 	if err != nil {
-		return nil // no worker has ever announced itself
+		return err
 	}
-	for k := range lister.Keys() {
-		var w simswarm.Worker
-		if ok, err := engine.GetJSON(ctx, c.Eng.Workers, k, &w); err != nil || !ok {
-			continue
-		}
+	for _, w := range heard {
 		if w.Version != simswarm.Version {
 			return setupErr("%s %s runs simswarm %s, this client is %s: run the same version everywhere", w.Role, w.ID, w.Version, simswarm.Version)
 		}
@@ -397,8 +385,7 @@ func (c *Client) checkWorkers(ctx context.Context) error {
 // into the results directory and ends with the summary.
 func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
 	start := time.Now()
-	var camp simswarm.Campaign
-	ok, err := engine.GetJSON(ctx, c.Eng.Campaigns, id, &camp)
+	camp, ok, err := c.Eng.Campaign(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +393,7 @@ func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
 		return nil, setupErr("no campaign %q in this engine", id)
 	}
 	p := &prepared{proj: &project.Project{Root: camp.Project, Workdir: camp.Workdir}, cmd: camp.Command,
-		snapshot: camp.Snapshot, artifact: camp.Artifact, id: camp.ID}
+		snapshot: camp.Snapshot, artifact: camp.Artifact, id: camp.ID, settings: camp.Settings}
 	if p.results, err = resultsDir(c.Opt.Dir, c.Opt.Results); err != nil {
 		return nil, &SetupError{Err: err}
 	}

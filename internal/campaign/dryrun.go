@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/sweep"
 )
 
@@ -27,8 +26,7 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 		fmt.Fprintf(out, "(simswarm run would refuse it: %v)\n", err)
 	}
 	// A campaign never submitted has no outcomes to look up.
-	var camp simswarm.Campaign
-	known, _ := engine.GetJSON(ctx, c.Eng.Campaigns, p.id, &camp)
+	_, known, _ := c.Eng.Campaign(ctx, p.id)
 	for i := 0; i < n; i++ {
 		select {
 		case <-c.Opt.Interrupt:
@@ -41,9 +39,8 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 		run := p.runs.Run(i)
 		state := "would run"
 		if known {
-			var rec simswarm.RunRecord
-			if ok, err := engine.GetJSON(ctx, c.Eng.Status, simswarm.StatusKey(p.id, run), &rec); err == nil && ok &&
-				rec.State == simswarm.RunSucceeded && present(p.results, &rec) {
+			if rec, ok, err := c.Eng.RunStatus(ctx, p.id, run); err == nil && ok &&
+				rec.State == simswarm.RunSucceeded && present(p.results, rec) {
 				state = "done"
 				sum.Cached++
 			}

@@ -203,8 +203,6 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-func decodeJSON(b []byte, v any) error { return json.Unmarshal(b, v) }
-
 // layout is what every page's frame needs.
 type layout struct {
 	Title     string
