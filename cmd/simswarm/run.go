@@ -48,6 +48,8 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	f.BoolVarP(&r.quiet, "quiet", "q", false, "no progress output")
 	f.BoolVarP(&r.verbose, "verbose", "v", false, "log what the workers do")
 	if !run {
+		// attach follows a campaign bounded when it was submitted.
+		r.maxRuns = campaign.DefaultMaxRuns
 		return
 	}
 	f.IntVarP(&r.batch, "batch", "b", 0, "runs per simulation process, as opp_runall -b (0: decided from measured start-up time)")
