@@ -18,9 +18,9 @@ func init() { extraCommands = append(extraCommands, dashboardCommand) }
 
 func dashboardCommand() *cobra.Command {
 	var (
-		conn                 connFlags
-		state, listen, token string
-		verbose              bool
+		conn                            connFlags
+		state, listen, token, tokenFile string
+		verbose                         bool
 	)
 	cmd := &cobra.Command{
 		Use:   "dashboard",
@@ -30,17 +30,30 @@ campaigns with progress and ETA, queues, workers, runs per minute, each run's
 output and result files, and a few actions (cancel a campaign, retry its
 failed runs, drain a runner). JSON under /api/, Prometheus metrics at /metrics.
 
-On loopback anyone on this machine may read; any other address needs --token
-(or $SIMSWARM_DASHBOARD_TOKEN), which then guards reading and actions alike.
+On loopback anyone on this machine may read; any other address needs a token,
+which then guards reading and actions alike: --token-file FILE or
+$SIMSWARM_DASHBOARD_TOKEN (--token works too, but every user sees it in ps).
 Without --server it opens the embedded engine's state directory, which only
 works while no 'simswarm run' uses it: to watch an embedded campaign, give
 'simswarm run' the --dashboard flag instead.`,
 		Example: `  simswarm dashboard --server nats://localhost:4222 --creds client.creds
-  simswarm dashboard --listen 0.0.0.0:9181 --token "$(openssl rand -hex 16)" --server nats://manager:4222 --creds client.creds`,
+  openssl rand -hex 16 > token && chmod 600 token
+  simswarm dashboard --listen 0.0.0.0:9181 --token-file token --server nats://manager:4222 --creds client.creds`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			conn.resolve()
-			if token == "" {
+			switch {
+			case token != "" && tokenFile != "":
+				return usageErr("--token and --token-file contradict each other: give one")
+			case tokenFile != "":
+				t, err := dashboard.ReadTokenFile(tokenFile)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				token = t
+			case token != "":
+				fmt.Fprintln(cmd.ErrOrStderr(), "simswarm: warning: --token shows in ps to every user of this machine; prefer --token-file or $"+dashboard.TokenEnv)
+			default:
 				token = os.Getenv(dashboard.TokenEnv)
 			}
 			if _, err := dashboard.CheckListen(listen, token); err != nil {
@@ -85,7 +98,8 @@ works while no 'simswarm run' uses it: to watch an embedded campaign, give
 	conn.add(f)
 	f.StringVar(&state, "state", "", "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
 	f.StringVar(&listen, "listen", dashboard.DefaultListen, "address to serve on; other than loopback needs --token")
-	f.StringVar(&token, "token", "", "token for actions, and for reading off loopback (env "+dashboard.TokenEnv+")")
+	f.StringVar(&tokenFile, "token-file", "", "read the token from `FILE` (mode 0600)")
+	f.StringVar(&token, "token", "", "token for actions, and for reading off loopback (env "+dashboard.TokenEnv+"; visible in ps: prefer --token-file)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log requests' actions and watch problems")
 	return cmd
 }

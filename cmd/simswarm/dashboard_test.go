@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -160,4 +161,63 @@ func TestWithoutPassword(t *testing.T) {
 	if got != "nats://a:4222,nats://b:4222" {
 		t.Errorf("withoutPassword = %q", got)
 	}
+}
+
+// TestDashboardTokenFile: the token can come from a file instead of the
+// command line (where ps shows it): a dashboard reachable from other
+// machines then answers only requests that carry it. Files others may
+// read, empty files and both --token and --token-file are refused.
+func TestDashboardTokenFile(t *testing.T) {
+	state := t.TempDir()
+	dir := t.TempDir()
+	good := filepath.Join(dir, "token")
+	os.WriteFile(good, []byte("s3cret-from-file\n"), 0o600)
+	open := filepath.Join(dir, "open")
+	os.WriteFile(open, []byte("s3cret\n"), 0o644)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--token-file", open}, "is readable by others (mode 0644)"},
+		{[]string{"--token-file", empty}, "is empty"},
+		{[]string{"--token-file", filepath.Join(dir, "none")}, "no such file"},
+		{[]string{"--token-file", good, "--token", "x"}, "contradict"},
+	} {
+		oneLineError(t, runSimswarm(t, dir, state, append([]string{"dashboard", "--listen", "0.0.0.0:0"}, c.args...)...), 2, c.want)
+	}
+
+	port := strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
+	cmd, stderr, _ := startSimswarm(t, dir, state, "dashboard", "--listen", "0.0.0.0:"+port, "--token-file", good)
+	url := "http://127.0.0.1:" + port + "/api/overview"
+	status := func(token string) int {
+		req, _ := http.NewRequest("GET", url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for status("s3cret-from-file") != 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("dashboard does not accept the file's token:\n%s", stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if c := status(""); c != 401 && c != 403 {
+		t.Errorf("without the token: status %d, want it refused", c)
+	}
+	if c := status("s3cret"); c != 401 && c != 403 {
+		t.Errorf("with another token: status %d, want it refused", c)
+	}
+	if b, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/cmdline"); bytes.Contains(b, []byte("s3cret-from-file")) {
+		t.Errorf("the token shows in the command line")
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 }

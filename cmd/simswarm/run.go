@@ -19,6 +19,7 @@ import (
 	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/embedded"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/proc"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -31,6 +32,7 @@ type runFlags struct {
 	dir, results, state     string
 	timeout                 string
 	slots, batch, retries   int
+	maxRuns                 int
 	dryRun, asJSON, rebuild bool
 	detach, quiet, verbose  bool
 	keepResults             bool
@@ -48,11 +50,14 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	f.BoolVarP(&r.verbose, "verbose", "v", false, "log what the workers do")
 	f.BoolVar(&r.keepResults, "keep-results", false, "keep results in the engine's store after fetching them (default: deleted once in the results directory)")
 	if !run {
+		// attach follows a campaign bounded when it was submitted.
+		r.maxRuns = campaign.DefaultMaxRuns
 		return
 	}
 	f.IntVarP(&r.batch, "batch", "b", 0, "runs per simulation process, as opp_runall -b (0: decided from measured start-up time)")
 	f.BoolVar(&r.dryRun, "dry-run", false, "print the runs that would execute and those already done; run nothing")
 	f.StringVar(&r.timeout, "timeout", "", "per-run wall-clock limit (e.g. 10m); a run over it is killed")
+	f.IntVar(&r.maxRuns, "max-runs", campaign.DefaultMaxRuns, "refuse a campaign of more runs than this")
 	f.IntVar(&r.retries, "retries", 0, "run a failed run again up to N times before reporting it")
 	f.BoolVar(&r.rebuild, "rebuild", false, "build even if the artifact is cached")
 	f.BoolVar(&r.noBuild, "no-build", false, "use the project's last artifact instead of building")
@@ -74,6 +79,10 @@ func (r *runFlags) options() (campaign.Options, error) {
 	if r.retries < 0 {
 		return o, usageErr("--retries must not be negative")
 	}
+	if r.maxRuns < 1 {
+		return o, usageErr("--max-runs must be at least 1, not %d", r.maxRuns)
+	}
+	o.MaxRuns = r.maxRuns
 	if r.slots < 1 {
 		return o, usageErr("-j must be at least 1, not %d", r.slots)
 	}
@@ -118,6 +127,11 @@ configuration, build or run-list error (nothing ran), 130 interrupted.`,
 				return err
 			}
 			o.Argv = args
+			// Refused before an engine starts: a huge template costs
+			// milliseconds, not the engine's start-up.
+			if err := campaign.Precheck(o); err != nil {
+				return &exitError{code: 2, err: err}
+			}
 			return execute(cmd, &rf, o, func(ctx context.Context, c *campaign.Client) (*campaign.Summary, error) { return c.Run(ctx) })
 		},
 	}
@@ -180,6 +194,7 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 		case "off":
 			acc.CcacheDir = ""
 		}
+		proc.Setup(log) // ends what a killed predecessor left running
 		inst, err := embedded.Start(ctx, embedded.Options{StateDir: rf.state, Slots: rf.slots, Host: host, Log: log, Accel: acc})
 		if err != nil {
 			return &exitError{code: 2, err: err}
@@ -232,6 +247,8 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 		return &exitError{code: 2, err: err}
 	case errors.As(err, &setup):
 		return &exitError{code: 2, err: err}
+	case errors.Is(err, campaign.ErrInterrupted) && o.DryRun:
+		return &exitError{code: 130, err: errors.New("interrupted")}
 	case errors.Is(err, campaign.ErrInterrupted):
 		if sum != nil {
 			printSummary(human, sum)

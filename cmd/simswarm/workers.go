@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/simswarm/simswarm/internal/build"
+	"github.com/simswarm/simswarm/internal/proc"
 	"github.com/simswarm/simswarm/internal/runner"
 	"github.com/spf13/cobra"
 )
@@ -91,6 +92,7 @@ func builderCommand() *cobra.Command {
 				acc.CcacheDir = ""
 			}
 			log := logger(verbose)
+			proc.Setup(log) // ends what a killed predecessor left running
 			ctx, stop := untilSignal()
 			defer stop()
 			eng, err := conn.connect(ctx, "simswarm-builder "+name, true, log)
@@ -142,6 +144,7 @@ func runnerCommand() *cobra.Command {
 				return usageErr("invalid --cache-size %q: %v", size, err)
 			}
 			log := logger(verbose)
+			proc.Setup(log) // ends what a killed predecessor left running
 			ctx, stop := untilSignal()
 			defer stop()
 			eng, err := conn.connect(ctx, "simswarm-runner "+name, true, log)

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/simswarm/simswarm/internal/proc"
 )
 
 // Accel says how builds are sped up: ccache in front of the compilers, and
@@ -109,7 +111,7 @@ func ParseHosts(spec string, perHost int) ([]Host, error) {
 // wrappers, the ccache and distcc settings, and the make parallelism.
 // Problems that only slow the build down come back as warnings.
 func (b *Builder) environment(ctx context.Context) (env []string, jobs int, warnings []string) {
-	env = os.Environ()
+	env = proc.Environ() // without SIMSWARM_* (credentials)
 	jobs = b.Jobs
 	a := b.Accel
 	hosts, err := ParseHosts(a.DistccHosts, a.PerHost)

@@ -32,13 +32,14 @@ type Options struct {
 	Argv    []string // the simulation command
 	Results string   // results directory; relative to Dir when not absolute
 	DryRun  bool
+	MaxRuns int // refuse larger campaigns; 0: DefaultMaxRuns
 	Timeout time.Duration
 	Batch   int // runs per process; 0: adaptive
 	Retries int
-	Detach  bool // submit and return
 	// KeepResults keeps results in the store after they were fetched
 	// (by default they are deleted once in the results directory).
 	KeepResults bool
+	Detach      bool // submit and return
 	Rebuild     bool
 	NoBuild     bool   // use the project's last artifact
 	StateDir    string // for the client's hash cache
@@ -122,8 +123,7 @@ type prepared struct {
 	snapshot string
 	artifact string
 	id       string
-	runs     []int
-	vars     []string
+	runs     runSet
 	results  string
 	settings simswarm.JobSettings
 	// camp and submission are set once the campaign is submitted.
@@ -165,6 +165,12 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 	if p.cmd, err = command(proj, o.Argv); err != nil {
 		return nil, &SetupError{Err: err}
 	}
+	if p.cmd.Kind == simswarm.KindTemplate && !o.DryRun {
+		// Before a snapshot or build is paid for.
+		if err := o.tooMany(sweep.Size(p.cmd), "the run template ("+sweep.Factors(p.cmd)+")"); err != nil {
+			return nil, err
+		}
+	}
 	if p.results, err = resultsDir(o.Dir, o.Results); err != nil {
 		return nil, &SetupError{Err: err}
 	}
@@ -178,11 +184,11 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 		return nil, err
 	}
 	p.id = simswarm.CampaignID(p.artifact, proj.Workdir, p.cmd)
-	if p.runs, p.vars, err = c.runList(ctx, p); err != nil {
+	if p.runs, err = c.runList(ctx, p); err != nil {
 		return nil, err
 	}
-	if len(p.runs) == 0 {
-		return nil, setupErr("the run list is empty: %s selects no runs", describe(p.cmd))
+	if err := c.checkRuns(p); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -208,7 +214,13 @@ func command(p *project.Project, argv []string) (simswarm.Command, error) {
 			return simswarm.Command{}, fmt.Errorf("remove %s from the simulation command: simswarm sets it for each run", opt)
 		}
 	}
-	filter, rest, _ := omnetpp.RunFilter(argv)
+	if opt := omnetpp.MissingValue(argv); opt != "" {
+		return simswarm.Command{}, fmt.Errorf("%s at the end of the simulation command has no value", opt)
+	}
+	filter, rest, found := omnetpp.RunFilter(argv)
+	if found && strings.TrimSpace(filter) == "" {
+		return simswarm.Command{}, errors.New("the run filter (-r) is empty: give one such as -r 0..9 or -r '$numHosts==10', or leave -r out to run every run")
+	}
 	return simswarm.Command{Kind: simswarm.KindOmnetpp, Argv: rest, Filter: filter}, nil
 }
 
@@ -321,47 +333,41 @@ func nonce() string {
 
 // runList resolves the campaign's run numbers (and their iteration
 // variables when the program tells them).
-func (c *Client) runList(ctx context.Context, p *prepared) ([]int, []string, error) {
+func (c *Client) runList(ctx context.Context, p *prepared) (runSet, error) {
 	if p.cmd.Kind == simswarm.KindTemplate {
-		n := sweep.Count(p.cmd)
-		runs := make([]int, n)
-		vars := make([]string, n)
-		for i := range runs {
-			runs[i], vars[i] = i, sweep.Describe(p.cmd, i)
-		}
-		return runs, vars, nil
+		return templateRuns(p.cmd), nil
 	}
 	key := simswarm.ListKey(p.artifact, p.proj.Workdir, p.cmd)
 	if l, ok, err := c.Eng.RunList(ctx, key); err != nil {
-		return nil, nil, err
+		return runSet{}, err
 	} else if ok && l.Error == "" {
-		return l.Runs, l.Vars, nil
+		return listRuns(l.Runs, l.Vars), nil
 	}
 	w, err := c.Eng.WaitList(ctx, key)
 	if err != nil {
-		return nil, nil, err
+		return runSet{}, err
 	}
 	defer w.Stop()
 	job := simswarm.ListJob{Version: simswarm.Version, Key: key, Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd}
 	if err := c.Eng.SubmitList(ctx, job); err != nil {
-		return nil, nil, err
+		return runSet{}, err
 	}
 	stop := c.sayIfMissing(ctx, simswarm.RoleRunner)
 	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return runSet{}, ctx.Err()
 		case <-c.Opt.Interrupt:
-			return nil, nil, ErrInterrupted
+			return runSet{}, ErrInterrupted
 		case l, ok := <-w.Updates():
 			if !ok {
-				return nil, nil, ctx.Err()
+				return runSet{}, ctx.Err()
 			}
 			if l.Error != "" {
-				return nil, nil, setupErr("run list: %s", l.Error)
+				return runSet{}, setupErr("run list: %s", l.Error)
 			}
-			return l.Runs, l.Vars, nil
+			return listRuns(l.Runs, l.Vars), nil
 		}
 	}
 }
@@ -398,7 +404,7 @@ func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
 	if p.results, err = resultsDir(c.Opt.Dir, c.Opt.Results); err != nil {
 		return nil, &SetupError{Err: err}
 	}
-	if p.runs, p.vars, err = c.runList(ctx, p); err != nil {
+	if p.runs, err = c.runList(ctx, p); err != nil {
 		return nil, err
 	}
 	s, err := c.follow(ctx, p)

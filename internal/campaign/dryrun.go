@@ -1,34 +1,54 @@
 package campaign
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/sweep"
 )
 
 // dryRun prints the runs a campaign would execute and those already done.
+// It streams: each line is made and written in turn, so a campaign of any
+// size prints in bounded memory, and an interrupt stops it at the next line.
 func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
-	sum := &Summary{Campaign: p.id, Runs: len(p.runs), Results: p.results, Failures: []Failure{}}
-	out := c.Opt.Stdout
-	fmt.Fprintf(out, "campaign %s: %d runs of %s in %s\n", p.id, len(p.runs), describe(p.cmd), p.proj.Workdir)
-	for i, n := range p.runs {
-		done := false
-		if rec, ok, err := c.Eng.RunStatus(ctx, p.id, n); err == nil && ok &&
-			rec.State == simswarm.RunSucceeded && present(p.results, rec) {
-			done = true
-		}
-		state := "would run"
-		if done {
-			state = "done"
-			sum.Cached++
-		}
-		vars := ""
-		if i < len(p.vars) {
-			vars = p.vars[i]
-		}
-		fmt.Fprintf(out, "run %d\t%s\t%s\n", n, state, vars)
+	n := p.runs.Len()
+	sum := &Summary{Campaign: p.id, Runs: n, Results: p.results, Failures: []Failure{}}
+	out := bufio.NewWriterSize(c.Opt.Stdout, 64<<10)
+	defer out.Flush()
+	size := fmt.Sprint(n)
+	if p.cmd.Kind == simswarm.KindTemplate {
+		size = sweep.Size(p.cmd).String()
 	}
-	fmt.Fprintf(out, "%d would run, %d already done\n", len(p.runs)-sum.Cached, sum.Cached)
+	fmt.Fprintf(out, "campaign %s: %s runs of %s in %s\n", p.id, size, describe(p.cmd), p.proj.Workdir)
+	if err := c.Opt.tooMany(bigOf(size), "this campaign"); err != nil {
+		fmt.Fprintf(out, "(simswarm run would refuse it: %v)\n", err)
+	}
+	// A campaign never submitted has no outcomes to look up.
+	_, known, _ := c.Eng.Campaign(ctx, p.id)
+	for i := 0; i < n; i++ {
+		select {
+		case <-c.Opt.Interrupt:
+			out.Flush()
+			return sum, ErrInterrupted
+		case <-ctx.Done():
+			return sum, ctx.Err()
+		default:
+		}
+		run := p.runs.Run(i)
+		state := "would run"
+		if known {
+			if rec, ok, err := c.Eng.RunStatus(ctx, p.id, run); err == nil && ok &&
+				rec.State == simswarm.RunSucceeded && present(p.results, rec) {
+				state = "done"
+				sum.Cached++
+			}
+		}
+		if _, err := fmt.Fprintf(out, "run %d\t%s\t%s\n", run, state, p.runs.Vars(i)); err != nil {
+			return sum, err
+		}
+	}
+	fmt.Fprintf(out, "%d would run, %d already done\n", n-sum.Cached, sum.Cached)
 	return sum, nil
 }

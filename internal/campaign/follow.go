@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,13 +16,22 @@ import (
 	"github.com/simswarm/simswarm/internal/results"
 )
 
-// runState is what the client keeps per run: little, so that a campaign of
-// 100 000 runs stays small in memory.
+// runState is what the client keeps per run, by position in the campaign:
+// 36 bytes and no pointer, so that a campaign of 100 000 runs stays small
+// in memory and costs the garbage collector nothing to scan.
 type runState struct {
-	key     string
-	state   string
+	key     runKey
+	running bool
 	waiting bool // submitted or queued: an outcome will come
 	cached  bool
+}
+
+// runKey is a run key (simswarm.RunKey, 64 hex digits) as its 32 bytes.
+type runKey [32]byte
+
+func keyOf(hexKey string) (k runKey) {
+	_, _ = hex.Decode(k[:], []byte(hexKey))
+	return k
 }
 
 // tracker is one client's view of a campaign it follows: the state of each
@@ -29,8 +39,8 @@ type runState struct {
 type tracker struct {
 	c        *Client
 	p        *prepared
-	states   map[int]*runState
-	vars     map[int]string
+	states   []runState                // by position in p.runs
+	index    func(run int) (int, bool) // a run number's position
 	sum      *Summary
 	failures map[int]*Failure
 	counts   progress.Counts
@@ -47,28 +57,38 @@ func (t *tracker) provenance(rec *simswarm.RunRecord) {
 	if t.prov == nil {
 		return
 	}
-	if err := t.prov.Add(results.ProvenanceOf(t.camp, rec, t.vars[rec.Run])); err != nil && t.c.Opt.Progress != nil {
+	vars := ""
+	if i, ok := t.index(rec.Run); ok {
+		vars = t.p.runs.Vars(i)
+	}
+	if err := t.prov.Add(results.ProvenanceOf(t.camp, rec, vars)); err != nil && t.c.Opt.Progress != nil {
 		fmt.Fprintf(t.c.Opt.Progress, "simswarm: %v\n", err)
 	}
 }
 
 func newTracker(c *Client, p *prepared) *tracker {
-	t := &tracker{c: c, p: p, states: make(map[int]*runState, len(p.runs)), vars: map[int]string{},
-		sum:      &Summary{Campaign: p.id, Runs: len(p.runs), Results: p.results, Build: c.built},
+	t := &tracker{c: c, p: p, states: make([]runState, p.runs.Len()), index: p.runs.indexer(),
+		sum:      &Summary{Campaign: p.id, Runs: p.runs.Len(), Results: p.results, Build: c.built},
 		failures: map[int]*Failure{}}
-	for i, n := range p.runs {
-		t.states[n] = &runState{key: simswarm.RunKey(p.artifact, p.proj.Workdir, p.cmd, n)}
-		if i < len(p.vars) {
-			t.vars[n] = p.vars[i]
-		}
+	for i := range t.states {
+		t.states[i].key = keyOf(simswarm.RunKey(p.artifact, p.proj.Workdir, p.cmd, p.runs.Run(i)))
 	}
 	return t
+}
+
+// state is the run's state by its number, nil for a run not in the campaign.
+func (t *tracker) state(run int) *runState {
+	i, ok := t.index(run)
+	if !ok {
+		return nil
+	}
+	return &t.states[i]
 }
 
 // follow submits the runs that are not done and follows them to the end.
 func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	camp := simswarm.Campaign{ID: p.id, Project: p.proj.Root, Workdir: p.proj.Workdir, Command: p.cmd,
-		Snapshot: p.snapshot, Artifact: p.artifact, Runs: len(p.runs), Submitted: time.Now(), Settings: p.settings,
+		Snapshot: p.snapshot, Artifact: p.artifact, Runs: p.runs.Len(), Submitted: time.Now(), Settings: p.settings,
 		KeepResults: c.Opt.KeepResults}
 	if c.Opt.Local {
 		camp.Settings.Local, camp.Settings.Host = p.results, c.Opt.Host
@@ -110,9 +130,9 @@ func (t *tracker) known(ctx context.Context, w *engine.StatusWatch) {
 		if rec == nil {
 			return
 		}
-		st := t.states[rec.Run]
-		if st != nil && rec.State == simswarm.RunSucceeded && rec.Key == st.key && t.c.restore(ctx, t.p, rec) {
-			st.state, st.cached = simswarm.RunSucceeded, true
+		st := t.state(rec.Run)
+		if st != nil && rec.State == simswarm.RunSucceeded && keyOf(rec.Key) == st.key && t.c.restore(ctx, t.p, rec) {
+			st.cached = true
 			t.provenance(rec)
 		}
 	}
@@ -127,8 +147,9 @@ func (t *tracker) plan(ctx context.Context) ([]int, error) {
 		return nil, err
 	}
 	var submit []int
-	for _, n := range t.p.runs {
-		st := t.states[n]
+	for i := range t.states {
+		n := t.p.runs.Run(i)
+		st := &t.states[i]
 		switch {
 		case st.cached:
 			t.sum.Cached++
@@ -140,8 +161,8 @@ func (t *tracker) plan(ctx context.Context) ([]int, error) {
 			submit = append(submit, n)
 		}
 	}
-	t.left = len(t.p.runs) - t.sum.Cached
-	t.counts = progress.Counts{Total: len(t.p.runs), Done: t.sum.Cached}
+	t.left = t.p.runs.Len() - t.sum.Cached
+	t.counts = progress.Counts{Total: t.p.runs.Len(), Done: t.sum.Cached}
 	return submit, nil
 }
 
@@ -149,7 +170,7 @@ func (t *tracker) plan(ctx context.Context) ([]int, error) {
 // the user interrupts, or someone else cancels the campaign.
 func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, error) {
 	c, p := t.c, t.p
-	t.bar = progress.New(c.Opt.Progress, len(p.runs), c.Opt.Quiet)
+	t.bar = progress.New(c.Opt.Progress, p.runs.Len(), c.Opt.Quiet)
 	defer t.bar.Finish()
 	t.bar.Update(t.counts)
 	cw, err := c.Eng.WatchCampaign(ctx, p.id)
@@ -220,19 +241,19 @@ func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, er
 
 // apply takes in one run record of the campaign.
 func (t *tracker) apply(ctx context.Context, rec *simswarm.RunRecord) {
-	st := t.states[rec.Run]
-	if st == nil || !st.waiting || rec.Key != st.key {
+	st := t.state(rec.Run)
+	if st == nil || !st.waiting || keyOf(rec.Key) != st.key {
 		return
 	}
-	prev := st.state
-	st.state = rec.State
+	wasRunning := st.running
+	st.running = rec.State == simswarm.RunRunning
 	switch rec.State {
 	case simswarm.RunRunning:
-		if prev != simswarm.RunRunning {
+		if !wasRunning {
 			t.counts.Running++
 		}
 	case simswarm.RunSucceeded, simswarm.RunFailed, simswarm.RunCancelled:
-		if prev == simswarm.RunRunning {
+		if wasRunning {
 			t.counts.Running--
 		}
 		st.waiting = false
@@ -268,7 +289,11 @@ func (t *tracker) count(rec *simswarm.RunRecord) {
 		s.Executed++
 		s.host(rec.Host)
 		t.counts.Failed++
-		t.failures[rec.Run] = failureOf(rec, t.vars[rec.Run], t.p.results)
+		vars := ""
+		if i, ok := t.index(rec.Run); ok {
+			vars = t.p.runs.Vars(i)
+		}
+		t.failures[rec.Run] = failureOf(rec, vars, t.p.results)
 	}
 }
 
@@ -276,8 +301,8 @@ func (t *tracker) count(rec *simswarm.RunRecord) {
 // started as cancelled; cancelRest does it for those still running after
 // their runners had time to report.
 func (t *tracker) cancelPending() {
-	for _, st := range t.states {
-		if st.waiting && st.state != simswarm.RunRunning {
+	for i := range t.states {
+		if st := &t.states[i]; st.waiting && !st.running {
 			t.cancelOne(st)
 		}
 	}
@@ -285,9 +310,9 @@ func (t *tracker) cancelPending() {
 }
 
 func (t *tracker) cancelRest() {
-	for _, st := range t.states {
-		if st.waiting {
-			if st.state == simswarm.RunRunning {
+	for i := range t.states {
+		if st := &t.states[i]; st.waiting {
+			if st.running {
 				t.counts.Running--
 			}
 			t.cancelOne(st)
@@ -297,7 +322,7 @@ func (t *tracker) cancelRest() {
 }
 
 func (t *tracker) cancelOne(st *runState) {
-	st.waiting, st.state = false, simswarm.RunCancelled
+	st.waiting, st.running = false, false
 	t.left--
 	t.sum.Cancelled++
 	t.counts.Failed++
@@ -412,7 +437,9 @@ func (t *tracker) reconcile(ctx context.Context) error {
 		return nil // the engine is away; try again at the next tick
 	}
 	var lost []int
-	for n, st := range t.states {
+	for i := range t.states {
+		st := &t.states[i]
+		n := t.p.runs.Run(i)
 		if !st.waiting || queued[n] {
 			continue
 		}
@@ -420,7 +447,7 @@ func (t *tracker) reconcile(ctx context.Context) error {
 		if err != nil {
 			return nil
 		}
-		if ok && rec.Key == st.key && rec.Done() {
+		if ok && keyOf(rec.Key) == st.key && rec.Done() {
 			t.apply(ctx, rec)
 			continue
 		}

@@ -91,7 +91,7 @@ func CheckListen(listen, token string) (loopback bool, err error) {
 	}
 	loopback = isLoopbackHost(host)
 	if !loopback && token == "" {
-		return false, fmt.Errorf("dashboard listen address %s is reachable from other machines: give a token (--token or $%s), or listen on 127.0.0.1", listen, TokenEnv)
+		return false, fmt.Errorf("dashboard listen address %s is reachable from other machines: give a token (--token-file FILE or $%s), or listen on 127.0.0.1", listen, TokenEnv)
 	}
 	return loopback, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"github.com/simswarm/simswarm/internal/build"
@@ -43,6 +44,7 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	tightenGC()
 	srv, err := engine.StartEmbedded(filepath.Join(o.StateDir, "engine"))
 	if err != nil {
 		return nil, err
@@ -122,4 +124,18 @@ func Open(ctx context.Context, stateDir string) (*Instance, error) {
 	}
 	in.conns = append(in.conns, in.Eng)
 	return in, nil
+}
+
+// embeddedGCPercent is the garbage collector's GOGC in an embedded
+// process. Its heap is mostly long-lived indexes (the engine's subject
+// trees, the client's and runner's per-run state) and it allocates slowly
+// (a few MB/s at hundreds of runs/s), so collecting when the heap grew by a
+// quarter instead of doubling keeps its memory near its live data (a
+// 100 000-run campaign: about 90 MB live) for a few percent of one core.
+const embeddedGCPercent = 25
+
+func tightenGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(embeddedGCPercent)
+	}
 }

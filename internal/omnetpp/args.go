@@ -32,6 +32,7 @@ type arg struct {
 	start, end int    // args[start:end] holds it (one or two elements)
 	name       string // "-r", "--result-dir"; "" for a positional argument
 	value      string
+	missing    bool // an option that takes a value came last, without one
 }
 
 // scanArgs splits args into options and positional arguments.
@@ -64,13 +65,25 @@ func scanArgs(args []string) []arg {
 				out = append(out, arg{start: i, end: i + 2, name: name, value: args[i+1]})
 				i++
 			} else {
-				out = append(out, arg{start: i, end: i + 1, name: name})
+				out = append(out, arg{start: i, end: i + 1, name: name, missing: a[1] != 'h'})
 			}
 		default:
 			out = append(out, arg{start: i, end: i + 1, value: a})
 		}
 	}
 	return out
+}
+
+// MissingValue returns the first option that takes a value but ends args
+// without one ("-r" last), or "". OMNeT++ would ignore it silently: a
+// trailing -r would run every run.
+func MissingValue(args []string) string {
+	for _, a := range scanArgs(args) {
+		if a.missing {
+			return a.name
+		}
+	}
+	return ""
 }
 
 // normName turns a caller's option name into scanArgs form: "-s" and

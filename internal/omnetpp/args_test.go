@@ -128,3 +128,26 @@ func TestRunNumberArg(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingValue: an option that takes a value but comes last without
+// one is named (OMNeT++ would ignore a trailing -r and run every run).
+func TestMissingValue(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"./aloha", "-c", "X", "-r"}, "-r"},
+		{[]string{"./aloha", "-c"}, "-c"},
+		{[]string{"./aloha", "-r", "0..3"}, ""},
+		{[]string{"./aloha", "-r0"}, ""},
+		{[]string{"./aloha", "-s"}, ""},
+		{[]string{"./aloha", "-h"}, ""}, // -h takes a value optionally
+		{[]string{"./aloha", "--", "-r"}, ""},
+		{[]string{"./aloha", "--repeat"}, ""}, // a long option last is a flag
+	}
+	for _, c := range cases {
+		if got := MissingValue(c.args); got != c.want {
+			t.Errorf("MissingValue(%q) = %q, want %q", c.args, got, c.want)
+		}
+	}
+}

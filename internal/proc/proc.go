@@ -1,7 +1,8 @@
-// Package proc starts the processes simswarm supervises (simulations and
-// builds): in their own process group so that a kill reaches their children,
-// with a wall-clock limit, and with their output teed to a file while only a
-// bounded tail stays in memory.
+// Package proc starts the processes simswarm supervises (simulations,
+// builds, distccd): each as a process tree that ends with it and with
+// simswarm (tree.go), in a filtered environment, with a wall-clock limit,
+// and with its output teed to a file while only a bounded tail stays in
+// memory.
 package proc
 
 import (
@@ -21,7 +22,7 @@ import (
 type Spec struct {
 	Argv    []string
 	Dir     string
-	Env     []string // nil: inherit
+	Env     []string // nil: Environ() (this process's, filtered)
 	Output  io.Writer
 	Timeout time.Duration // 0: none
 	// TailBytes bounds the output kept in memory (default 64 KiB).
@@ -57,11 +58,19 @@ func (r *Result) Describe() string {
 	}
 }
 
-// Run starts the process and waits for it. Cancelling ctx kills the whole
-// process group. An error means the process could not start at all.
+// Run starts the process and waits for it. The process and every process it
+// starts form one tree (see tree.go) that Run ends before it returns:
+// cancelling ctx or the timeout ends it at once, and whatever is left when
+// the first process exits is ended then. An error means the process could
+// not start at all.
 func Run(ctx context.Context, s Spec) (*Result, error) {
 	if len(s.Argv) == 0 {
 		return nil, errors.New("empty command")
+	}
+	Setup(nil)
+	t, err := sup.newTree()
+	if err != nil {
+		return nil, fmt.Errorf("process tree: %w", err)
 	}
 	tail := NewTail(s.TailBytes)
 	var w io.Writer = tail
@@ -72,17 +81,25 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 		w = io.MultiWriter(s.Output, w)
 	}
 	sw := &syncWriter{w: w}
+	env := s.Env
+	if env == nil {
+		env = Environ()
+	}
 	cmd := exec.Command(s.Argv[0], s.Argv[1:]...)
 	cmd.Dir = s.Dir
-	cmd.Env = s.Env
+	cmd.Env = append(env, t.marker)
 	cmd.Stdout = sw
 	cmd.Stderr = sw
-	// Own process group, so a kill reaches the program's children; and
-	// death with simswarm, so a killed runner leaves no orphans running.
+	// Own process group, so that a terminal's signals do not reach it; death
+	// with simswarm for the first process (its tree is the reaper's).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if t.fd >= 0 {
+		// Born in its cgroup: not even a fork right after exec escapes.
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, t.fd
+	}
 	// Wait also waits for the output pipe to close, which a grandchild that
 	// outlived the process would hold open for as long as it lives: stop
-	// waiting for it after orphanGrace, so the group can be killed below.
+	// waiting for it after orphanGrace, so the tree can be ended below.
 	cmd.WaitDelay = orphanGrace
 	res := &Result{Started: time.Now()}
 	// Pdeathsig follows the thread that started the child, not the process:
@@ -90,11 +107,15 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
+		t.close()
 		return nil, err
 	}
 	done := make(chan struct{})
-	var timedOut bool
-	var mu sync.Mutex
+	var (
+		timedOut bool
+		termAt   time.Time // when the tree was told to end, if it was
+		mu       sync.Mutex
+	)
 	go func() {
 		var timer <-chan time.Time
 		if s.Timeout > 0 {
@@ -111,9 +132,21 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 			timedOut = true
 			mu.Unlock()
 		}
-		killGroup(cmd.Process.Pid)
+		mu.Lock()
+		termAt = time.Now()
+		mu.Unlock()
+		// TERM first so simulations can flush, then KILL for those that
+		// do not listen.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		t.signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(killGrace):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			t.kill()
+		}
 	}()
-	err := cmd.Wait()
+	err = cmd.Wait()
 	close(done)
 	res.Wall = time.Since(res.Started)
 	res.Tail = tail.Bytes()
@@ -126,14 +159,19 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 			res.Exit = ps.ExitCode()
 		}
 	} else if err != nil {
+		t.end(killGrace)
 		return nil, err
 	}
 	mu.Lock()
 	res.TimedOut = timedOut
+	grace := killGrace
+	if !termAt.IsZero() {
+		grace = max(0, killGrace-time.Since(termAt)) // already told to end
+	}
 	mu.Unlock()
-	// A child that inherited the output and outlived its parent must not
-	// keep running unsupervised.
-	killGroup(cmd.Process.Pid)
+	// A descendant that outlived the process must not keep running
+	// unsupervised, setsid or not.
+	t.end(grace)
 	return res, nil
 }
 
@@ -141,17 +179,8 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 // behind by a process that has exited, before it kills them.
 const orphanGrace = time.Second
 
-// killGroup ends a process group: TERM first so simulations can flush, then
-// KILL for those that do not listen.
-func killGroup(pid int) {
-	if syscall.Kill(-pid, syscall.SIGTERM) != nil {
-		return
-	}
-	go func() {
-		time.Sleep(2 * time.Second)
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-	}()
-}
+// killGrace is how long a process tree has between TERM and KILL.
+const killGrace = 2 * time.Second
 
 func signalName(s syscall.Signal) string {
 	names := map[syscall.Signal]string{

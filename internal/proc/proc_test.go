@@ -94,7 +94,7 @@ func TestDirAndEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := runBounded(t, context.Background(), Spec{Argv: sh(`printf '%s %s' "$(pwd -P)" "$SIMSWARM_X"`), Dir: dir, Env: []string{"SIMSWARM_X=42"}}, 10*time.Second)
+	res := runBounded(t, context.Background(), Spec{Argv: sh(`printf '%s %s' "$(pwd -P)" "$X"`), Dir: dir, Env: []string{"X=42"}}, 10*time.Second)
 	if got, want := string(res.Tail), dir+" 42"; got != want {
 		t.Errorf("output %q, want %q", got, want)
 	}

@@ -6,19 +6,49 @@ package sweep
 
 import (
 	"fmt"
+	"math"
+	"math/big"
 	"strconv"
 	"strings"
 
 	"github.com/simswarm/simswarm"
 )
 
-// Count is the number of runs of a template command.
-func Count(c simswarm.Command) int {
-	n := repeat(c)
+// Size counts the runs of a template command without expanding it: the
+// product of the variables' value counts and the repetitions, exact however
+// large, so that a campaign can be refused by its size before anything is
+// held per run.
+func Size(c simswarm.Command) *big.Int {
+	n := big.NewInt(int64(repeat(c)))
 	for _, v := range c.Vars {
-		n *= len(v.Values)
+		n.Mul(n, big.NewInt(int64(len(v.Values))))
 	}
 	return n
+}
+
+// Count is the number of runs of a template command, for templates whose
+// Size fits in an int (callers check Size first); larger ones count as
+// math.MaxInt instead of wrapping around.
+func Count(c simswarm.Command) int {
+	n := Size(c)
+	if !n.IsInt64() || n.Int64() > math.MaxInt {
+		return math.MaxInt
+	}
+	return int(n.Int64())
+}
+
+// Factors describes how a template's size comes about, for messages:
+// "100 x 100 x 100 values x 1000 repetitions".
+func Factors(c simswarm.Command) string {
+	var parts []string
+	for _, v := range c.Vars {
+		parts = append(parts, strconv.Itoa(len(v.Values)))
+	}
+	s := strings.Join(parts, " x ")
+	if s != "" {
+		s += " values x "
+	}
+	return s + strconv.Itoa(repeat(c)) + " repetitions"
 }
 
 func repeat(c simswarm.Command) int {

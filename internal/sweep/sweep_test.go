@@ -3,6 +3,7 @@ package sweep
 import (
 	"bufio"
 	"bytes"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -238,5 +239,34 @@ func TestExpandThroughShell(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
 		t.Error("an expanded value ran a command")
+	}
+}
+
+// TestSizeExact: a template's size is counted exactly, however large, and
+// Count never wraps around or goes negative (repeat = 2^62 used to panic in
+// makeslice, 2^62+1 with 4 values used to wrap to 4 runs).
+func TestSizeExact(t *testing.T) {
+	four := simswarm.Var{Name: "v", Values: []string{"1", "2", "3", "4"}}
+	hundred := simswarm.Var{Name: "h", Values: make([]string, 100)}
+	cases := []struct {
+		c     simswarm.Command
+		size  string
+		count int
+	}{
+		{tmpl("t", 1<<62), "4611686018427387904", 1 << 62},
+		{tmpl("t", 1<<62+1, four), "18446744073709551620", math.MaxInt},
+		{tmpl("t", 1000, hundred, hundred, hundred), "1000000000", 1_000_000_000},
+		{tmpl("t", math.MaxInt, four, four), "147573952589676412912", math.MaxInt},
+	}
+	for _, tc := range cases {
+		if got := Size(tc.c).String(); got != tc.size {
+			t.Errorf("Size(repeat %d, %d vars) = %s, want %s", tc.c.Repeat, len(tc.c.Vars), got, tc.size)
+		}
+		if got := Count(tc.c); got != tc.count {
+			t.Errorf("Count(repeat %d, %d vars) = %d, want %d", tc.c.Repeat, len(tc.c.Vars), got, tc.count)
+		}
+	}
+	if got := Factors(tmpl("t", 1000, hundred, four)); got != "100 x 4 values x 1000 repetitions" {
+		t.Errorf("Factors = %q", got)
 	}
 }
