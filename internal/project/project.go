@@ -38,6 +38,11 @@ type Project struct {
 type Config struct {
 	Project struct {
 		Ignore []string `toml:"ignore"`
+		// Uses names projects this one uses (directories, relative to the
+		// project root), besides those OMNeT++'s files name.
+		Uses []string `toml:"uses"`
+		// Roots are more directories referenced projects may live under.
+		Roots []string `toml:"roots"`
 	} `toml:"project"`
 	Build struct {
 		Command   *string  `toml:"command"`
