@@ -28,7 +28,7 @@ func (e *BuildError) Error() string { return e.Msg }
 
 // build has a builder build the snapshot and returns the artifact key. The
 // builder answers from its cache in milliseconds when nothing changed.
-func (c *Client) build(ctx context.Context, proj *project.Project, snap string) (string, error) {
+func (c *Client) build(ctx context.Context, proj *project.Project, snap string, l *simswarm.Layout) (string, error) {
 	if c.Opt.NoBuild {
 		var last simswarm.BuildRecord
 		ok, err := engine.GetJSON(ctx, c.Eng.Builds, simswarm.LastBuildKey(proj.Name()), &last)
@@ -41,7 +41,7 @@ func (c *Client) build(ctx context.Context, proj *project.Project, snap string) 
 		return last.Artifact, nil
 	}
 	recipe := proj.Recipe()
-	key := simswarm.BuildKey(snap, recipe)
+	key := simswarm.LayoutBuildKey(snap, recipe, l)
 	req := nonce()
 	w, err := c.Eng.Builds.Watch(ctx, key, updatesOnly())
 	if err != nil {
@@ -59,7 +59,7 @@ func (c *Client) build(ctx context.Context, proj *project.Project, snap string) 
 		defer sub.Unsubscribe()
 	}
 	job := simswarm.BuildJob{Version: simswarm.Version, Key: key, Request: req, Project: proj.Name(),
-		Snapshot: snap, Recipe: recipe, Rebuild: c.Opt.Rebuild}
+		Snapshot: snap, Recipe: recipe, Rebuild: c.Opt.Rebuild, Layout: l}
 	if err := c.Eng.Publish(ctx, engine.SubjectBuild, job, ""); err != nil {
 		return "", err
 	}

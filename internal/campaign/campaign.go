@@ -75,6 +75,9 @@ type Summary struct {
 	Hosts    map[string]int `json:"hosts,omitempty"`
 	Detached bool           `json:"detached,omitempty"`
 	Build    *BuildInfo     `json:"build,omitempty"`
+	// Projects lists every project of a campaign whose project uses
+	// others, in build order, with what each one's build did.
+	Projects []ProjectInfo `json:"projects,omitempty"`
 }
 
 // BuildInfo says what the campaign's build did.
@@ -113,6 +116,9 @@ type prepared struct {
 	cmd      simswarm.Command
 	snapshot string
 	artifact string
+	layout   *simswarm.Layout // nil: the project uses no other
+	workdir  string           // the simulation's directory in the run's tree
+	projects []ProjectInfo    // when it uses others
 	id       string
 	runs     []int
 	vars     []string
@@ -127,11 +133,16 @@ func (c *Client) Run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	if c.Opt.DryRun {
-		return c.dryRun(ctx, p)
+		s, err := c.dryRun(ctx, p)
+		if s != nil {
+			s.Projects = p.projects
+		}
+		return s, err
 	}
 	s, err := c.follow(ctx, p)
 	if s != nil {
 		s.Wall = time.Since(start).Seconds()
+		s.Projects = p.projects
 	}
 	return s, err
 }
@@ -159,13 +170,19 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 	if err := c.checkWorkers(ctx); err != nil {
 		return nil, err
 	}
-	if p.snapshot, err = c.upload(ctx, proj, p.results); err != nil {
+	var refArgv []string
+	if p.cmd.Kind == simswarm.KindOmnetpp {
+		refArgv = p.cmd.Argv
+	}
+	graph, err := project.Resolve(proj, refArgv)
+	if err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	if p.snapshot, p.artifact, p.layout, p.projects, err = c.prepareProjects(ctx, graph, p.results); err != nil {
 		return nil, err
 	}
-	if p.artifact, err = c.build(ctx, proj, p.snapshot); err != nil {
-		return nil, err
-	}
-	p.id = simswarm.CampaignID(p.artifact, proj.Workdir, p.cmd)
+	p.workdir = treeWorkdir(p.layout, proj.Workdir)
+	p.id = simswarm.CampaignID(p.artifact, p.workdir, p.cmd)
 	if p.runs, p.vars, err = c.runList(ctx, p); err != nil {
 		return nil, err
 	}
@@ -330,7 +347,7 @@ func (c *Client) runList(ctx context.Context, p *prepared) ([]int, []string, err
 		}
 		return runs, vars, nil
 	}
-	key := simswarm.ListKey(p.artifact, p.proj.Workdir, p.cmd)
+	key := simswarm.ListKey(p.artifact, p.workdir, p.cmd)
 	var l simswarm.RunList
 	if ok, err := engine.GetJSON(ctx, c.Eng.Lists, key, &l); err != nil {
 		return nil, nil, err
@@ -342,7 +359,7 @@ func (c *Client) runList(ctx context.Context, p *prepared) ([]int, []string, err
 		return nil, nil, fmt.Errorf("watch run list: %w", err)
 	}
 	defer w.Stop()
-	job := simswarm.ListJob{Version: simswarm.Version, Key: key, Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd}
+	job := simswarm.ListJob{Version: simswarm.Version, Key: key, Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.workdir, Command: p.cmd, Layout: p.layout}
 	if err := c.Eng.Publish(ctx, engine.SubjectList, job, ""); err != nil {
 		return nil, nil, err
 	}
@@ -400,7 +417,7 @@ func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
 		return nil, setupErr("no campaign %q in this engine", id)
 	}
 	p := &prepared{proj: &project.Project{Root: camp.Project, Workdir: camp.Workdir}, cmd: camp.Command,
-		snapshot: camp.Snapshot, artifact: camp.Artifact, id: camp.ID}
+		snapshot: camp.Snapshot, artifact: camp.Artifact, id: camp.ID, layout: camp.Layout, workdir: camp.Workdir}
 	if p.results, err = resultsDir(c.Opt.Dir, c.Opt.Results); err != nil {
 		return nil, &SetupError{Err: err}
 	}

@@ -28,15 +28,15 @@ type runState struct {
 
 // follow submits the runs that are not done and follows them to the end.
 func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
-	camp := simswarm.Campaign{ID: p.id, Project: p.proj.Root, Workdir: p.proj.Workdir, Command: p.cmd,
-		Snapshot: p.snapshot, Artifact: p.artifact, Runs: len(p.runs), Submitted: time.Now(), State: "active"}
+	camp := simswarm.Campaign{ID: p.id, Project: p.proj.Root, Workdir: p.workdir, Command: p.cmd,
+		Snapshot: p.snapshot, Artifact: p.artifact, Layout: p.layout, Runs: len(p.runs), Submitted: time.Now(), State: "active"}
 	if err := engine.PutJSON(ctx, c.Eng.Campaigns, p.id, camp); err != nil {
 		return nil, err
 	}
 	states := make(map[int]*runState, len(p.runs))
 	varsOf := map[int]string{}
 	for i, n := range p.runs {
-		states[n] = &runState{key: simswarm.RunKey(p.artifact, p.proj.Workdir, p.cmd, n)}
+		states[n] = &runState{key: simswarm.RunKey(p.artifact, p.workdir, p.cmd, n)}
 		if i < len(p.vars) {
 			varsOf[n] = p.vars[i]
 		}
@@ -220,7 +220,7 @@ func (c *Client) submit(ctx context.Context, p *prepared, runs []int, states map
 	return c.Eng.PublishRuns(ctx, len(runs), func(i int) simswarm.RunJob {
 		n := runs[i]
 		job := simswarm.RunJob{Version: simswarm.Version, Campaign: p.id, Run: n, Key: states[n].key,
-			Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd,
+			Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.workdir, Command: p.cmd, Layout: p.layout,
 			Timeout: c.Opt.Timeout, Batch: c.Opt.Batch, Retries: c.Opt.Retries}
 		if c.Opt.Local {
 			job.Local, job.Host = p.results, c.Opt.Host

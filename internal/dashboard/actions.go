@@ -151,7 +151,7 @@ func (s *Server) enqueue(ctx context.Context, c *simswarm.Campaign, runs []int, 
 		n := runs[i]
 		return simswarm.RunJob{Version: simswarm.Version, Campaign: c.ID, Run: n,
 			Key:      simswarm.RunKey(c.Artifact, c.Workdir, c.Command, n),
-			Snapshot: c.Snapshot, Artifact: c.Artifact, Workdir: c.Workdir, Command: c.Command, Timeout: timeout}
+			Snapshot: c.Snapshot, Artifact: c.Artifact, Workdir: c.Workdir, Command: c.Command, Layout: c.Layout, Timeout: timeout}
 	})
 }
 

@@ -102,7 +102,7 @@ func TestLauncherRefs(t *testing.T) {
 
 func TestMissingLibrary(t *testing.T) {
 	for in, want := range map[string]string{
-		"./prog: error while loading shared libraries: libext.so.1: cannot open shared object file: No such file or directory": "libext.so.1",
+		"./prog: error while loading shared libraries: libext.so.1: cannot open shared object file: No such file or directory":                        "libext.so.1",
 		"<!> Error: Cannot load library './../queueinglib//libqueueinglib.so': libgone.so: cannot open shared object file: No such file or directory": "libgone.so",
 		"<!> Error: Cannot load library './../queueinglib//libqueueinglib.so': ./../queueinglib//libqueueinglib.so: cannot open shared object file":   "./../queueinglib//libqueueinglib.so",
 	} {

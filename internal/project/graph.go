@@ -420,3 +420,23 @@ func readHead(p string, n int64) ([]byte, error) {
 	k, _ := f.Read(b)
 	return b[:k], nil
 }
+
+// Placement is where n and the projects it uses sit relative to the lowest
+// directory holding them all: n's place and each dependency's directory,
+// slash form. A project's builds depend on these relative places only, not
+// on the rest of the graph, so INET keeps its build key in every campaign.
+func (g *Graph) Placement(n *Node) (place string, deps []*Node, dirs []string) {
+	deps = g.Deps(n)
+	base := n.Root
+	for _, d := range deps {
+		base = commonDir(base, d.Root)
+	}
+	rel := func(p string) string {
+		r, _ := filepath.Rel(base, p)
+		return filepath.ToSlash(r)
+	}
+	for _, d := range deps {
+		dirs = append(dirs, rel(d.Root))
+	}
+	return rel(n.Root), deps, dirs
+}

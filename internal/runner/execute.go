@@ -40,7 +40,7 @@ func (r *Runner) execute(ctx context.Context, jobs []job) {
 	if len(todo) == 0 {
 		return
 	}
-	dir, release, err := r.trees.get(ctx, todo[0].Snapshot, todo[0].Artifact)
+	dir, release, err := r.trees.get(ctx, todo[0].Snapshot, todo[0].Artifact, todo[0].Layout)
 	if err != nil {
 		r.infraFault(ctx, todo, err)
 		return

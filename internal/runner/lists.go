@@ -72,7 +72,7 @@ func (r *Runner) list(ctx context.Context, msg jetstream.Msg) {
 }
 
 func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm.RunList) error {
-	dir, release, err := r.trees.get(ctx, j.Snapshot, j.Artifact)
+	dir, release, err := r.trees.get(ctx, j.Snapshot, j.Artifact, j.Layout)
 	if err != nil {
 		return &infraError{err}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/layout"
 	"github.com/simswarm/simswarm/internal/snapshot"
 	"golang.org/x/sys/unix"
 )
@@ -43,13 +44,17 @@ const readyMark = ".simswarm-ready"
 
 // get returns the directory holding the snapshot with the artifact laid
 // over it, and a release to call when the process using it has ended.
-func (c *treeCache) get(ctx context.Context, snap, art string) (string, func(), error) {
+//
+// With a layout (a project that uses others) the tree holds every project
+// at its place; the artifact's key covers the projects it was built with,
+// so the tree's key stays (snapshot, artifact).
+func (c *treeCache) get(ctx context.Context, snap, art string, l *simswarm.Layout) (string, func(), error) {
 	key := simswarm.Short(snap) + "-" + simswarm.Short(art)
 	// A tree another runner process evicted since we last used it is
 	// materialised again; three rounds are plenty for that race.
 	for range 3 {
 		t := c.entry(key)
-		t.once.Do(func() { t.err = c.materialise(ctx, t.path, snap, art) })
+		t.once.Do(func() { t.err = c.materialise(ctx, t.path, snap, art, l) })
 		if t.err != nil {
 			c.forget(key, t) // the failure may have been passing
 			return "", nil, t.err
@@ -147,11 +152,15 @@ func (c *treeCache) evict(keep string) {
 	}
 }
 
-func (c *treeCache) materialise(ctx context.Context, dir, snap, art string) error {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+func (c *treeCache) materialise(ctx context.Context, tree, snap, art string, l *simswarm.Layout) error {
+	dir, err := layout.Place(tree, l)
+	if err != nil {
 		return err
 	}
-	lock, err := os.OpenFile(dir+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if err := os.MkdirAll(filepath.Dir(tree), 0o755); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(tree+".lock", os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("tree lock: %w", err)
 	}
@@ -159,8 +168,13 @@ func (c *treeCache) materialise(ctx context.Context, dir, snap, art string) erro
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		return fmt.Errorf("tree lock: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, readyMark)); err == nil {
+	if _, err := os.Stat(filepath.Join(tree, readyMark)); err == nil {
 		return nil
+	}
+	if err := layout.Uses(ctx, c.eng, tree, l, func(u simswarm.Use, files int, bytes int64) {
+		c.log.Info("used project ready", "project", u.Project, "dir", u.Dir, "files", files, "artifact_bytes", bytes)
+	}); err != nil {
+		return err
 	}
 	raw, err := c.eng.GetBytes(ctx, engine.SnapshotObject(snap))
 	if err != nil {
@@ -190,9 +204,9 @@ func (c *treeCache) materialise(ctx context.Context, dir, snap, art string) erro
 		bytes += e.Size
 	}
 	c.log.Info("tree ready", "snapshot", simswarm.Short(snap), "artifact", simswarm.Short(art), "files", len(man.Entries), "artifact_bytes", bytes)
-	if err := os.WriteFile(filepath.Join(dir, readyMark), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tree, readyMark), nil, 0o644); err != nil {
 		return err
 	}
-	c.evict(dir)
+	c.evict(tree)
 	return nil
 }
