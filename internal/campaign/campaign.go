@@ -75,6 +75,9 @@ type Summary struct {
 	Hosts    map[string]int `json:"hosts,omitempty"`
 	Detached bool           `json:"detached,omitempty"`
 	Build    *BuildInfo     `json:"build,omitempty"`
+	// Fingerprints counts the runs that checked their fingerprint
+	// (--fingerprint): OMNeT++ exits 0 on a mismatch, so only this says.
+	Fingerprints *Fingerprints `json:"fingerprints,omitempty"`
 	// Projects lists every project of a campaign whose project uses
 	// others, in build order, with what each one's build did.
 	Projects []ProjectInfo `json:"projects,omitempty"`
@@ -88,6 +91,27 @@ type BuildInfo struct {
 	Files    int      `json:"files"`
 	Seconds  float64  `json:"seconds"`
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Fingerprints is what the runs' fingerprint checks came to.
+type Fingerprints struct {
+	Verified   int   `json:"verified"`
+	Mismatched []int `json:"mismatched"` // run numbers
+}
+
+// fingerprint notes a succeeded run's fingerprint check.
+func (s *Summary) fingerprint(run int, verdict string) {
+	if verdict == "" {
+		return
+	}
+	if s.Fingerprints == nil {
+		s.Fingerprints = &Fingerprints{Mismatched: []int{}}
+	}
+	if verdict == "mismatch" {
+		s.Fingerprints.Mismatched = append(s.Fingerprints.Mismatched, run)
+	} else {
+		s.Fingerprints.Verified++
+	}
 }
 
 // Failure is one failed run.

@@ -61,6 +61,7 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 		st := states[n]
 		if rec.State == simswarm.RunSucceeded && rec.Key == st.key && c.restore(ctx, p, rec) {
 			st.state, st.cached = simswarm.RunSucceeded, true
+			sum.fingerprint(n, rec.Fingerprint)
 		}
 	}
 	queued, err := c.queued(ctx, p.id)
@@ -118,10 +119,12 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 			}
 			switch {
 			case rec.State == simswarm.RunSucceeded && rec.Reused:
+				sum.fingerprint(n, rec.Fingerprint)
 				sum.Succeeded++
 				sum.Cached++
 				counts.Done++
 			case rec.State == simswarm.RunSucceeded:
+				sum.fingerprint(n, rec.Fingerprint)
 				sum.Succeeded++
 				sum.Executed++
 				counts.Done++

@@ -301,3 +301,18 @@ func MissingLibrary(output []byte) (lib string, ok bool) {
 	}
 	return string(all[len(all)-1][1]), true
 }
+
+// LibraryProblem says, in a user's terms, why a program that failed with
+// output could not load a shared library, or "" when it did not fail so.
+// A bare library name is the runner's environment's (the simulator or a
+// system library); a path is the project's own, missing from the tree.
+func LibraryProblem(output []byte) string {
+	lib, ok := MissingLibrary(output)
+	if !ok {
+		return ""
+	}
+	if strings.Contains(lib, "/") {
+		return "cannot load the project's library " + lib + ": it is not in the run's tree (not built, or not among the build's artifacts)"
+	}
+	return "the runner's environment lacks the shared library " + lib + ": install it where the runner runs (its image or host)"
+}

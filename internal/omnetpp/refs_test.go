@@ -2,6 +2,7 @@ package omnetpp
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -112,5 +113,19 @@ func TestMissingLibrary(t *testing.T) {
 	}
 	if _, ok := MissingLibrary([]byte("<!> Error: No such config: X")); ok {
 		t.Error("an unrelated error named a library")
+	}
+}
+
+func TestLibraryProblem(t *testing.T) {
+	env := LibraryProblem([]byte("./app: error while loading shared libraries: libext.so.1: cannot open shared object file: No such file or directory"))
+	if !strings.Contains(env, "runner's environment lacks the shared library libext.so.1") {
+		t.Errorf("environment: %q", env)
+	}
+	own := LibraryProblem([]byte("<!> Error: Cannot load library '../lib/libx.so': ../lib/libx.so: cannot open shared object file"))
+	if !strings.Contains(own, "project's library ../lib/libx.so") {
+		t.Errorf("project: %q", own)
+	}
+	if LibraryProblem([]byte("<!> Error: No such config: X")) != "" {
+		t.Error("an unrelated failure blamed on a library")
 	}
 }

@@ -286,6 +286,9 @@ func (r *Runner) outcomeOf(output []byte, res *proc.Result, started time.Time) *
 	}
 	if res.Failed() {
 		rec.State = simswarm.RunFailed
+		if why := omnetpp.LibraryProblem(output); why != "" {
+			rec.Reason = "on " + r.Host + ": " + why
+		}
 	}
 	rec.Errors = omnetpp.ErrorLines(output, 10)
 	o := omnetpp.ParseOutcome(output)
