@@ -279,7 +279,7 @@ func resultsDir(dir, results string) (string, error) {
 
 // upload snapshots the project and stores the files the engine lacks.
 func (c *Client) upload(ctx context.Context, proj *project.Project, results string) (string, error) {
-	opts := snapshot.Options{Ignore: proj.Ignore()}
+	opts := snapshot.Options{Ignore: proj.Ignore(), Keep: omnetpp.ProjectStateFiles}
 	dirs := []string{results}
 	if c.Opt.StateDir != "" {
 		opts.HashCache = filepath.Join(c.Opt.StateDir, "hashcache", proj.Name()+".json")

@@ -316,3 +316,19 @@ func LibraryProblem(output []byte) string {
 	}
 	return "the runner's environment lacks the shared library " + lib + ": install it where the runner runs (its image or host)"
 }
+
+// ProjectStateFiles are the files at a project's root in which the OMNeT++
+// IDE and INET's opp_featuretool keep the user's choices for this checkout:
+// enabled features, the NED packages of disabled ones, NED source folders,
+// makemake options. They are often git-ignored, yet a build without them is
+// another build (INET's full feature set instead of the user's).
+var ProjectStateFiles = []string{".oppfeaturestate", ".nedexclusions", ".nedfolders", ".oppbuildspec", ".oppfeatures"}
+
+var makefilesTarget = regexp.MustCompile(`(?m)^makefiles\s*:`)
+
+// NeedsMakefiles reports whether a project's root Makefile generates the
+// real Makefiles (INET's and Simu5G's `make makefiles`, which runs
+// opp_makemake with the enabled features' options): they are generated
+// files, git-ignored, and must be made by the build, not taken from the
+// user's tree.
+func NeedsMakefiles(makefile []byte) bool { return makefilesTarget.Match(makefile) }

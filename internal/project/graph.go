@@ -325,7 +325,8 @@ func (r *resolver) project(n *Node, ref omnetpp.Ref) (*Node, error) {
 	if m := r.byRoot[root]; m != nil {
 		return m, nil
 	}
-	p := &Project{Root: root, Workdir: ".", Makefile: isFile(filepath.Join(root, "Makefile"))}
+	p := &Project{Root: root, Workdir: "."}
+	p.readMakefile()
 	if isFile(filepath.Join(root, ConfigFile)) {
 		if p.Config, err = LoadConfig(filepath.Join(root, ConfigFile)); err != nil {
 			return nil, err

@@ -132,3 +132,23 @@ func TestResolveRoots(t *testing.T) {
 		t.Errorf("projects %q in %s", got, g.Base)
 	}
 }
+
+// TestRecipeMakefiles: a project whose Makefile generates the real ones
+// (INET's `make makefiles`) gets them made by its build, with no
+// simswarm.toml; an OMNeT++ sample's generated Makefile is built as is.
+func TestRecipeMakefiles(t *testing.T) {
+	root := tree(t, map[string]string{
+		"inet/Makefile":  "all: checkmakefiles\n\tcd src && $(MAKE)\n\nmakefiles:\n\tcd src && opp_makemake -f --deep --make-so -o INET\n",
+		"inet/.project":  "<projectDescription><name>inet</name></projectDescription>",
+		"aloha/Makefile": "all: $(TARGET_FILES)\n",
+	})
+	for dir, want := range map[string]string{"inet": MakefilesBuild, "aloha": DefaultBuild} {
+		p, err := Find(filepath.Join(root, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Recipe().Command; got != want {
+			t.Errorf("%s builds with %q, want %q", dir, got, want)
+		}
+	}
+}
