@@ -87,6 +87,11 @@ type BuildJob struct {
 	Rebuild  bool   `json:"rebuild,omitempty"`
 	// Layout places the project among the projects it uses; nil: alone.
 	Layout *Layout `json:"layout,omitempty"`
+	// Seed is the project's directory on the client's host (Host): a
+	// builder on that host fills a fresh workspace from it, so the user's
+	// own build is not done again.
+	Seed string `json:"seed,omitempty"`
+	Host string `json:"host,omitempty"`
 }
 
 // Layout lays several projects out in one tree, at the places they have

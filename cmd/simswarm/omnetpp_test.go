@@ -457,3 +457,38 @@ func TestClusterOMNeTPPProjects(t *testing.T) {
 	}
 	sameResults(t, wantL, filepath.Join(l.App, "results"))
 }
+
+// TestOMNeTPPSeededBuild: the first build of a project the user has built
+// in place compiles nothing on the embedded engine (the workspace starts
+// from the user's objects), while a fresh checkout compiles every source;
+// both are told beforehand what a cold build costs.
+func TestOMNeTPPSeededBuild(t *testing.T) {
+	o := realOMNeT(t)
+	var build struct {
+		Build struct {
+			Cached   bool `json:"cached"`
+			Compiled int  `json:"compiled"`
+		} `json:"build"`
+	}
+	args := []string{"run", "--json", "--ccache-dir", "off", "--", "./aloha", "-u", "Cmdenv", "-c", alohaCampaign, "-r", "0", "--sim-time-limit=10min"}
+	for _, c := range []struct {
+		name     string
+		built    bool
+		compiled int
+	}{{"fresh checkout", false, 2}, {"built by the user", true, 0}} {
+		dir := o.CopySample(t, "aloha", t.TempDir())
+		if c.built {
+			localMake(t, dir)
+		}
+		r := runSimswarm(t, dir, t.TempDir(), args...)
+		if err := jsonUnmarshal(r.stdout, &build); err != nil || r.code != 0 {
+			t.Fatalf("%s: exit %d %v\n%s", c.name, r.code, err, r.stderr)
+		}
+		if build.Build.Cached || build.Build.Compiled != c.compiled {
+			t.Errorf("%s: build cached=%v compiled %d files, want %d", c.name, build.Build.Cached, build.Build.Compiled, c.compiled)
+		}
+		if !strings.Contains(r.stderr, "has no build on this engine yet: 2 sources to compile, about") {
+			t.Errorf("%s: no cold build estimate:\n%s", c.name, r.stderr)
+		}
+	}
+}

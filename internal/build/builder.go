@@ -196,6 +196,10 @@ func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswa
 	}); err != nil {
 		return fmt.Errorf("prepare workspace: %w", err)
 	}
+	if _, err := os.Stat(filepath.Join(ws, snapshot.StateFile)); err != nil && job.Seed != "" && job.Host == b.Host {
+		n, err := seed(ws, job.Seed, man)
+		b.Log.Info("builder: fresh workspace seeded from the user's tree", "from", job.Seed, "files", n, "err", err)
+	}
 	fetch := func(ctx context.Context, hash string, w io.Writer) error {
 		return b.Eng.GetObject(ctx, engine.FileObject(hash), w)
 	}

@@ -131,7 +131,8 @@ type Client struct {
 	Eng *engine.Engine
 	Opt Options
 
-	built *BuildInfo // what this client's build request came to
+	built   *BuildInfo     // what this client's build request came to
+	sources map[string]int // compilable sources by snapshot key
 }
 
 // prepared is a campaign ready to submit.
@@ -299,6 +300,10 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 		return "", setupErr("snapshot %s: %v", proj.Root, err)
 	}
 	key := man.Key()
+	if c.sources == nil {
+		c.sources = map[string]int{}
+	}
+	c.sources[key] = countSources(man)
 	if has, err := c.Eng.HasObject(ctx, engine.SnapshotObject(key)); err != nil {
 		return "", err
 	} else if has {
@@ -475,4 +480,17 @@ func rememberResults(file, dir string) []string {
 	}
 	_ = os.WriteFile(file, []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
 	return dirs
+}
+
+// countSources counts what a build compiles: C and C++ sources and
+// OMNeT++ message definitions (each becomes a C++ source).
+func countSources(m *snapshot.Manifest) int {
+	n := 0
+	for _, e := range m.Entries {
+		switch filepath.Ext(e.Path) {
+		case ".cc", ".cpp", ".cxx", ".c", ".msg":
+			n++
+		}
+	}
+	return n
 }
