@@ -330,6 +330,17 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 			return "", err
 		}
 	}
+	// A big tree also travels as one pack, so that a host without any of
+	// it reads one stream instead of a file at a time.
+	if len(hashes) >= snapshot.PackMin {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(snapshot.WritePack(pw, proj.Root, man)) }()
+		err := c.Eng.PutObject(ctx, engine.PackObject(key), pr)
+		pr.CloseWithError(err)
+		if err != nil {
+			return "", setupErr("snapshot %s: store its pack: %v", proj.Root, err)
+		}
+	}
 	// The manifest goes last: its presence promises that every file is there.
 	if err := c.Eng.PutBytes(ctx, engine.SnapshotObject(key), man.Encode()); err != nil {
 		return "", err

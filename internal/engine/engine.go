@@ -344,6 +344,9 @@ func ArtifactObject(key string) string  { return "art/" + key }
 func ResultObject(runKey string) string { return "res/" + runKey }
 func BuildLogObject(key string) string  { return "log/" + key }
 
+// PackObject holds a snapshot's files as one stream (snapshot.WritePack).
+func PackObject(snapKey string) string { return "pack/" + snapKey }
+
 // HasObject reports whether the store holds name.
 func (e *Engine) HasObject(ctx context.Context, name string) (bool, error) {
 	_, err := e.Blobs.GetInfo(ctx, name)
