@@ -231,7 +231,18 @@ type RunJob struct {
 	Command  Command `json:"command"`
 	// Layout, when the project uses others, places it and them in the
 	// run's tree; Workdir is then relative to the tree's root.
-	Layout  *Layout       `json:"layout,omitempty"`
+	Layout *Layout `json:"layout,omitempty"`
+	JobSettings
+	// Submission names the submit that enqueued this job: a runner that
+	// finds a record of the same submission under the job's key answers
+	// from it (the job came back after its outcome was stored).
+	Submission string `json:"submission,omitempty"`
+}
+
+// JobSettings are how a campaign's runs are executed, as the client asked;
+// the campaign record keeps them so that a retry from elsewhere (the
+// dashboard) runs them the same way.
+type JobSettings struct {
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// Batch fixes how many runs one process executes (opp_runall's -b);
 	// 0 lets the runner decide from measured start-up and run times.
@@ -244,6 +255,15 @@ type RunJob struct {
 	// the store).
 	Local string `json:"local,omitempty"`
 	Host  string `json:"host,omitempty"` // the client's host id; Local is valid only there
+}
+
+// RunJob is the job of one run of the campaign, in the submission named.
+// It is the one way a run job is made (client submit, dashboard retry).
+func (c *Campaign) RunJob(run int, submission string) RunJob {
+	return RunJob{Version: Version, Campaign: c.ID, Run: run,
+		Key:      RunKey(c.Artifact, c.Workdir, c.Command, run),
+		Snapshot: c.Snapshot, Artifact: c.Artifact, Workdir: c.Workdir, Command: c.Command, Layout: c.Layout,
+		JobSettings: c.Settings, Submission: submission}
 }
 
 // BatchKey groups run jobs that one process may execute together.
@@ -277,26 +297,31 @@ type RunRecord struct {
 	Signal   string `json:"signal,omitempty"`
 	TimedOut bool   `json:"timed_out,omitempty"`
 	// Reason says why a run failed when no process said so (infrastructure).
-	Reason      string        `json:"reason,omitempty"`
-	Errors      []string      `json:"errors,omitempty"`
-	Tail        string        `json:"tail,omitempty"`
-	Fingerprint string        `json:"fingerprint,omitempty"`
-	Limit       string        `json:"limit,omitempty"`
-	SimTime     string        `json:"sim_time,omitempty"`
-	Events      int64         `json:"events,omitempty"`
-	Wall        time.Duration `json:"wall"`
-	CPU         time.Duration `json:"cpu"`
-	Batch       int           `json:"batch,omitempty"` // runs in the process that ran it
-	Worker      string        `json:"worker,omitempty"`
-	Host        string        `json:"host,omitempty"`
-	Files       []File        `json:"files,omitempty"`
-	Object      string        `json:"object,omitempty"` // results archive in the store, for large files
-	LocalDir    string        `json:"local_dir,omitempty"`
+	Reason      string   `json:"reason,omitempty"`
+	Errors      []string `json:"errors,omitempty"`
+	Tail        string   `json:"tail,omitempty"`
+	Fingerprint string   `json:"fingerprint,omitempty"`
+	// FingerprintCalculated is what the run computed, as OMNeT++ prints it
+	// ("1634-c795/tplx, a171-b721/tpx"): fingerprint suites are updated from it.
+	FingerprintCalculated string        `json:"fingerprint_calculated,omitempty"`
+	Limit                 string        `json:"limit,omitempty"`
+	SimTime               string        `json:"sim_time,omitempty"`
+	Events                int64         `json:"events,omitempty"`
+	Wall                  time.Duration `json:"wall"`
+	CPU                   time.Duration `json:"cpu"`
+	Batch                 int           `json:"batch,omitempty"` // runs in the process that ran it
+	Worker                string        `json:"worker,omitempty"`
+	Host                  string        `json:"host,omitempty"`
+	Files                 []File        `json:"files,omitempty"`
+	Object                string        `json:"object,omitempty"` // results archive in the store, for large files
+	LocalDir              string        `json:"local_dir,omitempty"`
 	// Reused is set when the run was not executed for this campaign because
 	// a run with the same key had already succeeded.
-	Reused   bool      `json:"reused,omitempty"`
-	Started  time.Time `json:"started"`
-	Finished time.Time `json:"finished"`
+	Reused bool `json:"reused,omitempty"`
+	// Submission is the RunJob's: which submit this outcome answers.
+	Submission string    `json:"submission,omitempty"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished"`
 }
 
 // Compact is the record without inline file contents, for places that
@@ -344,14 +369,31 @@ type Campaign struct {
 	Layout    *Layout   `json:"layout,omitempty"`
 	Runs      int       `json:"runs"`
 	Submitted time.Time `json:"submitted"`
-	State     string    `json:"state"` // "active", "cancelled", "done"
+	State     string    `json:"state"` // CampaignActive, CampaignCancelled, CampaignDone
+	// Settings are the run settings of the last submit.
+	Settings JobSettings `json:"settings"`
 }
+
+// Campaign states. A campaign is active from its submit until its client
+// saw every run end (done) or someone cancelled it; a cancel sticks until
+// the campaign is submitted again.
+const (
+	CampaignActive    = "active"
+	CampaignCancelled = "cancelled"
+	CampaignDone      = "done"
+)
+
+// Worker roles, as heartbeats name them.
+const (
+	RoleRunner  = "runner"
+	RoleBuilder = "builder"
+)
 
 // Worker is a worker's heartbeat.
 type Worker struct {
 	ID      string    `json:"id"`
 	Host    string    `json:"host"`
-	Role    string    `json:"role"` // "runner" or "builder"
+	Role    string    `json:"role"` // RoleRunner or RoleBuilder
 	Slots   int       `json:"slots"`
 	Busy    int       `json:"busy"`
 	Version string    `json:"version"`

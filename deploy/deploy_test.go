@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -83,10 +84,13 @@ type healthcheck struct {
 }
 
 type deploy struct {
-	Mode          string
-	Replicas      *int
-	EndpointMode  string `yaml:"endpoint_mode"`
-	Placement     struct{ Constraints []string }
+	Mode         string
+	Replicas     *int
+	EndpointMode string `yaml:"endpoint_mode"`
+	Placement    struct{ Constraints []string }
+	Resources    struct {
+		Reservations struct{ CPUs string }
+	}
 	RestartPolicy *struct {
 		Condition, Delay string
 	} `yaml:"restart_policy"`
@@ -449,7 +453,9 @@ func TestStackSemantics(t *testing.T) {
 		t.Errorf("builder must have exactly 1 replica (its workspaces are a local volume)")
 	}
 
-	// Runners: global, every core, headroom on managers, every node covered.
+	// Runners: global, every core, headroom on managers, every node
+	// covered; or replicated (scaled by hand), with as many slots as cores
+	// reserved, and a host name per task.
 	var runners []string
 	workerCovered, managerCovered := false, false
 	for _, name := range names {
@@ -458,10 +464,17 @@ func TestStackSemantics(t *testing.T) {
 		if len(args) == 0 || args[0] != "runner" {
 			continue
 		}
-		runners = append(runners, name)
 		if s.Deploy.Mode != "global" {
-			t.Errorf("%s must be mode: global (one runner per node), is %q", name, s.Deploy.Mode)
+			slots := flagValue(args, "--slots")
+			if slots == "" || s.Deploy.Resources.Reservations.CPUs != slots {
+				t.Errorf("%s is replicated: it must give --slots (%q) and reserve as many CPUs (%q)", name, slots, s.Deploy.Resources.Reservations.CPUs)
+			}
+			if !strings.Contains(s.Hostname, "{{.Task.Slot}}") {
+				t.Errorf("%s is replicated: its hostname %q must tell its tasks apart ({{.Task.Slot}})", name, s.Hostname)
+			}
+			continue
 		}
+		runners = append(runners, name)
 		if flagValue(args, "--slots") != "" {
 			t.Errorf("%s sets --slots: a runner uses every core of its node", name)
 		}
@@ -562,6 +575,40 @@ func TestStackSemantics(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s does not use the secret simswarm_creds", name)
+		}
+	}
+
+	// No virtual IP anywhere: Swarm's VIPs and its routing mesh need IPVS,
+	// which some kernels lack (connections then fail with "No route to
+	// host"). Names resolve to the tasks' own addresses; ports are
+	// published on the node of the task.
+	for _, name := range names {
+		s := st.Services[name]
+		if s.Deploy.EndpointMode != "dnsrr" {
+			t.Errorf("%s: endpoint_mode %q, want dnsrr (no IPVS needed)", name, s.Deploy.EndpointMode)
+		}
+		for _, p := range s.Ports {
+			if p.Mode != "host" {
+				t.Errorf("%s publishes %d in mode %q: only host mode works with dnsrr and without IPVS", name, p.Published, p.Mode)
+			}
+		}
+	}
+	// The visualizer can be switched off where its image cannot be had.
+	for _, v := range []string{"0", "1"} {
+		raw, err := os.ReadFile("stack.yml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := interpolate(string(raw), map[string]string{"SIMSWARM_TAG": "test", "SIMSWARM_VISUALIZER_REPLICAS": v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var alt stackFile
+		if err := yaml.Unmarshal([]byte(text), &alt); err != nil {
+			t.Fatal(err)
+		}
+		if r := alt.Services["visualizer"].Deploy.Replicas; r == nil || strconv.Itoa(*r) != v {
+			t.Errorf("SIMSWARM_VISUALIZER_REPLICAS=%s: visualizer replicas %v", v, r)
 		}
 	}
 
@@ -886,8 +933,8 @@ func TestDockerfiles(t *testing.T) {
 					case !declared:
 						t.Errorf("FROM %s: ARG %s is not declared before the first FROM", from, m[1])
 						continue
-					case v == nil && m[1] == "SIMSWARM_IMAGE":
-						continue
+					case v == nil && (m[1] == "SIMSWARM_IMAGE" || m[1] == "RUNTIME_IMAGE"):
+						continue // ours, passed by full tag
 					case v == nil:
 						t.Errorf("FROM %s: ARG %s has no default, so no pinned image", from, m[1])
 						continue
@@ -981,6 +1028,31 @@ func TestDockerfiles(t *testing.T) {
 		})
 	}
 
+	// Offline and with either builder: no `# syntax=` line (BuildKit would
+	// pull that frontend image), no RUN --mount (the legacy builder has
+	// none), and every external base image behind a build ARG, so that a
+	// site without Docker Hub names its own.
+	for _, path := range dockerfiles(t) {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if regexp.MustCompile(`(?mi)^#\s*syntax\s*=`).Match(raw) {
+			t.Errorf("%s has a # syntax= directive: BuildKit would pull the frontend image", path)
+		}
+		df := parseDockerfile(t, path)
+		for _, st := range df.stages {
+			for _, in := range st.instrs {
+				if in.cmd == "RUN" && strings.Contains(in.args, "--mount") {
+					t.Errorf("%s:%d: RUN --mount: the legacy builder cannot build it", path, in.line)
+				}
+			}
+			if df.stage(st.from) == nil && !strings.HasPrefix(st.from, "$") {
+				t.Errorf("%s: FROM %s: name the base image by a build ARG", path, st.from)
+			}
+		}
+	}
+
 	t.Run("simswarm image", func(t *testing.T) {
 		df := parseDockerfile(t, "simswarm.Dockerfile")
 		build := df.stages[0]
@@ -1018,7 +1090,7 @@ func TestDockerfiles(t *testing.T) {
 			t.Fatal("runtime.Dockerfile has no stage base")
 		}
 		// One toolchain: the simulator targets are built on the same base.
-		for _, target := range []string{"omnetpp", "ns3", "omnetpp-build"} {
+		for _, target := range []string{"omnetpp", "omnetpp-build"} {
 			s := df.stage(target)
 			if s == nil {
 				t.Errorf("no stage %s", target)
@@ -1048,14 +1120,26 @@ func TestDockerfiles(t *testing.T) {
 				t.Errorf("base does not install %s", pkg)
 			}
 		}
-		for _, want := range []string{"WITH_QTENV=no", "WITH_OSG=no", "WITH_OSGEARTH=no", "omnetpp-${OMNETPP_VERSION}", "sha1sum -c", "libns3-dev",
-			"COPY --from=simswarm /usr/local/bin/simswarm"} {
+		for _, want := range []string{"WITH_QTENV=no", "WITH_OSG=no", "WITH_OSGEARTH=no", "omnetpp-${OMNETPP_VERSION}", "sha1sum -c",
+			"COPY --from=simswarm /usr/local/bin/simswarm", "COPY . /tmp/context/", "bin/opp_run"} {
 			if !strings.Contains(all, want) {
 				t.Errorf("runtime.Dockerfile lacks %q", want)
 			}
 		}
 		if v := df.globalArgs["OMNETPP_VERSION"]; v == nil || *v == "" {
 			t.Error("OMNETPP_VERSION must be a build ARG with a default release")
+		}
+		// ns-3 builds on the base target, so on the same compiler.
+		ns3 := parseDockerfile(t, "runtime-ns3.Dockerfile")
+		if len(ns3.stages) != 1 || ns3.stages[0].from != "${RUNTIME_IMAGE}" {
+			t.Errorf("runtime-ns3.Dockerfile must be one stage FROM ${RUNTIME_IMAGE} (runtime.Dockerfile's base target)")
+		}
+		var ns3Run string
+		for _, in := range ns3.stages[0].instrs {
+			ns3Run += in.cmd + " " + in.args + "\n"
+		}
+		if !strings.Contains(ns3Run, "libns3-dev") || !strings.Contains(ns3Run, "SIMSWARM_TOOLCHAIN=") {
+			t.Errorf("runtime-ns3.Dockerfile must install libns3-dev and name its toolchain:\n%s", ns3Run)
 		}
 	})
 
@@ -1122,12 +1206,14 @@ func TestGuide(t *testing.T) {
 	st := loadStack(t)
 	wants := []string{
 		"docker swarm init", "docker swarm join", "docker service create --name registry",
-		`-f deploy/simswarm.Dockerfile`, `-t "$REGISTRY/simswarm:$TAG"`,
+		`SIMSWARM_REGISTRY="$REGISTRY" SIMSWARM_TAG="$TAG" deploy/build-images.sh`,
 		`-f deploy/runtime.Dockerfile`, `-t "$REGISTRY/simswarm-runtime:$TAG"`,
 		`--build-arg SIMSWARM_IMAGE="$REGISTRY/simswarm:$TAG"`,
-		`--target ns3`, `docker push "$REGISTRY/simswarm:$TAG"`, `docker push "$REGISTRY/simswarm-runtime:$TAG"`,
+		`SIMSWARM_IMAGES=ns3`, `docker push "$REGISTRY/simswarm:$TAG"`, `docker push "$REGISTRY/simswarm-runtime:$TAG"`,
+		"debootstrap --variant=minbase", "docker import", "SIMSWARM_BASE_IMAGE=", `docker save "$REGISTRY/simswarm:$TAG" "$REGISTRY/simswarm-runtime:$TAG"`,
 		"docker secret create simswarm_creds", "simswarm.engine=true",
-		`SIMSWARM_REGISTRY="$REGISTRY" SIMSWARM_TAG="$TAG" docker stack deploy -c deploy/stack.yml simswarm`,
+		"deploy/preflight.sh", `docker stack deploy --resolve-image "$RESOLVE_IMAGE" -c deploy/stack.yml simswarm`, "deploy/wait-stack.sh",
+		"docker service scale simswarm_runner-pool=",
 		"--availability drain", "--availability active",
 		`-L "4222:$MANAGER_ADDR:4222"`, `-L "9181:$MANAGER_ADDR:9181"`, `-L "8080:$MANAGER_ADDR:8080"`,
 		"simswarm run --server nats://localhost:4222",

@@ -14,7 +14,6 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -27,193 +26,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/simswarm/simswarm/internal/testkit"
+	"github.com/simswarm/simswarm/internal/testkit/netlab"
 )
-
-// lab is a bridge with one network namespace per service, addressed from
-// the subnet's first host address on; the test process itself (the client)
-// sits in the root namespace on the subnet's last host address.
-type lab struct {
-	t      *testing.T
-	id     string
-	bridge string
-	subnet *net.IPNet
-	addrs  map[string]net.IP
-	order  []string
-	procs  []*labProc
-}
-
-type labProc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
-
-// hostAddr is the i-th address of the subnet (IPv4).
-func hostAddr(n *net.IPNet, i uint32) net.IP {
-	base := binary.BigEndian.Uint32(n.IP.To4())
-	ip := make(net.IP, 4)
-	binary.BigEndian.PutUint32(ip, base+i)
-	return ip
-}
-
-func newLab(t *testing.T, subnet *net.IPNet) *lab {
-	t.Helper()
-	ones, bits := subnet.Mask.Size()
-	if subnet.IP.To4() == nil || bits != 32 || ones > 28 {
-		t.Fatalf("buildnet subnet %s: the lab needs an IPv4 subnet of at least 16 addresses", subnet)
-	}
-	// A machine that already has an address in the subnet would lose its
-	// route to it while the test runs.
-	if addrs, err := net.InterfaceAddrs(); err == nil {
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && subnet.Contains(ipn.IP) {
-				t.Skipf("this machine already uses buildnet's subnet %s (%s): the lab would collide with it", subnet, ipn)
-			}
-		}
-	}
-	id := fmt.Sprintf("%d", os.Getpid()%100000)
-	l := &lab{t: t, id: id, bridge: "ssw" + id + "b", subnet: subnet, addrs: map[string]net.IP{}}
-	t.Cleanup(l.close)
-	if err := l.sh("ip", "link", "add", l.bridge, "type", "bridge"); err != nil {
-		t.Skipf("cannot create a bridge here: %v", err)
-	}
-	last := uint32(1)<<(bits-ones) - 2
-	l.must("ip", "addr", "add", fmt.Sprintf("%s/%d", hostAddr(subnet, last), ones), "dev", l.bridge)
-	l.must("ip", "link", "set", l.bridge, "up")
-	return l
-}
-
-func (l *lab) ns(name string) string { return "ssw" + l.id + "-" + name }
-
-func (l *lab) add(name string) {
-	l.t.Helper()
-	i := len(l.order)
-	ones, _ := l.subnet.Mask.Size()
-	ip := hostAddr(l.subnet, uint32(i+1))
-	ns := l.ns(name)
-	outer, inner := fmt.Sprintf("ssw%sa%d", l.id, i), fmt.Sprintf("ssw%sn%d", l.id, i)
-	l.must("ip", "netns", "add", ns)
-	l.addrs[name] = ip
-	l.order = append(l.order, name)
-	l.must("ip", "link", "add", outer, "type", "veth", "peer", "name", inner)
-	l.must("ip", "link", "set", inner, "netns", ns)
-	l.must("ip", "link", "set", outer, "master", l.bridge)
-	l.must("ip", "link", "set", outer, "up")
-	l.must("ip", "netns", "exec", ns, "ip", "addr", "add", fmt.Sprintf("%s/%d", ip, ones), "dev", inner)
-	l.must("ip", "netns", "exec", ns, "ip", "link", "set", inner, "up")
-	l.must("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-}
-
-// setHosts gives a namespace's processes their own /etc/hosts.
-func (l *lab) setHosts(name, text string) {
-	l.t.Helper()
-	dir := filepath.Join("/etc/netns", l.ns(name))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		l.t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(text), 0o644); err != nil {
-		l.t.Fatal(err)
-	}
-}
-
-func (l *lab) sh(args ...string) error {
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
-func (l *lab) must(args ...string) {
-	l.t.Helper()
-	if err := l.sh(args...); err != nil {
-		l.t.Fatal(err)
-	}
-}
-
-// start runs argv in a service's namespace, in a process group of its own
-// (distccd pre-forks), logging to a file.
-func (l *lab) start(name string, argv []string) *labProc {
-	l.t.Helper()
-	logDir, err := os.MkdirTemp("", "simswarm-svc-")
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	os.Chmod(logDir, 0o755)
-	l.t.Cleanup(func() { os.RemoveAll(logDir) })
-	p := &labProc{name: name, log: filepath.Join(logDir, name+".log"), done: make(chan struct{})}
-	f, err := os.Create(p.log)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", l.ns(name)}, argv...)...)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.Env = cleanEnv()
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); f.Close(); close(p.done) }()
-	l.procs = append(l.procs, p)
-	return p
-}
-
-func (p *labProc) text() string {
-	b, _ := os.ReadFile(p.log)
-	return string(b)
-}
-
-func (p *labProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop ends a process group: TERM, then KILL after 3 s.
-func (p *labProc) stop() {
-	if p.cmd.Process == nil {
-		return
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(3 * time.Second):
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(2 * time.Second):
-	}
-}
-
-func (l *lab) close() {
-	for i := len(l.procs) - 1; i >= 0; i-- {
-		l.procs[i].stop()
-	}
-	if l.t.Failed() {
-		for _, p := range l.procs {
-			text := p.text()
-			if len(text) > 4000 {
-				text = text[len(text)-4000:]
-			}
-			l.t.Logf("--- log of service %s:\n%s", p.name, text)
-		}
-	}
-	for _, name := range l.order {
-		_ = l.sh("ip", "netns", "del", l.ns(name))
-		os.RemoveAll(filepath.Join("/etc/netns", l.ns(name)))
-	}
-	_ = l.sh("ip", "link", "del", l.bridge)
-}
 
 // cleanEnv keeps simswarm's variables of the test's environment out of the
 // services.
@@ -348,23 +166,22 @@ func TestStackServicesInNamespaces(t *testing.T) {
 		return names[a] < names[b]
 	})
 
-	l := newLab(t, subnet)
-	for _, name := range names {
-		l.add(name)
-	}
-	l.add("idle") // nothing runs here: every health check must fail in it
-	if _, ok := l.addrs["engine"]; !ok {
+	l := netlab.New(t, subnet)
+	l.Env = cleanEnv()
+	l.Add(names...)
+	l.Add("idle") // nothing runs here: every health check must fail in it
+	if !l.Has("engine") {
 		t.Fatal("no engine service to run")
 	}
-	if _, ok := l.addrs["distcc"]; !ok {
+	if !l.Has("distcc") {
 		t.Fatal("no distcc service to run")
 	}
 	// Swarm's DNS: the engine's service name, and tasks.distcc for every
 	// distcc task (one here).
 	hosts := fmt.Sprintf("127.0.0.1 localhost\n%s engine\n%s distcc\n%s tasks.distcc\n",
-		l.addrs["engine"], l.addrs["distcc"], l.addrs["distcc"])
-	for _, name := range l.order {
-		l.setHosts(name, hosts)
+		l.Addr("engine"), l.Addr("distcc"), l.Addr("distcc"))
+	for _, name := range l.Nodes() {
+		l.SetHosts(name, hosts)
 	}
 
 	// The secrets, as `docker secret create` would hold them.
@@ -386,7 +203,7 @@ func TestStackServicesInNamespaces(t *testing.T) {
 	secret := filepath.Join(root, "secrets", "simswarm_creds")
 
 	maps := map[string]*pathMap{}
-	procs := map[string]*labProc{}
+	procs := map[string]*netlab.Proc{}
 	for _, name := range names {
 		s := st.Services[name]
 		m := &pathMap{}
@@ -411,7 +228,7 @@ func TestStackServicesInNamespaces(t *testing.T) {
 		if len(unmapped) > 0 {
 			t.Errorf("%s: %v name container paths that are neither a volume nor a secret: lost with the container", name, unmapped)
 		}
-		procs[name] = l.start(name, argv)
+		procs[name] = l.Start(name, nil, argv...)
 		// Wait until healthy, as Swarm would before counting the task
 		// running; dependents start after.
 		waitHealthy(t, l, name, s, m, procs[name])
@@ -427,8 +244,8 @@ func TestStackServicesInNamespaces(t *testing.T) {
 
 	// The dashboard got its token from the secret through its shell: it
 	// refuses a reader without it and serves one with it.
-	if _, ok := l.addrs["dashboard"]; ok && flagsOf("dashboard")["--token"] {
-		url := "http://" + net.JoinHostPort(l.addrs["dashboard"].String(), "9181") + "/"
+	if l.Has("dashboard") && flagsOf("dashboard")["--token"] {
+		url := "http://" + net.JoinHostPort(l.Addr("dashboard"), "9181") + "/"
 		token := strings.TrimSpace(secrets["simswarm_dashboard_token"])
 		get := func(auth string) int {
 			req, _ := http.NewRequest("GET", url, nil)
@@ -456,7 +273,7 @@ func TestStackServicesInNamespaces(t *testing.T) {
 	sources, _ := filepath.Glob(filepath.Join(proj, "src", "*.c"))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	engineURL := "nats://" + net.JoinHostPort(l.addrs["engine"].String(), "4222")
+	engineURL := "nats://" + net.JoinHostPort(l.Addr("engine"), "4222")
 	cmd := exec.CommandContext(ctx, simswarmBin, "run", "--server", engineURL,
 		"--creds", secret, "-C", proj, "--json", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0..3")
 	cmd.Env = append(cleanEnv(), "XDG_CACHE_HOME="+t.TempDir())
@@ -476,7 +293,7 @@ func TestStackServicesInNamespaces(t *testing.T) {
 	// The build went to distccd in the distcc namespace: every source file
 	// was compiled there (its log, on stderr as in `docker service logs`).
 	compiled := map[string]int{}
-	for _, m := range regexp.MustCompile(`COMPILE_OK .* (\S+\.c)\n`).FindAllStringSubmatch(procs["distcc"].text(), -1) {
+	for _, m := range regexp.MustCompile(`COMPILE_OK .* (\S+\.c)\n`).FindAllStringSubmatch(procs["distcc"].Log(), -1) {
 		compiled[filepath.Base(m[1])]++
 	}
 	var missing []string
@@ -485,7 +302,7 @@ func TestStackServicesInNamespaces(t *testing.T) {
 			missing = append(missing, filepath.Base(src))
 		}
 	}
-	if n := strings.Count(procs["distcc"].text(), "COMPILE_OK"); n > len(sources) {
+	if n := strings.Count(procs["distcc"].Log(), "COMPILE_OK"); n > len(sources) {
 		// ccache 4.7 under distcc misses the -MD dependency file of the
 		// first compile and compiles again (see the report of issue 6).
 		t.Logf("distccd compiled %d times for %d source files", n, len(sources))
@@ -496,11 +313,11 @@ func TestStackServicesInNamespaces(t *testing.T) {
 			out, _ := exec.Command(simswarmBin, "logs", "--server", engineURL, "--creds", secret, "build", m[1]).CombinedOutput()
 			buildLog = string(out)
 		}
-		t.Errorf("distccd compiled %d of the example's %d files (not %v):\n%s\nbuild log:\n%s\nclient:\n%s", got, len(sources), missing, procs["distcc"].text(), buildLog, stderr.String())
+		t.Errorf("distccd compiled %d of the example's %d files (not %v):\n%s\nbuild log:\n%s\nclient:\n%s", got, len(sources), missing, procs["distcc"].Log(), buildLog, stderr.String())
 	}
 	for _, name := range names {
-		if procs[name].exited() {
-			t.Errorf("%s exited during the campaign:\n%s", name, procs[name].text())
+		if procs[name].Exited() {
+			t.Errorf("%s exited during the campaign:\n%s", name, procs[name].Log())
 		}
 	}
 }
@@ -508,7 +325,7 @@ func TestStackServicesInNamespaces(t *testing.T) {
 // runHealthcheck runs a service's health check in a namespace, as Docker
 // runs it in the container: CMD as an argument list, CMD-SHELL with
 // /bin/sh -c.
-func runHealthcheck(l *lab, ns string, s service, m *pathMap) error {
+func runHealthcheck(l *netlab.Lab, ns string, s service, m *pathMap) error {
 	hc := s.Healthcheck
 	if hc == nil || len(hc.Test) < 2 {
 		return fmt.Errorf("no health check")
@@ -528,7 +345,7 @@ func runHealthcheck(l *lab, ns string, s service, m *pathMap) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.ns(ns)}, argv...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.NS(ns)}, argv...)...)
 	cmd.Env = cleanEnv()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -537,7 +354,7 @@ func runHealthcheck(l *lab, ns string, s service, m *pathMap) error {
 	return nil
 }
 
-func waitHealthy(t *testing.T, l *lab, name string, s service, m *pathMap, p *labProc) {
+func waitHealthy(t *testing.T, l *netlab.Lab, name string, s service, m *pathMap, p *netlab.Proc) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -545,11 +362,11 @@ func waitHealthy(t *testing.T, l *lab, name string, s service, m *pathMap, p *la
 		if err == nil {
 			return
 		}
-		if p.exited() {
-			t.Fatalf("%s exited:\n%s", name, p.text())
+		if p.Exited() {
+			t.Fatalf("%s exited:\n%s", name, p.Log())
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not healthy after 30 s: %v\n%s", name, err, p.text())
+			t.Fatalf("%s not healthy after 30 s: %v\n%s", name, err, p.Log())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

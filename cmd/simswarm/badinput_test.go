@@ -53,6 +53,8 @@ func TestBadInputs(t *testing.T) {
 		{"negative batch", dir, []string{"run", "-b", "-1", "--", "./aloha"}, "-b must be 0"},
 		{"unknown flag", dir, []string{"run", "--frobnicate", "--", "./aloha"}, "unknown flag: --frobnicate"},
 		{"result-dir given", dir, []string{"run", "--", "./aloha", "--result-dir=x"}, "remove --result-dir"},
+		{"campaign id a path", dir, []string{"attach", "../../x"}, `invalid campaign "../../x": a campaign id is 16 hex digits`},
+		{"campaign id too short", dir, []string{"attach", "5ca1ab1e"}, "16 hex digits"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

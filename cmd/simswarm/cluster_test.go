@@ -17,9 +17,9 @@ import (
 func waitLog(t *testing.T, n *node, what string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	for !strings.Contains(n.logText(), what) {
+	for !strings.Contains(n.Log(), what) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not log %q within %s:\n%s", n.name, what, within, n.logText())
+			t.Fatalf("%s did not log %q within %s:\n%s", n.Name, what, within, n.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -114,7 +114,7 @@ func executions(runners []*node, campaign string) map[int]int {
 	out := map[int]int{}
 	re := regexp.MustCompile(`msg="process ended" campaign=` + campaign + ` runs=([0-9,]+) how="exit status 0"`)
 	for _, r := range runners {
-		for _, m := range re.FindAllStringSubmatch(r.logText(), -1) {
+		for _, m := range re.FindAllStringSubmatch(r.Log(), -1) {
 			for _, s := range strings.Split(m[1], ",") {
 				n, _ := strconv.Atoi(s)
 				out[n]++
@@ -159,7 +159,7 @@ func TestClusterRunnerKilled(t *testing.T) {
 	victim := c.runners[0]
 	waitLog(t, victim, `msg="process ended"`, time.Minute)
 	killed := time.Now()
-	victim.kill(syscall.SIGKILL)
+	victim.Signal(syscall.SIGKILL)
 	s := client.summary(t, 2*time.Minute, "after losing a runner")
 	took := time.Since(killed)
 	if s.Succeeded != 24 || s.Failed != 0 {
@@ -179,9 +179,9 @@ func TestClusterServerRestart(t *testing.T) {
 	dir := example(t, "aloha")
 	client := startBackground(t, c.clientCmd(dir, "run", "--json", "-q", "--", "./aloha", "-c", "Sleepy", "--repeat=24", "--sleep=0.5"))
 	waitLog(t, c.runners[0], `msg="process ended"`, time.Minute)
-	c.server.kill(syscall.SIGKILL)
+	c.server.Kill()
 	time.Sleep(time.Second)
-	c.lab.restart(c.server)
+	c.server.Restart()
 	s := client.summary(t, 3*time.Minute, "after the server restart")
 	if s.Succeeded != 24 {
 		t.Fatalf("after a server restart: %+v\n%s", s, client.errb.String())
@@ -230,7 +230,7 @@ func TestClusterThreeServers(t *testing.T) {
 	cmd.Dir, cmd.Env = dir, cleanEnv()
 	client := startBackground(t, cmd)
 	waitLog(t, runners[0], `msg="process ended"`, 2*time.Minute)
-	servers[1].kill(syscall.SIGKILL)
+	servers[1].Signal(syscall.SIGKILL)
 	s := client.summary(t, 3*time.Minute, "after losing one of three servers")
 	if s.Succeeded != 24 {
 		t.Fatalf("after losing a server: %+v\n%s", s, client.errb.String())
@@ -358,7 +358,7 @@ func TestClusterArtifactOnce(t *testing.T) {
 	var runners []*node
 	for i := 0; i < 2; i++ {
 		n := lab.start("host", "runner", "--server", url, "--creds", credsFile, "--slots", "4", "--name", "host", "--cache", cache, "-v")
-		n.name = "runner" + strconv.Itoa(i)
+		n.Name = "runner" + strconv.Itoa(i)
 		runners = append(runners, n)
 	}
 	dir := example(t, "aloha")
@@ -380,7 +380,7 @@ func TestClusterArtifactOnce(t *testing.T) {
 	}
 	fetched := 0
 	for _, r := range runners {
-		fetched += strings.Count(r.logText(), `msg="tree ready"`)
+		fetched += strings.Count(r.Log(), `msg="tree ready"`)
 	}
 	if fetched != 1 {
 		t.Fatalf("the artifact was fetched %d times on one host, want once", fetched)

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/simswarm/simswarm/internal/creds"
 	"github.com/simswarm/simswarm/internal/embedded"
@@ -50,28 +47,11 @@ func (c *connFlags) connect(ctx context.Context, name string, wait bool, log *sl
 	if err := engine.CheckURL(c.server); err != nil {
 		return nil, &exitError{code: 2, err: err}
 	}
-	nc, err := engine.Dial(ctx, o)
+	eng, err := engine.Connect(ctx, o, log)
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}
 	}
-	for {
-		eng, err := engine.Open(ctx, nc)
-		if err == nil {
-			return eng, nil
-		}
-		if !wait || ctx.Err() != nil {
-			nc.Close()
-			if errors.Is(err, engine.ErrNotEngine) {
-				return nil, &exitError{code: 2, err: fmt.Errorf("%s: %w", c.server, err)}
-			}
-			return nil, &exitError{code: 2, err: err}
-		}
-		log.Warn("waiting for the engine", "server", c.server, "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(2 * time.Second):
-		}
-	}
+	return eng, nil
 }
 
 // untilSignal returns a context that ends on SIGINT or SIGTERM.
@@ -96,7 +76,7 @@ func openEngine(ctx context.Context, conn *connFlags, state, name string) (*engi
 		if err != nil {
 			return nil, nil, err
 		}
-		return e, e.NC.Close, nil
+		return e, e.Close, nil
 	}
 	if state == "" {
 		state = defaultState()

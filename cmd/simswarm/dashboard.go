@@ -57,7 +57,7 @@ works while no 'simswarm run' uses it: to watch an embedded campaign, give
 				if err != nil {
 					return err
 				}
-				defer e.NC.Close()
+				defer e.Close()
 				eng = e
 			} else {
 				if state == "" {

@@ -261,7 +261,8 @@ func TestDistccAcrossHosts(t *testing.T) {
 	c := newCluster(t, 1)
 	lab := c.lab
 	// The compile servers join the lab as extra nodes.
-	more := newNetlabOn(t, lab, "cc1", "cc2")
+	more := []string{"cc1", "cc2"}
+	lab.Add(more...)
 	logs, err := os.MkdirTemp("", "distccd-")
 	if err != nil {
 		t.Fatal(err)
@@ -288,18 +289,14 @@ func TestDistccAcrossHosts(t *testing.T) {
 	}
 	// Swarm's DNS answers tasks.distcc with every task; so does this file
 	// for processes in the builder's namespace (ip netns exec mounts it).
-	etc := filepath.Join("/etc/netns", lab.ns("builder"))
-	os.MkdirAll(etc, 0o755)
-	t.Cleanup(func() { os.RemoveAll(etc) })
 	hosts := "127.0.0.1 localhost\n" + lab.addr("cc1") + " tasks.distcc\n" + lab.addr("cc2") + " tasks.distcc\n"
-	os.WriteFile(filepath.Join(etc, "hosts"), []byte(hosts), 0o644)
+	lab.SetHosts("builder", hosts)
 	// Restart the builder with the DNS name.
-	for _, n := range lab.procs {
-		if n.name == "builder" {
-			n.kill(syscall.SIGKILL)
-			time.Sleep(200 * time.Millisecond)
-			n.args = append(n.args, "--distcc-dns", "tasks.distcc", "--distcc-per-host", "2")
-			lab.restart(n)
+	for _, n := range lab.Procs() {
+		if n.Name == "builder" {
+			n.Kill()
+			n.Args = append(n.Args, "--distcc-dns", "tasks.distcc", "--distcc-per-host", "2")
+			n.Restart()
 		}
 	}
 	proj := cProject(t, 24)
@@ -313,9 +310,9 @@ func TestDistccAcrossHosts(t *testing.T) {
 	}
 	if count("cc1") == 0 || count("cc2") == 0 || count("cc1")+count("cc2") != 25 {
 		var blog string
-		for _, n := range lab.procs {
-			if n.name == "builder" {
-				blog = n.logText()
+		for _, n := range lab.Procs() {
+			if n.Name == "builder" {
+				blog = n.Log()
 			}
 		}
 		t.Fatalf("compiles on the two hosts: %d and %d; want both, 25 in all\n%s\nbuilder:\n%s", count("cc1"), count("cc2"), r.stderr, blog)

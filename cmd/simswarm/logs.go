@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/spf13/cobra"
 )
 
@@ -36,12 +34,12 @@ func logsCommand() *cobra.Command {
 				return err
 			}
 			defer closeEngine()
-			lister, err := eng.Builds.ListKeys(ctx)
-			if err != nil {
+			keys, err := eng.BuildKeys(ctx)
+			if err != nil || len(keys) == 0 {
 				return &exitError{code: 2, err: fmt.Errorf("no builds recorded on this engine")}
 			}
 			var match []string
-			for k := range lister.Keys() {
+			for _, k := range keys {
 				if strings.HasPrefix(k, id) {
 					match = append(match, k)
 				}
@@ -53,9 +51,9 @@ func logsCommand() *cobra.Command {
 			default:
 				return &exitError{code: 2, err: fmt.Errorf("build id %s is ambiguous (%d builds): give more digits", id, len(match))}
 			}
-			var rec simswarm.BuildRecord
-			if _, err := engine.GetJSON(ctx, eng.Builds, match[0], &rec); err != nil {
-				return &exitError{code: 2, err: err}
+			rec, ok, err := eng.Build(ctx, match[0])
+			if err != nil || !ok {
+				return &exitError{code: 2, err: fmt.Errorf("read build %s: %v", id, err)}
 			}
 			if rec.Log == "" {
 				return &exitError{code: 2, err: fmt.Errorf("build %s kept no log (no build command ran)", id)}

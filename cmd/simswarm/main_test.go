@@ -82,6 +82,7 @@ type summary struct {
 	Failed    int    `json:"failed"`
 	Cached    int    `json:"cached"`
 	Executed  int    `json:"executed"`
+	Cancelled int    `json:"cancelled"`
 	Failures  []struct {
 		Run      int      `json:"run"`
 		Exit     int      `json:"exit"`

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -137,12 +138,18 @@ func attachCommand() *cobra.Command {
 				return err
 			}
 			id := args[0]
+			if !campaignID.MatchString(id) {
+				return usageErr("invalid campaign %q: a campaign id is 16 hex digits, as simswarm run --detach and simswarm status show it", id)
+			}
 			return execute(cmd, &rf, o, func(ctx context.Context, c *campaign.Client) (*campaign.Summary, error) { return c.Attach(ctx, id) })
 		},
 	}
 	rf.add(cmd.Flags(), false)
 	return cmd
 }
+
+// campaignID is the form of simswarm.CampaignID's ids.
+var campaignID = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 func defaultState() string {
 	if s := os.Getenv("SIMSWARM_STATE"); s != "" {
@@ -185,7 +192,7 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 		if err != nil {
 			return err
 		}
-		defer e.NC.Close()
+		defer e.Close()
 		eng = e
 	}
 	if rf.dashboard != "" {
@@ -213,6 +220,7 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 		human = os.Stderr
 	}
 	o.Stdout, o.Interrupt = human, interrupt
+	o.Server, o.Creds = rf.conn.server, rf.conn.creds
 	sum, err := fn(ctx, &campaign.Client{Eng: eng, Opt: o})
 	var setup *campaign.SetupError
 	var berr *campaign.BuildError

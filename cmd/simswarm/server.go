@@ -67,6 +67,9 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 			} else if replicas > 1 {
 				return usageErr("--replicas %d needs a cluster (--cluster and --routes)", replicas)
 			}
+			if lease < minLease {
+				return usageErr("invalid --lease %s: at least %s (workers renew a job's lease every third of it)", lease, minLease)
+			}
 			if replicas < 1 {
 				return usageErr("--replicas must be at least 1")
 			}
@@ -99,7 +102,7 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("set up the engine: %w", err)}
 			}
-			defer eng.NC.Close()
+			defer eng.Close()
 			scheme := "nats"
 			if tlsCert != "" {
 				scheme = "tls"
@@ -128,11 +131,15 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 	f.StringVar(&routes, "routes", "", "comma-separated route URLs of the other servers (nats://host:6222)")
 	f.IntVar(&replicas, "replicas", 1, "copies of every stream (3 in a 3-server cluster)")
 	f.StringVar(&sync, "sync", "1s", "how often JetStream fsyncs: a duration, or `always`")
-	f.DurationVar(&lease, "lease", engine.DefaultLease, "how long a job stays with a worker that shows no sign of life")
+	f.DurationVar(&lease, "lease", engine.DefaultLease, "how long a job stays with a worker that shows no sign of life (at least 1s)")
 	f.StringVar(&monitor, "monitor", "", "serve NATS HTTP monitoring (/varz, /jsz) on host:port")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log more")
 	return cmd
 }
+
+// minLease is the shortest job lease a server accepts: below it, renewals
+// every third of the lease crowd the engine and a loaded host misses them.
+const minLease = time.Second
 
 func splitHostPort(s, flag string) (string, int, error) {
 	host, p, err := net.SplitHostPort(s)

@@ -97,7 +97,7 @@ func builderCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer eng.NC.Close()
+			defer eng.Close()
 			fmt.Fprintf(cmd.ErrOrStderr(), "simswarm builder %s: connected to %s, workspaces in %s\n", name, conn.server, dir)
 			b := &build.Builder{Eng: eng, Dir: dir, Jobs: jobs, Host: name, Log: log, Accel: acc}
 			return b.Serve(ctx)
@@ -148,7 +148,7 @@ func runnerCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer eng.NC.Close()
+			defer eng.Close()
 			fmt.Fprintf(cmd.ErrOrStderr(), "simswarm runner %s: %d slots, connected to %s, cache in %s\n", name, slots, conn.server, dir)
 			r := &runner.Runner{Eng: eng, Dir: dir, Slots: slots, Host: name, Log: log, CacheBytes: limit,
 				ID: fmt.Sprintf("%s-%d", name, os.Getpid())}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,6 +19,7 @@ import (
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/simswarm/simswarm/internal/fserr"
 	"github.com/simswarm/simswarm/internal/tunnel"
 	"golang.org/x/crypto/ssh"
 )
@@ -111,18 +111,10 @@ func (o *InitOptions) check() error {
 	}
 	if o.StackFile != "" {
 		if _, err := os.Stat(o.StackFile); err != nil {
-			return fmt.Errorf("stack file %s: %w", o.StackFile, unwrapPath(err))
+			return fmt.Errorf("stack file %s: %w", o.StackFile, fserr.WithoutPath(err))
 		}
 	}
 	return nil
-}
-
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // Init makes the cluster, or carries on with one an earlier init of this

@@ -18,6 +18,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/simswarm/simswarm/internal/fserr"
 )
 
 // Open finds cluster name: its profile on this machine (nil if none) and
@@ -107,7 +108,7 @@ func (cl *Cluster) Resume(ctx context.Context, p *Profile, stackFile string) err
 	cl.defaults()
 	if stackFile != "" {
 		if _, err := os.Stat(stackFile); err != nil {
-			return fmt.Errorf("stack file %s: %w", stackFile, unwrapPath(err))
+			return fmt.Errorf("stack file %s: %w", stackFile, fserr.WithoutPath(err))
 		}
 	}
 	s, err := cl.existing(ctx)

@@ -25,7 +25,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/engine"
@@ -76,57 +75,48 @@ func (b *Builder) Serve(ctx context.Context) error {
 		b.Log = slog.Default()
 	}
 	b.toolchain = Toolchain()
-	cons, err := b.Eng.Jobs.Consumer(ctx, engine.ConsumerBuild)
-	if err != nil {
-		return fmt.Errorf("builder: bind consumer: %w", err)
-	}
 	var busy atomic.Int32
 	id := fmt.Sprintf("%s-%d", b.Host, os.Getpid())
-	go b.Eng.Heartbeat(ctx, "builder."+strings.NewReplacer(".", "_", " ", "_").Replace(id), func() simswarm.Worker {
-		return simswarm.Worker{ID: id, Host: b.Host, Role: "builder", Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now()}
+	go b.Eng.Heartbeat(ctx, func() simswarm.Worker {
+		return simswarm.Worker{ID: id, Host: b.Host, Role: simswarm.RoleBuilder, Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now()}
 	})
 	for ctx.Err() == nil {
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+		jobs, err := b.Eng.Take(ctx, engine.QueueBuild, 1, 5*time.Second)
 		if err != nil {
-			cancel()
 			if ctx.Err() != nil {
 				break
 			}
-			b.Log.Warn("builder: fetch", "err", err)
+			b.Log.Warn("builder: take a job", "err", err)
 			time.Sleep(time.Second)
 			continue
 		}
-		for msg := range batch.Messages() {
+		for _, l := range jobs {
 			busy.Store(1)
-			b.handle(ctx, msg)
+			b.handle(ctx, l)
 			busy.Store(0)
 		}
-		cancel()
 	}
 	return nil
 }
 
-func (b *Builder) handle(ctx context.Context, msg jetstream.Msg) {
+func (b *Builder) handle(ctx context.Context, l *engine.Lease) {
 	var job simswarm.BuildJob
-	if err := json.Unmarshal(msg.Data(), &job); err != nil {
+	if err := json.Unmarshal(l.Data(), &job); err != nil {
 		b.Log.Error("builder: drop malformed job", "err", err)
-		_ = msg.Term()
+		l.Term()
 		return
 	}
 	rec := simswarm.BuildRecord{Key: job.Key, Request: job.Request, Host: b.Host, Toolchain: b.toolchain}
 	if job.Version != simswarm.Version {
 		rec.State, rec.Error = simswarm.BuildFailed, fmt.Sprintf("client version %s does not match builder version %s", job.Version, simswarm.Version)
-		b.finish(ctx, msg, &rec)
+		b.finish(ctx, l, &rec)
 		return
 	}
-	stop := b.Eng.KeepAlive(msg)
-	defer stop()
 	start := time.Now()
 	if err := b.build(ctx, &job, &rec); err != nil {
 		if ctx.Err() != nil {
 			// Shutting down: let another builder take it.
-			_ = msg.Nak()
+			l.Nak(0)
 			return
 		}
 		rec.State = simswarm.BuildFailed
@@ -136,20 +126,34 @@ func (b *Builder) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	rec.Wall = time.Since(start)
 	if rec.State == simswarm.BuildSucceeded {
-		_ = engine.PutJSON(ctx, b.Eng.Builds, simswarm.LastBuildKey(job.Project), simswarm.BuildRecord{
-			Key: job.Key, State: simswarm.BuildSucceeded, Artifact: rec.Artifact, Finished: time.Now()})
+		last := simswarm.BuildRecord{Key: job.Key, State: simswarm.BuildSucceeded, Artifact: rec.Artifact, Finished: time.Now()}
+		sctx, cancel := storeCtx(ctx)
+		if err := b.Eng.RecordBuild(sctx, simswarm.LastBuildKey(job.Project), &last); err != nil {
+			b.Log.Warn("builder: record the project's last build", "err", err)
+		}
+		cancel()
 	}
-	b.finish(ctx, msg, &rec)
+	b.finish(ctx, l, &rec)
 }
 
-func (b *Builder) finish(ctx context.Context, msg jetstream.Msg, rec *simswarm.BuildRecord) {
+// storeCtx bounds the writes of an outcome: they go on while the builder
+// shuts down (the build is done), for as long as a leader election takes.
+func storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+}
+
+func (b *Builder) finish(ctx context.Context, l *engine.Lease, rec *simswarm.BuildRecord) {
 	rec.Finished = time.Now()
-	if err := engine.PutJSON(ctx, b.Eng.Builds, rec.Key, rec); err != nil {
+	sctx, cancel := storeCtx(ctx)
+	defer cancel()
+	if err := b.Eng.RecordBuild(sctx, rec.Key, rec); err != nil {
 		b.Log.Error("builder: record build", "key", rec.Key, "err", err)
-		_ = msg.Nak()
+		l.Nak(0)
 		return
 	}
-	_ = msg.Ack()
+	if err := l.Ack(sctx); err != nil {
+		b.Log.Warn("builder: acknowledge build", "key", simswarm.Short(rec.Key), "err", err)
+	}
 	b.Log.Info("build finished", "key", simswarm.Short(rec.Key), "state", rec.State, "cached", rec.Cached, "wall", rec.Wall)
 }
 
@@ -157,8 +161,7 @@ func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswa
 	art := simswarm.ArtifactKey(job.Key, b.toolchain)
 	rec.Artifact = art
 	if !job.Rebuild {
-		var prev simswarm.BuildRecord
-		if ok, _ := engine.GetJSON(ctx, b.Eng.Builds, job.Key, &prev); ok && prev.State == simswarm.BuildSucceeded && prev.Artifact == art {
+		if prev, ok, _ := b.Eng.Build(ctx, job.Key); ok && prev.State == simswarm.BuildSucceeded && prev.Artifact == art {
 			if has, err := b.Eng.HasObject(ctx, engine.ArtifactObject(art)); err == nil && has {
 				rec.State, rec.Cached, rec.Files, rec.Bytes, rec.Log = simswarm.BuildSucceeded, true, prev.Files, prev.Bytes, prev.Log
 				return nil
@@ -319,7 +322,6 @@ func Outputs(ws string, man *snapshot.Manifest, globs []string) ([]string, error
 // publishes the count and the latest line for a watching client, at most a
 // few times per second.
 func (b *Builder) streamer(request string) (onLine func([]byte), compiled func() int) {
-	subject := engine.SubjectBuildLog + "." + request
 	var mu sync.Mutex
 	var last time.Time
 	n := 0
@@ -333,8 +335,7 @@ func (b *Builder) streamer(request string) (onLine func([]byte), compiled func()
 			return
 		}
 		last = time.Now()
-		msg, _ := json.Marshal(simswarm.BuildProgress{Compiled: n, Line: string(line)})
-		_ = b.Eng.NC.Publish(subject, msg)
+		b.Eng.PublishBuildProgress(request, simswarm.BuildProgress{Compiled: n, Line: string(line)})
 	}
 	return onLine, func() int {
 		mu.Lock()

@@ -2,7 +2,6 @@ package campaign
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -11,10 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/project"
 	"golang.org/x/term"
 )
@@ -31,8 +27,7 @@ func (e *BuildError) Error() string { return e.Msg }
 // builder answers from its cache in milliseconds when nothing changed.
 func (c *Client) build(ctx context.Context, proj *project.Project, snap string, l *simswarm.Layout) (string, error) {
 	if c.Opt.NoBuild {
-		var last simswarm.BuildRecord
-		ok, err := engine.GetJSON(ctx, c.Eng.Builds, simswarm.LastBuildKey(proj.Name()), &last)
+		last, ok, err := c.Eng.Build(ctx, simswarm.LastBuildKey(proj.Name()))
 		if err != nil {
 			return "", err
 		}
@@ -44,20 +39,14 @@ func (c *Client) build(ctx context.Context, proj *project.Project, snap string, 
 	recipe := proj.Recipe()
 	key := simswarm.LayoutBuildKey(snap, recipe, l)
 	req := nonce()
-	w, err := c.Eng.Builds.Watch(ctx, key, updatesOnly())
+	w, err := c.Eng.WaitBuild(ctx, key)
 	if err != nil {
-		return "", fmt.Errorf("watch build: %w", err)
+		return "", err
 	}
 	defer w.Stop()
 	show := newBuildView(c.Opt.Progress, c.Opt.Quiet, proj.Root, recipe.Command)
-	sub, err := c.Eng.NC.Subscribe(engine.SubjectBuildLog+"."+req, func(m *nats.Msg) {
-		var p simswarm.BuildProgress
-		if json.Unmarshal(m.Data, &p) == nil {
-			show.update(p)
-		}
-	})
-	if err == nil {
-		defer sub.Unsubscribe()
+	if stop, err := c.Eng.OnBuildProgress(req, show.update); err == nil {
+		defer stop()
 	}
 	job := simswarm.BuildJob{Version: simswarm.Version, Key: key, Request: req, Project: proj.Name(),
 		Snapshot: snap, Recipe: recipe, Rebuild: c.Opt.Rebuild, Layout: l}
@@ -65,27 +54,25 @@ func (c *Client) build(ctx context.Context, proj *project.Project, snap string, 
 		job.Seed, job.Host = proj.Root, c.Opt.Host
 	}
 	c.announceColdBuild(ctx, proj, key, snap, recipe)
-	if err := c.Eng.Publish(ctx, engine.SubjectBuild, job, ""); err != nil {
+	if err := c.Eng.SubmitBuild(ctx, job); err != nil {
 		return "", err
 	}
+	stop := c.sayIfMissing(ctx, simswarm.RoleBuilder)
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-c.Opt.Interrupt:
 			return "", ErrInterrupted
-		case e := <-w.Updates():
-			if e == nil {
-				continue
-			}
-			var rec simswarm.BuildRecord
-			if err := decode(e.Value(), &rec); err != nil {
-				return "", err
+		case rec, ok := <-w.Updates():
+			if !ok {
+				return "", ctx.Err()
 			}
 			if rec.Request != req {
 				continue
 			}
-			show.done(&rec)
+			show.done(rec)
 			c.built = &BuildInfo{ID: simswarm.Short(key), Cached: rec.Cached, Compiled: rec.Compiled, Files: rec.Files,
 				Seconds: rec.Wall.Seconds(), Warnings: rec.Warnings}
 			if rec.State == simswarm.BuildFailed {
@@ -159,15 +146,6 @@ func (v *buildView) done(rec *simswarm.BuildRecord) {
 	}
 }
 
-func updatesOnly() jetstream.WatchOpt { return jetstream.UpdatesOnly() }
-
-func decode(b []byte, v any) error {
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode engine record: %w", err)
-	}
-	return nil
-}
-
 // secondsPerSource is what compiling one C++ source of an OMNeT++ model
 // costs with -O3 (measured: queueinglib 1.8 s, tictoc 3 s a file on one
 // core): a cold build's time is told before it starts, not discovered.
@@ -179,8 +157,7 @@ func (c *Client) announceColdBuild(ctx context.Context, proj *project.Project, k
 	if c.Opt.Quiet || c.Opt.Progress == nil || recipe.Command == "" || c.Opt.Rebuild {
 		return
 	}
-	var rec simswarm.BuildRecord
-	if ok, _ := engine.GetJSON(ctx, c.Eng.Builds, key, &rec); ok && rec.State == simswarm.BuildSucceeded {
+	if rec, ok, _ := c.Eng.Build(ctx, key); ok && rec.State == simswarm.BuildSucceeded {
 		return
 	}
 	n := c.sources[snap]

@@ -18,10 +18,12 @@ import (
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/fserr"
 	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/project"
 	"github.com/simswarm/simswarm/internal/snapshot"
 	"github.com/simswarm/simswarm/internal/sweep"
+	"golang.org/x/sync/errgroup"
 )
 
 // Options is what a user asks of simswarm run.
@@ -43,6 +45,9 @@ type Options struct {
 	Quiet     bool
 	Stdout    io.Writer
 	Interrupt <-chan struct{} // closed on Ctrl-C: cancel the campaign
+	// Server and Creds are how workers would reach this engine, for the
+	// hint that names the command starting a missing one ("" : embedded).
+	Server, Creds string
 }
 
 // SetupError is a problem found before any run started: usage,
@@ -148,6 +153,10 @@ type prepared struct {
 	runs     []int
 	vars     []string
 	results  string
+	settings simswarm.JobSettings
+	// camp and submission are set once the campaign is submitted.
+	camp       *simswarm.Campaign
+	submission string
 }
 
 // Run carries out a whole campaign.
@@ -176,7 +185,7 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 	o := c.Opt
 	fi, err := os.Stat(o.Dir)
 	if err != nil {
-		return nil, setupErr("simulation directory %s: %v", o.Dir, unwrap(err))
+		return nil, setupErr("simulation directory %s: %v", o.Dir, fserr.WithoutPath(err))
 	}
 	if !fi.IsDir() {
 		return nil, setupErr("simulation directory %s is not a directory", o.Dir)
@@ -185,7 +194,7 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 	if err != nil {
 		return nil, &SetupError{Err: err}
 	}
-	p := &prepared{proj: proj}
+	p := &prepared{proj: proj, settings: simswarm.JobSettings{Timeout: o.Timeout, Batch: o.Batch, Retries: o.Retries}}
 	if p.cmd, err = command(proj, o.Argv); err != nil {
 		return nil, &SetupError{Err: err}
 	}
@@ -267,11 +276,11 @@ func resultsDir(dir, results string) (string, error) {
 		return "", err
 	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return "", fmt.Errorf("results directory %s is not writable: %v", abs, unwrap(err))
+		return "", fmt.Errorf("results directory %s is not writable: %v", abs, fserr.WithoutPath(err))
 	}
 	f, err := os.CreateTemp(abs, ".simswarm-check-*")
 	if err != nil {
-		return "", fmt.Errorf("results directory %s is not writable: %v", abs, unwrap(err))
+		return "", fmt.Errorf("results directory %s is not writable: %v", abs, fserr.WithoutPath(err))
 	}
 	f.Close()
 	os.Remove(f.Name())
@@ -316,19 +325,13 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 		}
 	}
 	hashes := man.Blobs()
-	errc := make(chan error, len(hashes))
-	sem := make(chan struct{}, 8)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
 	for _, h := range hashes {
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem }()
-			errc <- c.putFile(ctx, h, filepath.Join(proj.Root, filepath.FromSlash(paths[h])))
-		}()
+		g.Go(func() error { return c.putFile(gctx, h, filepath.Join(proj.Root, filepath.FromSlash(paths[h]))) })
 	}
-	for range hashes {
-		if err := <-errc; err != nil {
-			return "", err
-		}
+	if err := g.Wait(); err != nil {
+		return "", err
 	}
 	// A big tree also travels as one pack, so that a host without any of
 	// it reads one stream instead of a file at a time.
@@ -367,14 +370,6 @@ func nonce() string {
 	return hex.EncodeToString(b)
 }
 
-func unwrap(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
 // runList resolves the campaign's run numbers (and their iteration
 // variables when the program tells them).
 func (c *Client) runList(ctx context.Context, p *prepared) ([]int, []string, error) {
@@ -388,33 +383,31 @@ func (c *Client) runList(ctx context.Context, p *prepared) ([]int, []string, err
 		return runs, vars, nil
 	}
 	key := simswarm.ListKey(p.artifact, p.workdir, p.cmd)
-	var l simswarm.RunList
-	if ok, err := engine.GetJSON(ctx, c.Eng.Lists, key, &l); err != nil {
+	if l, ok, err := c.Eng.RunList(ctx, key); err != nil {
 		return nil, nil, err
 	} else if ok && l.Error == "" {
 		return l.Runs, l.Vars, nil
 	}
-	w, err := c.Eng.Lists.Watch(ctx, key, updatesOnly())
+	w, err := c.Eng.WaitList(ctx, key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("watch run list: %w", err)
+		return nil, nil, err
 	}
 	defer w.Stop()
 	job := simswarm.ListJob{Version: simswarm.Version, Key: key, Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.workdir, Command: p.cmd, Layout: p.layout}
-	if err := c.Eng.Publish(ctx, engine.SubjectList, job, ""); err != nil {
+	if err := c.Eng.SubmitList(ctx, job); err != nil {
 		return nil, nil, err
 	}
+	stop := c.sayIfMissing(ctx, simswarm.RoleRunner)
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
 		case <-c.Opt.Interrupt:
 			return nil, nil, ErrInterrupted
-		case e := <-w.Updates():
-			if e == nil {
-				continue
-			}
-			if err := decode(e.Value(), &l); err != nil {
-				return nil, nil, err
+		case l, ok := <-w.Updates():
+			if !ok {
+				return nil, nil, ctx.Err()
 			}
 			if l.Error != "" {
 				return nil, nil, setupErr("run list: %s", l.Error)
@@ -427,15 +420,11 @@ func (c *Client) runList(ctx context.Context, p *prepared) ([]int, []string, err
 // checkWorkers refuses to submit to workers of another version: they would
 // misread the jobs or fail every run.
 func (c *Client) checkWorkers(ctx context.Context) error {
-	lister, err := c.Eng.Workers.ListKeys(ctx)
+	heard, err := c.Eng.Workers(ctx)
 	if err != nil {
-		return nil // no worker has ever announced itself
+		return err
 	}
-	for k := range lister.Keys() {
-		var w simswarm.Worker
-		if ok, err := engine.GetJSON(ctx, c.Eng.Workers, k, &w); err != nil || !ok {
-			continue
-		}
+	for _, w := range heard {
 		if w.Version != simswarm.Version {
 			return setupErr("%s %s runs simswarm %s, this client is %s: run the same version everywhere", w.Role, w.ID, w.Version, simswarm.Version)
 		}
@@ -448,8 +437,7 @@ func (c *Client) checkWorkers(ctx context.Context) error {
 // into the results directory and ends with the summary.
 func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
 	start := time.Now()
-	var camp simswarm.Campaign
-	ok, err := engine.GetJSON(ctx, c.Eng.Campaigns, id, &camp)
+	camp, ok, err := c.Eng.Campaign(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -457,7 +445,7 @@ func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
 		return nil, setupErr("no campaign %q in this engine", id)
 	}
 	p := &prepared{proj: &project.Project{Root: camp.Project, Workdir: camp.Workdir}, cmd: camp.Command,
-		snapshot: camp.Snapshot, artifact: camp.Artifact, id: camp.ID, layout: camp.Layout, workdir: camp.Workdir}
+		snapshot: camp.Snapshot, artifact: camp.Artifact, id: camp.ID, layout: camp.Layout, workdir: camp.Workdir, settings: camp.Settings}
 	if p.results, err = resultsDir(c.Opt.Dir, c.Opt.Results); err != nil {
 		return nil, &SetupError{Err: err}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/engine"
 )
 
 // dryRun prints the runs a campaign would execute and those already done.
@@ -17,10 +16,9 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 	}
 	fmt.Fprintf(out, "campaign %s: %d runs of %s in %s\n", p.id, len(p.runs), describe(p.cmd), p.proj.Workdir)
 	for i, n := range p.runs {
-		var rec simswarm.RunRecord
 		done := false
-		if ok, err := engine.GetJSON(ctx, c.Eng.Status, simswarm.StatusKey(p.id, n), &rec); err == nil && ok &&
-			rec.State == simswarm.RunSucceeded && present(p.results, &rec) {
+		if rec, ok, err := c.Eng.RunStatus(ctx, p.id, n); err == nil && ok &&
+			rec.State == simswarm.RunSucceeded && present(p.results, rec) {
 			done = true
 		}
 		state := "would run"

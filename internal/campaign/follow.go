@@ -2,7 +2,6 @@ package campaign
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,11 +9,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/progress"
+	"github.com/simswarm/simswarm/internal/results"
 )
 
 // runState is what the client keeps per run: little, so that a campaign of
@@ -26,55 +25,115 @@ type runState struct {
 	cached  bool
 }
 
+// tracker is one client's view of a campaign it follows: the state of each
+// run and what the summary will say.
+type tracker struct {
+	c        *Client
+	p        *prepared
+	states   map[int]*runState
+	vars     map[int]string
+	sum      *Summary
+	failures map[int]*Failure
+	counts   progress.Counts
+	bar      *progress.Bar
+	left     int // runs whose outcome has not come yet
+	// prov keeps each finished run's provenance beside its results.
+	prov *results.ProvenanceLog
+	camp *simswarm.Campaign
+}
+
+// provenance notes a finished run in results/provenance.jsonl; a failure to
+// write it is said, not fatal: the results themselves are in place.
+func (t *tracker) provenance(rec *simswarm.RunRecord) {
+	if t.prov == nil {
+		return
+	}
+	if err := t.prov.Add(results.ProvenanceOf(t.camp, rec, t.vars[rec.Run])); err != nil && t.c.Opt.Progress != nil {
+		fmt.Fprintf(t.c.Opt.Progress, "simswarm: %v\n", err)
+	}
+}
+
+func newTracker(c *Client, p *prepared) *tracker {
+	t := &tracker{c: c, p: p, states: make(map[int]*runState, len(p.runs)), vars: map[int]string{},
+		sum:      &Summary{Campaign: p.id, Runs: len(p.runs), Results: p.results, Build: c.built},
+		failures: map[int]*Failure{}}
+	for i, n := range p.runs {
+		t.states[n] = &runState{key: simswarm.RunKey(p.artifact, p.workdir, p.cmd, n)}
+		if i < len(p.vars) {
+			t.vars[n] = p.vars[i]
+		}
+	}
+	return t
+}
+
 // follow submits the runs that are not done and follows them to the end.
 func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	camp := simswarm.Campaign{ID: p.id, Project: p.proj.Root, Workdir: p.workdir, Command: p.cmd,
-		Snapshot: p.snapshot, Artifact: p.artifact, Layout: p.layout, Runs: len(p.runs), Submitted: time.Now(), State: "active"}
-	if err := engine.PutJSON(ctx, c.Eng.Campaigns, p.id, camp); err != nil {
+		Snapshot: p.snapshot, Artifact: p.artifact, Layout: p.layout, Runs: len(p.runs), Submitted: time.Now(), Settings: p.settings}
+	if c.Opt.Local {
+		camp.Settings.Local, camp.Settings.Host = p.results, c.Opt.Host
+	}
+	// Watch first: an outcome stored between the submit and the watch
+	// would otherwise be missed.
+	w, err := c.Eng.WatchStatus(ctx, p.id)
+	if err != nil {
 		return nil, err
 	}
-	states := make(map[int]*runState, len(p.runs))
-	varsOf := map[int]string{}
-	for i, n := range p.runs {
-		states[n] = &runState{key: simswarm.RunKey(p.artifact, p.workdir, p.cmd, n)}
-		if i < len(p.vars) {
-			varsOf[n] = p.vars[i]
-		}
-	}
-	w, err := c.Eng.Status.Watch(ctx, p.id+".*")
-	if err != nil {
-		return nil, fmt.Errorf("watch campaign: %w", err)
-	}
 	defer w.Stop()
-	sum := &Summary{Campaign: p.id, Runs: len(p.runs), Results: p.results, Build: c.built}
-	failures := map[int]*Failure{}
+	t := newTracker(c, p)
+	t.prov, t.camp = results.OpenProvenance(p.results), &camp
+	t.known(ctx, w)
+	if err := c.Eng.SubmitCampaign(ctx, camp); err != nil {
+		return nil, err
+	}
+	submit, err := t.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.camp = &camp
+	p.submission = nonce()
+	if err := c.submit(ctx, p, submit); err != nil {
+		return nil, err
+	}
+	if c.Opt.Detach {
+		t.sum.Detached = true
+		t.sum.Failures = []Failure{}
+		return t.sum, nil
+	}
+	return t.wait(ctx, w)
+}
 
-	// What the engine already knows about this campaign.
-	for e := range w.Updates() {
-		if e == nil {
-			break
+// known takes in what the engine already knows about the campaign: runs
+// that succeeded with their files in the results directory are done.
+func (t *tracker) known(ctx context.Context, w *engine.StatusWatch) {
+	for rec := range w.Updates() {
+		if rec == nil {
+			return
 		}
-		n, rec, ok := c.statusEntry(e, p.id)
-		if !ok || states[n] == nil {
-			continue
-		}
-		st := states[n]
-		if rec.State == simswarm.RunSucceeded && rec.Key == st.key && c.restore(ctx, p, rec) {
+		st := t.states[rec.Run]
+		if st != nil && rec.State == simswarm.RunSucceeded && rec.Key == st.key && t.c.restore(ctx, t.p, rec) {
 			st.state, st.cached = simswarm.RunSucceeded, true
-			sum.fingerprint(n, rec.Fingerprint)
+			t.sum.fingerprint(rec.Run, rec.Fingerprint)
+			t.provenance(rec)
 		}
 	}
-	queued, err := c.queued(ctx, p.id)
+}
+
+// plan decides what to submit: runs neither done nor with a job in the
+// queue (an earlier client, killed or still attached, submitted those, and
+// their outcome will come).
+func (t *tracker) plan(ctx context.Context) ([]int, error) {
+	queued, err := t.c.Eng.Queued(ctx, t.p.id)
 	if err != nil {
 		return nil, err
 	}
 	var submit []int
-	for _, n := range p.runs {
-		st := states[n]
+	for _, n := range t.p.runs {
+		st := t.states[n]
 		switch {
 		case st.cached:
-			sum.Cached++
-			sum.Succeeded++
+			t.sum.Cached++
+			t.sum.Succeeded++
 		case queued[n]:
 			st.waiting = true
 		default:
@@ -82,169 +141,179 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 			submit = append(submit, n)
 		}
 	}
-	if err := c.submit(ctx, p, submit, states); err != nil {
+	t.left = len(t.p.runs) - t.sum.Cached
+	t.counts = progress.Counts{Total: len(t.p.runs), Done: t.sum.Cached}
+	return submit, nil
+}
+
+// wait follows the campaign until every run it waits for has an outcome,
+// the user interrupts, or someone else cancels the campaign.
+func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, error) {
+	c, p := t.c, t.p
+	t.bar = progress.New(c.Opt.Progress, len(p.runs), c.Opt.Quiet)
+	defer t.bar.Finish()
+	t.bar.Update(t.counts)
+	cw, err := c.Eng.WatchCampaign(ctx, p.id)
+	if err != nil {
 		return nil, err
 	}
-	if c.Opt.Detach {
-		sum.Detached = true
-		sum.Failures = []Failure{}
-		return sum, nil
-	}
-	counts := progress.Counts{Total: len(p.runs), Done: sum.Cached}
-	bar := progress.New(c.Opt.Progress, len(p.runs), c.Opt.Quiet)
-	defer bar.Finish()
-	bar.Update(counts)
-	left := len(p.runs) - sum.Cached
-	apply := func(n int, rec *simswarm.RunRecord) {
-		st := states[n]
-		if st == nil || !st.waiting || rec.Key != st.key {
-			return
-		}
-		prev := st.state
-		st.state = rec.State
-		switch rec.State {
-		case simswarm.RunRunning:
-			if prev != simswarm.RunRunning {
-				counts.Running++
-			}
-		case simswarm.RunSucceeded, simswarm.RunFailed, simswarm.RunCancelled:
-			if prev == simswarm.RunRunning {
-				counts.Running--
-			}
-			st.waiting = false
-			left--
-			if err := c.extract(ctx, p, rec); err != nil {
-				rec.State = simswarm.RunFailed
-				rec.Reason = "fetching results: " + err.Error()
-			}
-			switch {
-			case rec.State == simswarm.RunSucceeded && rec.Reused:
-				sum.fingerprint(n, rec.Fingerprint)
-				sum.Succeeded++
-				sum.Cached++
-				counts.Done++
-			case rec.State == simswarm.RunSucceeded:
-				sum.fingerprint(n, rec.Fingerprint)
-				sum.Succeeded++
-				sum.Executed++
-				counts.Done++
-				sum.host(rec.Host)
-			case rec.State == simswarm.RunCancelled:
-				sum.Cancelled++
-				counts.Failed++
-			default:
-				sum.Failed++
-				sum.Executed++
-				sum.host(rec.Host)
-				counts.Failed++
-				failures[n] = failureOf(rec, varsOf[n], p.results)
-			}
-		}
-		bar.Update(counts)
-	}
+	defer cw.Stop()
+	stopNotice := c.sayIfMissing(ctx, simswarm.RoleRunner)
+	defer stopNotice()
 	tick := time.NewTicker(reconcileEvery)
 	defer tick.Stop()
 	last := time.Now()
-	for left > 0 {
+	var cancelled <-chan time.Time // runs on a cancelled campaign's runners get this long to report
+	camps := cw.Updates()
+	for t.left > 0 {
 		select {
 		case <-ctx.Done():
-			return sum, ctx.Err()
+			return t.sum, ctx.Err()
 		case <-c.Opt.Interrupt:
-			bar.Finish()
-			c.cancel(p.id)
-			sum.Cancelled = left
-			sum.Failures = sorted(failures)
-			return sum, ErrInterrupted
+			t.bar.Finish()
+			cctx, done := context.WithTimeout(context.Background(), 15*time.Second)
+			if err := c.Eng.CancelCampaign(cctx, p.id); err != nil {
+				c.warnf("cancel campaign %s: %v", p.id, err)
+			}
+			done()
+			t.sum.Cancelled += t.left
+			t.sum.Failures = sorted(t.failures)
+			return t.sum, ErrInterrupted
+		case camp, ok := <-camps:
+			if !ok {
+				camps = nil // the watch ended with ctx
+				continue
+			}
+			if camp.State == simswarm.CampaignCancelled && cancelled == nil {
+				// Cancelled elsewhere (the dashboard): runs not started will
+				// not be; running ones report how they ended.
+				c.warnf("campaign %s was cancelled", p.id)
+				t.cancelPending()
+				cancelled = time.After(c.Eng.Lease + 10*time.Second)
+			}
+		case <-cancelled:
+			t.cancelRest()
 		case <-tick.C:
-			if time.Since(last) >= reconcileEvery {
-				if err := c.reconcile(ctx, p, states, apply); err != nil {
-					return sum, err
+			if cancelled == nil && time.Since(last) >= reconcileEvery {
+				if err := t.reconcile(ctx); err != nil {
+					return t.sum, err
 				}
 				last = time.Now()
 			}
-		case e := <-w.Updates():
-			if e == nil {
-				continue
+		case rec, ok := <-w.Updates():
+			if !ok {
+				return t.sum, ctx.Err()
 			}
-			last = time.Now()
-			if n, rec, ok := c.statusEntry(e, p.id); ok {
-				apply(n, rec)
+			if rec != nil {
+				last = time.Now()
+				t.apply(ctx, rec)
 			}
 		}
 	}
-	sum.Failures = sorted(failures)
+	t.sum.Failures = sorted(t.failures)
 	// Runners on this host wrote through a scratch directory inside the
 	// results; leave results/ as opp_runall would (it fails while in use).
 	_ = os.Remove(filepath.Join(p.results, ".simswarm-scratch"))
-	// A cancel from elsewhere (the dashboard) stays the campaign's state.
-	var now simswarm.Campaign
-	if ok, _ := engine.GetJSON(ctx, c.Eng.Campaigns, p.id, &now); !ok || now.State != "cancelled" || sum.Cancelled == 0 {
-		camp.State = "done"
-		_ = engine.PutJSON(ctx, c.Eng.Campaigns, p.id, camp)
+	// A cancel from elsewhere stays the campaign's state: only an active
+	// campaign becomes done.
+	if _, err := c.Eng.FinishCampaign(ctx, p.id); err != nil {
+		c.warnf("record campaign %s done: %v", p.id, err)
 	}
-	return sum, nil
+	return t.sum, nil
 }
 
-func (c *Client) statusEntry(e jetstream.KeyValueEntry, id string) (int, *simswarm.RunRecord, bool) {
-	if e.Operation() != jetstream.KeyValuePut {
-		return 0, nil, false
+// apply takes in one run record of the campaign.
+func (t *tracker) apply(ctx context.Context, rec *simswarm.RunRecord) {
+	st := t.states[rec.Run]
+	if st == nil || !st.waiting || rec.Key != st.key {
+		return
 	}
-	camp, n, ok := simswarm.ParseStatusKey(e.Key())
-	if !ok || camp != id {
-		return 0, nil, false
+	prev := st.state
+	st.state = rec.State
+	switch rec.State {
+	case simswarm.RunRunning:
+		if prev != simswarm.RunRunning {
+			t.counts.Running++
+		}
+	case simswarm.RunSucceeded, simswarm.RunFailed, simswarm.RunCancelled:
+		if prev == simswarm.RunRunning {
+			t.counts.Running--
+		}
+		st.waiting = false
+		t.left--
+		if err := t.c.extract(ctx, t.p, rec); err != nil {
+			rec.State = simswarm.RunFailed
+			rec.Reason = "fetching results: " + err.Error()
+		}
+		t.provenance(rec)
+		t.count(rec)
 	}
-	var rec simswarm.RunRecord
-	if json.Unmarshal(e.Value(), &rec) != nil {
-		return 0, nil, false
-	}
-	return n, &rec, true
+	t.bar.Update(t.counts)
 }
 
-// queued lists the runs of the campaign that have a job in the queue, taken
-// or not: an earlier client (killed, or still attached) submitted them and
-// their outcome will come.
-func (c *Client) queued(ctx context.Context, id string) (map[int]bool, error) {
-	info, err := c.Eng.Jobs.Info(ctx, jetstream.WithSubjectFilter(engine.CampaignSubjects(id)))
-	if err != nil {
-		return nil, fmt.Errorf("inspect queue: %w", err)
+// count adds a final outcome to the summary.
+func (t *tracker) count(rec *simswarm.RunRecord) {
+	s := t.sum
+	switch {
+	case rec.State == simswarm.RunSucceeded && rec.Reused:
+		s.fingerprint(rec.Run, rec.Fingerprint)
+		s.Succeeded++
+		s.Cached++
+		t.counts.Done++
+	case rec.State == simswarm.RunSucceeded:
+		s.fingerprint(rec.Run, rec.Fingerprint)
+		s.Succeeded++
+		s.Executed++
+		t.counts.Done++
+		s.host(rec.Host)
+	case rec.State == simswarm.RunCancelled:
+		s.Cancelled++
+		t.counts.Failed++
+	default:
+		s.Failed++
+		s.Executed++
+		s.host(rec.Host)
+		t.counts.Failed++
+		t.failures[rec.Run] = failureOf(rec, t.vars[rec.Run], t.p.results)
 	}
-	out := map[int]bool{}
-	prefix := len(engine.CampaignSubjects(id)) - 1
-	for subj := range info.State.Subjects {
-		if n, err := strconv.Atoi(subj[prefix:]); err == nil {
-			out[n] = true
+}
+
+// cancelPending counts the runs of a cancelled campaign that never
+// started as cancelled; cancelRest does it for those still running after
+// their runners had time to report.
+func (t *tracker) cancelPending() {
+	for _, st := range t.states {
+		if st.waiting && st.state != simswarm.RunRunning {
+			t.cancelOne(st)
 		}
 	}
-	return out, nil
+	t.bar.Update(t.counts)
 }
 
-// submit enqueues the jobs of runs.
-func (c *Client) submit(ctx context.Context, p *prepared, runs []int, states map[int]*runState) error {
-	return c.Eng.PublishRuns(ctx, len(runs), func(i int) simswarm.RunJob {
-		n := runs[i]
-		job := simswarm.RunJob{Version: simswarm.Version, Campaign: p.id, Run: n, Key: states[n].key,
-			Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.workdir, Command: p.cmd, Layout: p.layout,
-			Timeout: c.Opt.Timeout, Batch: c.Opt.Batch, Retries: c.Opt.Retries}
-		if c.Opt.Local {
-			job.Local, job.Host = p.results, c.Opt.Host
+func (t *tracker) cancelRest() {
+	for _, st := range t.states {
+		if st.waiting {
+			if st.state == simswarm.RunRunning {
+				t.counts.Running--
+			}
+			t.cancelOne(st)
 		}
-		return job
+	}
+	t.bar.Update(t.counts)
+}
+
+func (t *tracker) cancelOne(st *runState) {
+	st.waiting, st.state = false, simswarm.RunCancelled
+	t.left--
+	t.sum.Cancelled++
+	t.counts.Failed++
+}
+
+// submit enqueues the jobs of runs, in this client's submission.
+func (c *Client) submit(ctx context.Context, p *prepared, runs []int) error {
+	return c.Eng.SubmitRuns(ctx, len(runs), func(i int) simswarm.RunJob {
+		return p.camp.RunJob(runs[i], p.submission)
 	})
-}
-
-// cancel removes the campaign's waiting jobs and tells runners to stop its
-// running ones.
-func (c *Client) cancel(id string) {
-	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
-	defer done()
-	_ = c.Eng.Jobs.Purge(ctx, jetstream.WithPurgeSubject(engine.CampaignSubjects(id)))
-	_ = c.Eng.NC.Publish(engine.SubjectCancel+"."+id, []byte(id))
-	_ = c.Eng.NC.FlushTimeout(5 * time.Second)
-	var camp simswarm.Campaign
-	if ok, _ := engine.GetJSON(ctx, c.Eng.Campaigns, id, &camp); ok {
-		camp.State = "cancelled"
-		_ = engine.PutJSON(ctx, c.Eng.Campaigns, id, camp)
-	}
 }
 
 // present reports whether every result file of a run is in the results
@@ -266,16 +335,16 @@ func (c *Client) restore(ctx context.Context, p *prepared, rec *simswarm.RunReco
 	if present(p.results, rec) {
 		return true
 	}
-	var full simswarm.RunRecord
-	if ok, err := engine.GetJSON(ctx, c.Eng.Runs, rec.Key, &full); err != nil || !ok || full.State != simswarm.RunSucceeded {
+	full, ok, err := c.Eng.Run(ctx, rec.Key)
+	if err != nil || !ok || full.State != simswarm.RunSucceeded {
 		return false
 	}
 	if full.LocalDir != "" {
 		// The only copy was in a results directory; run it again.
-		_ = c.Eng.Runs.Delete(ctx, rec.Key)
+		_ = c.Eng.ForgetRun(ctx, rec.Key)
 		return false
 	}
-	return c.write(ctx, p.results, &full) == nil
+	return c.write(ctx, p.results, full) == nil
 }
 
 // extract lays a finished run's files into the results directory.
@@ -283,38 +352,18 @@ func (c *Client) extract(ctx context.Context, p *prepared, rec *simswarm.RunReco
 	if len(rec.Files) == 0 || (rec.LocalDir == p.results && present(p.results, rec)) {
 		return nil
 	}
-	// On a replicated engine a read may reach a copy a moment behind the
-	// one the runner wrote, or time out while the client moves to another
-	// server: keep trying, through the leader too, for a while before
-	// calling the record lost.
-	var full simswarm.RunRecord
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ok, err := engine.GetJSON(rctx, c.Eng.Runs, rec.Key, &full)
-		if err != nil || !ok || !full.Finished.Equal(rec.Finished) {
-			ok, err = c.Eng.GetFromLeader(rctx, engine.BucketRuns, rec.Key, &full)
-		}
-		cancel()
-		if err == nil && ok && full.Finished.Equal(rec.Finished) {
-			break
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			if err != nil {
-				return err
-			}
-			return fmt.Errorf("run record %s missing", simswarm.Short(rec.Key))
-		}
-		time.Sleep(200 * time.Millisecond)
+	full, err := c.Eng.RunFinished(ctx, rec.Key, rec.Finished, 30*time.Second)
+	if err != nil {
+		return err
 	}
-	return c.write(ctx, p.results, &full)
+	return c.write(ctx, p.results, full)
 }
 
 func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord) error {
 	if rec.Object != "" {
-		obj, err := c.Eng.Blobs.Get(ctx, rec.Object)
+		obj, err := c.Eng.OpenObject(ctx, rec.Object)
 		if err != nil {
-			return fmt.Errorf("fetch %s: %w", rec.Object, err)
+			return err
 		}
 		defer obj.Close()
 		_, err = archive.Unpack(obj, dir)
@@ -396,23 +445,22 @@ const reconcileEvery = 15 * time.Second
 // reconcile looks for runs whose outcome the client missed or whose job the
 // engine lost (a server that died between its fsyncs): an outcome is
 // applied, a lost job is submitted again.
-func (c *Client) reconcile(ctx context.Context, p *prepared, states map[int]*runState, apply func(int, *simswarm.RunRecord)) error {
-	queued, err := c.queued(ctx, p.id)
+func (t *tracker) reconcile(ctx context.Context) error {
+	queued, err := t.c.Eng.Queued(ctx, t.p.id)
 	if err != nil {
 		return nil // the engine is away; try again at the next tick
 	}
 	var lost []int
-	for n, st := range states {
+	for n, st := range t.states {
 		if !st.waiting || queued[n] {
 			continue
 		}
-		var rec simswarm.RunRecord
-		ok, err := engine.GetJSON(ctx, c.Eng.Status, simswarm.StatusKey(p.id, n), &rec)
+		rec, ok, err := t.c.Eng.RunStatus(ctx, t.p.id, n)
 		if err != nil {
 			return nil
 		}
 		if ok && rec.Key == st.key && rec.Done() {
-			apply(n, &rec)
+			t.apply(ctx, rec)
 			continue
 		}
 		lost = append(lost, n)
@@ -421,5 +469,5 @@ func (c *Client) reconcile(ctx context.Context, p *prepared, states map[int]*run
 		return nil
 	}
 	sort.Ints(lost)
-	return c.submit(ctx, p, lost, states)
+	return t.c.submit(ctx, t.p, lost)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/simswarm/simswarm/internal/fserr"
 )
 
 // Creds are a user and password the engine accepts.
@@ -42,14 +43,14 @@ func Load(path string) (Creds, error) {
 	var c Creds
 	fi, err := os.Stat(path)
 	if err != nil {
-		return c, fmt.Errorf("credentials %s: %w", path, unwrap(err))
+		return c, fmt.Errorf("credentials %s: %w", path, fserr.WithoutPath(err))
 	}
 	if fi.Mode().Perm()&0o077 != 0 && !strings.HasPrefix(path, "/run/secrets/") {
 		return c, fmt.Errorf("credentials %s are readable by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return c, fmt.Errorf("credentials %s: %w", path, unwrap(err))
+		return c, fmt.Errorf("credentials %s: %w", path, fserr.WithoutPath(err))
 	}
 	md, err := toml.Decode(string(b), &c)
 	if err != nil {
@@ -94,12 +95,4 @@ func LoadOrCreate(file, stateDir string) (c Creds, path string, created bool, er
 		return c, path, false, fmt.Errorf("write credentials: %w", err)
 	}
 	return c, path, true, nil
-}
-
-func unwrap(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -2,6 +2,8 @@ package dashboard
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,9 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/engine"
 )
 
 // ActionResult is what an action endpoint answers.
@@ -34,15 +34,14 @@ func (s *Server) done(w http.ResponseWriter, r *http.Request, res ActionResult, 
 }
 
 func (s *Server) campaignRecord(ctx context.Context, id string) (*simswarm.Campaign, error) {
-	var c simswarm.Campaign
-	ok, err := engine.GetJSON(ctx, s.eng.Campaigns, id, &c)
+	c, ok, err := s.eng.Campaign(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, errNotFound
 	}
-	return &c, nil
+	return c, nil
 }
 
 // actCancel does what Ctrl-C in `simswarm run` does: purge the campaign's
@@ -51,38 +50,27 @@ func (s *Server) actCancel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
-	c, err := s.campaignRecord(ctx, id)
-	if errors.Is(err, errNotFound) {
+	if _, err := s.campaignRecord(ctx, id); errors.Is(err, errNotFound) {
 		s.notFound(w, r, "There is no campaign "+strconv.Quote(id)+" in this engine.")
 		return
-	}
-	if err != nil {
+	} else if err != nil {
 		s.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
-	if err := s.eng.Jobs.Purge(ctx, jetstream.WithPurgeSubject(engine.CampaignSubjects(id))); err != nil {
-		s.fail(w, r, http.StatusBadGateway, fmt.Errorf("purge the queue of campaign %s: %w", id, err))
-		return
-	}
-	if err := s.eng.NC.Publish(engine.SubjectCancel+"."+id, []byte(id)); err != nil {
-		s.fail(w, r, http.StatusBadGateway, fmt.Errorf("tell runners to stop campaign %s: %w", id, err))
-		return
-	}
-	_ = s.eng.NC.FlushTimeout(5 * time.Second)
-	c.State = "cancelled"
-	if err := engine.PutJSON(ctx, s.eng.Campaigns, id, c); err != nil {
+	if err := s.eng.CancelCampaign(ctx, id); err != nil {
 		s.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
 	s.done(w, r, ActionResult{OK: true, Message: "campaign " + id + " cancelled"}, "/campaigns/"+url.PathEscape(id))
 }
 
-// actRetry enqueues the campaign's failed runs again, rebuilding each job
-// from the campaign record. The campaign record does not keep the original
-// --timeout, --batch or --retries; a timeout can be given as a form field.
+// actRetry enqueues the campaign's failed runs again, each job made from
+// the campaign record with the settings of its last submit (--timeout,
+// --batch, --retries, results written in place); a form field "timeout"
+// replaces the timeout.
 func (s *Server) actRetry(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	var timeout time.Duration
+	timeout := time.Duration(-1)
 	if t := r.PostFormValue("timeout"); t != "" {
 		d, err := time.ParseDuration(t)
 		if err != nil || d < 0 {
@@ -93,12 +81,10 @@ func (s *Server) actRetry(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	c, err := s.campaignRecord(ctx, id)
-	if errors.Is(err, errNotFound) {
+	if _, err := s.campaignRecord(ctx, id); errors.Is(err, errNotFound) {
 		s.notFound(w, r, "There is no campaign "+strconv.Quote(id)+" in this engine.")
 		return
-	}
-	if err != nil {
+	} else if err != nil {
 		s.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
@@ -116,14 +102,19 @@ func (s *Server) actRetry(w http.ResponseWriter, r *http.Request) {
 		s.done(w, r, ActionResult{OK: true, Message: "campaign " + id + " has no failed runs"}, "/campaigns/"+url.PathEscape(id))
 		return
 	}
-	if c.State != "active" {
-		c.State = "active"
-		if err := engine.PutJSON(ctx, s.eng.Campaigns, id, c); err != nil {
-			s.fail(w, r, http.StatusBadGateway, err)
-			return
+	c, err := s.eng.UpdateCampaign(ctx, id, func(c *simswarm.Campaign) bool {
+		changed := c.State != simswarm.CampaignActive || (timeout >= 0 && c.Settings.Timeout != timeout)
+		c.State = simswarm.CampaignActive
+		if timeout >= 0 {
+			c.Settings.Timeout = timeout
 		}
+		return changed
+	})
+	if err != nil {
+		s.fail(w, r, http.StatusBadGateway, err)
+		return
 	}
-	if err := s.enqueue(ctx, c, failed, timeout); err != nil {
+	if err := s.enqueue(ctx, c, failed); err != nil {
 		s.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
@@ -145,14 +136,17 @@ func (s *Server) actRetry(w http.ResponseWriter, r *http.Request) {
 		"/campaigns/"+url.PathEscape(id))
 }
 
-// enqueue publishes run jobs a window at a time, as the client submits them.
-func (s *Server) enqueue(ctx context.Context, c *simswarm.Campaign, runs []int, timeout time.Duration) error {
-	return s.eng.PublishRuns(ctx, len(runs), func(i int) simswarm.RunJob {
-		n := runs[i]
-		return simswarm.RunJob{Version: simswarm.Version, Campaign: c.ID, Run: n,
-			Key:      simswarm.RunKey(c.Artifact, c.Workdir, c.Command, n),
-			Snapshot: c.Snapshot, Artifact: c.Artifact, Workdir: c.Workdir, Command: c.Command, Layout: c.Layout, Timeout: timeout}
-	})
+// enqueue submits run jobs of the campaign, as the client submits them, in
+// a submission of their own.
+func (s *Server) enqueue(ctx context.Context, c *simswarm.Campaign, runs []int) error {
+	sub := newSubmission()
+	return s.eng.SubmitRuns(ctx, len(runs), func(i int) simswarm.RunJob { return c.RunJob(runs[i], sub) })
+}
+
+func newSubmission() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // actDrain tells a runner to finish its runs and take no more, or to take
@@ -165,18 +159,17 @@ func (s *Server) actDrain(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r, "There is no worker "+strconv.Quote(id)+" online.")
 		return
 	}
-	if wk.Role != "runner" {
+	if wk.Role != simswarm.RoleRunner {
 		s.fail(w, r, http.StatusConflict, fmt.Errorf("worker %s is a %s: only runners can be drained", wk.ID, wk.Role))
 		return
 	}
-	msg, verb := "drain", "draining: it finishes its runs and takes no new ones"
+	verb := "draining: it finishes its runs and takes no new ones"
 	if resume {
-		msg, verb = "resume", "takes jobs again"
+		verb = "takes jobs again"
 	}
-	if err := s.eng.NC.Publish(engine.DrainSubject(wk.ID), []byte(msg)); err != nil {
-		s.fail(w, r, http.StatusBadGateway, fmt.Errorf("tell worker %s: %w", wk.ID, err))
+	if err := s.eng.Drain(wk.ID, !resume); err != nil {
+		s.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
-	_ = s.eng.NC.FlushTimeout(5 * time.Second)
 	s.done(w, r, ActionResult{OK: true, Message: "worker " + wk.ID + " " + verb}, "/workers")
 }

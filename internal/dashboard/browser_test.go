@@ -18,7 +18,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/campaign"
-	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/testkit"
 )
 
@@ -196,8 +195,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("campaign B: %v", err)
 	}
 	eventually(t, 20*time.Second, "campaign B's run starts", func() bool {
-		var rec simswarm.RunRecord
-		ok, _ := engine.GetJSON(context.Background(), inst.Eng.Status, simswarm.StatusKey(sb.Campaign, 5), &rec)
+		rec, ok, _ := inst.Eng.RunStatus(context.Background(), sb.Campaign, 5)
 		return ok && rec.State == simswarm.RunRunning
 	})
 	waitJS(t, bctx, 10*time.Second, "overview shows campaign B running",
@@ -251,9 +249,8 @@ func TestBrowser(t *testing.T) {
 	waitJS(t, bctx, 15*time.Second, "its running run shows cancelled", `document.querySelector('#runs tr.r-cancelled') && !document.querySelector('#runs tr.r-running')`)
 	waitJS(t, bctx, 5*time.Second, "toast confirms", `document.getElementById('toast').textContent.includes('cancelled')`)
 	shot(t, bctx, shots, "campaign-cancelled")
-	var rec simswarm.RunRecord
-	if _, err := engine.GetJSON(context.Background(), inst.Eng.Status, simswarm.StatusKey(sb.Campaign, 5), &rec); err != nil || rec.State != simswarm.RunCancelled {
-		t.Errorf("run 5 of campaign B after cancel: %q %v", rec.State, err)
+	if rec, ok, err := inst.Eng.RunStatus(context.Background(), sb.Campaign, 5); err != nil || !ok || rec.State != simswarm.RunCancelled {
+		t.Errorf("run 5 of campaign B after cancel: %+v %v", rec, err)
 	}
 
 	run(t, bctx, chromedp.Navigate(base+"/workers"))
@@ -278,23 +275,23 @@ func TestBrowserCluster(t *testing.T) {
 		age         time.Duration
 		draining    bool
 	}{{"node1", 16, 16, 0, false}, {"node2", 16, 15, 2 * time.Second, false}, {"node3", 16, 9, time.Second, true}, {"node4", 16, 16, 42 * time.Second, false}} {
-		w := simswarm.Worker{ID: h.host + "-1", Host: h.host, Role: "runner", Slots: h.slots, Busy: h.busy, Version: simswarm.Version,
+		w := simswarm.Worker{ID: h.host + "-1", Host: h.host, Role: simswarm.RoleRunner, Slots: h.slots, Busy: h.busy, Version: simswarm.Version,
 			Seen: now.Add(-h.age), CacheBytes: int64(i+1) * 700 << 20, Draining: h.draining}
 		for s := 0; s < h.busy; s++ {
 			w.Current = append(w.Current, simswarm.StatusKey("5ca1ab1e5ca1ab1e", 1900+i*16+s))
 		}
-		if err := engine.PutJSON(ctx, eng.Workers, "runner."+w.ID, w); err != nil {
+		if err := eng.PutWorker(ctx, w); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := engine.PutJSON(ctx, eng.Workers, "builder.manager-1", simswarm.Worker{ID: "manager-1", Host: "manager", Role: "builder",
+	if err := eng.PutWorker(ctx, simswarm.Worker{ID: "manager-1", Host: "manager", Role: simswarm.RoleBuilder,
 		Slots: 1, Version: simswarm.Version, Seen: now}); err != nil {
 		t.Fatal(err)
 	}
 	cmd := simswarm.Command{Kind: simswarm.KindOmnetpp, Argv: []string{"inet", "-f", "omnetpp.ini", "-c", "Wifi<Throughput>"}}
 	c := simswarm.Campaign{ID: "5ca1ab1e5ca1ab1e", Project: "/home/ada/inet", Workdir: "examples/wireless", Command: cmd,
-		Snapshot: "5a", Artifact: "a7", Runs: 2400, Submitted: now.Add(-38 * time.Minute), State: "active"}
-	if err := engine.PutJSON(ctx, eng.Campaigns, c.ID, c); err != nil {
+		Snapshot: "5a", Artifact: "a7", Runs: 2400, Submitted: now.Add(-38 * time.Minute), State: simswarm.CampaignActive}
+	if err := eng.PutCampaign(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	list := simswarm.RunList{Key: simswarm.ListKey(c.Artifact, c.Workdir, cmd)}
@@ -302,13 +299,13 @@ func TestBrowserCluster(t *testing.T) {
 		list.Runs = append(list.Runs, n)
 		list.Vars = append(list.Vars, fmt.Sprintf("$numHosts=%d, $bitrate=%dMbps, $repetition=%d", 2+n/60, []int{6, 12, 24, 54}[n/15%4], n%15))
 	}
-	if err := engine.PutJSON(ctx, eng.Lists, list.Key, list); err != nil {
+	if err := eng.PutList(ctx, list); err != nil {
 		t.Fatal(err)
 	}
 	done := simswarm.Campaign{ID: "d0d0d0d0d0d0d0d0", Project: "/home/ada/aloha", Workdir: ".", Snapshot: "5b", Artifact: "a8",
 		Command: simswarm.Command{Kind: simswarm.KindOmnetpp, Argv: []string{"./aloha", "-c", "PureAlohaExperiment"}},
-		Runs:    42, Submitted: now.Add(-55 * time.Minute), State: "done"}
-	if err := engine.PutJSON(ctx, eng.Campaigns, done.ID, done); err != nil {
+		Runs:    42, Submitted: now.Add(-55 * time.Minute), State: simswarm.CampaignDone}
+	if err := eng.PutCampaign(ctx, done); err != nil {
 		t.Fatal(err)
 	}
 	put := func(camp string, n int, state string, finished time.Time, wall time.Duration, host string) {
@@ -320,7 +317,7 @@ func TestBrowserCluster(t *testing.T) {
 		if state == simswarm.RunRunning {
 			rec.Finished = time.Time{}
 		}
-		if err := engine.PutJSON(ctx, eng.Status, simswarm.StatusKey(camp, n), rec); err != nil {
+		if err := eng.PutStatus(ctx, &rec); err != nil {
 			t.Fatal(err)
 		}
 	}

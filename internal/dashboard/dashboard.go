@@ -26,7 +26,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
@@ -66,6 +65,7 @@ type Server struct {
 	loopback bool
 	m        *model
 	hub      *hub
+	scalars  *scalarStore
 	tmpl     map[string]*template.Template
 	reg      *prometheus.Registry
 	metrics  *metrics
@@ -121,7 +121,7 @@ func New(ctx context.Context, eng *engine.Engine, o Options) (*Server, error) {
 	if o.Engine == "" {
 		o.Engine = "engine"
 	}
-	s := &Server{eng: eng, opt: o, loopback: loopback, m: newModel(), hub: newHub(), ready: make(chan struct{}),
+	s := &Server{eng: eng, opt: o, loopback: loopback, m: newModel(), hub: newHub(), scalars: newScalarStore(), ready: make(chan struct{}),
 		log: o.Log, ctx: ctx}
 	if s.tmpl, err = parseTemplates(); err != nil {
 		return nil, err
@@ -190,14 +190,14 @@ func (s *Server) Wait() { s.wg.Wait() }
 // follow starts the watches and pollers that keep the model current.
 func (s *Server) follow(ctx context.Context) {
 	readies := []chan struct{}{make(chan struct{}), make(chan struct{}), make(chan struct{})}
-	run := func(name string, kv jetstream.KeyValue, ready chan struct{}, fn func(jetstream.KeyValueEntry, bool)) {
+	run := func(name string, b engine.Bucket, ready chan struct{}, fn func(engine.Entry)) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			once := sync.Once{}
 			closeReady := func() { once.Do(func() { close(ready) }) }
 			for ctx.Err() == nil {
-				err := watch(ctx, kv, closeReady, fn)
+				err := s.eng.Follow(ctx, b, closeReady, fn)
 				if ctx.Err() != nil {
 					break
 				}
@@ -211,26 +211,29 @@ func (s *Server) follow(ctx context.Context) {
 			closeReady()
 		}()
 	}
-	run("campaigns", s.eng.Campaigns, readies[0], func(e jetstream.KeyValueEntry, initial bool) {
-		if rec, ok := s.m.applyCampaign(e.Key(), e.Operation(), e.Value()); ok {
+	run("campaigns", engine.BucketCampaigns, readies[0], func(e engine.Entry) {
+		if rec, ok := s.m.applyCampaign(e.Key, e.Deleted, e.Value); ok {
 			if rec != nil {
 				s.loadList(ctx, rec)
 			}
-			s.hub.mark("overview", "campaign:"+e.Key())
+			s.hub.mark("overview", "campaign:"+e.Key)
 		}
 	})
-	run("status", s.eng.Status, readies[1], func(e jetstream.KeyValueEntry, initial bool) {
-		ch, ok := s.m.applyStatus(e.Key(), e.Operation(), e.Value(), time.Now())
+	run("status", engine.BucketStatus, readies[1], func(e engine.Entry) {
+		ch, ok := s.m.applyStatus(e.Key, e.Deleted, e.Value, time.Now())
 		if !ok {
 			return
 		}
 		if ch.finished {
-			s.metrics.observe(ch, initial)
+			s.metrics.observe(ch, e.Initial)
+		}
+		if !e.Deleted {
+			s.noteSucceeded(e.Key, e.Value)
 		}
 		s.hub.mark("overview", "campaign:"+ch.campaign)
 	})
-	run("workers", s.eng.Workers, readies[2], func(e jetstream.KeyValueEntry, initial bool) {
-		if s.m.applyWorker(e.Key(), e.Operation(), e.Value(), time.Now(), initial) {
+	run("workers", engine.BucketWorkers, readies[2], func(e engine.Entry) {
+		if s.m.applyWorker(e.Key, e.Deleted, e.Value, time.Now(), e.Initial) {
 			s.hub.mark("overview", "workers")
 		}
 	})
@@ -246,10 +249,7 @@ func (s *Server) follow(ctx context.Context) {
 		}
 		// Queue depths and stored bytes too, so the first page is complete.
 		q, _ := s.queues(ctx)
-		var stored uint64
-		if info, err := s.eng.Blobs.Status(ctx); err == nil {
-			stored = info.Size()
-		}
+		stored, _ := s.eng.StoredBytes(ctx)
 		s.m.mu.Lock()
 		if s.m.queues == nil {
 			s.m.queues = q
@@ -264,10 +264,14 @@ func (s *Server) follow(ctx context.Context) {
 		defer s.wg.Done()
 		s.poll(ctx)
 	}()
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.hub.run(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.readScalars(ctx)
 	}()
 }
 
@@ -321,9 +325,9 @@ func (s *Server) poll(ctx context.Context) {
 		}
 		if now.Sub(lastStored) >= 10*time.Second {
 			lastStored = now
-			if info, err := s.eng.Blobs.Status(ctx); err == nil {
+			if n, err := s.eng.StoredBytes(ctx); err == nil {
 				s.m.mu.Lock()
-				s.m.stored = info.Size()
+				s.m.stored = n
 				s.m.mu.Unlock()
 			}
 		}
@@ -344,19 +348,7 @@ func (s *Server) poll(ctx context.Context) {
 
 // queues reads the depth of each job queue.
 func (s *Server) queues(ctx context.Context) ([]status.Queue, error) {
-	var out []status.Queue
-	for _, q := range []struct{ name, consumer string }{{"build", engine.ConsumerBuild}, {"list", engine.ConsumerList}, {"run", engine.ConsumerRun}} {
-		c, err := s.eng.Jobs.Consumer(ctx, q.consumer)
-		if err != nil {
-			return nil, fmt.Errorf("read queue %s: %w", q.name, err)
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("read queue %s: %w", q.name, err)
-		}
-		out = append(out, status.Queue{Name: q.name, Waiting: info.NumPending, Taken: info.NumAckPending})
-	}
-	return out, nil
+	return s.eng.Depths(ctx)
 }
 
 // tokenOK compares a presented token with the configured one in constant

@@ -218,8 +218,8 @@ func TestAPI(t *testing.T) {
 		}
 	}
 	eventually(t, 2*engine.HeartbeatEvery, "runner reports draining", draining(true))
-	var before simswarm.RunRecord
-	if _, err := engine.GetJSON(context.Background(), inst.Eng.Status, simswarm.StatusKey(id, 1), &before); err != nil {
+	before, _, err := inst.Eng.RunStatus(context.Background(), id, 1)
+	if err != nil || before == nil {
 		t.Fatal(err)
 	}
 	r = do(t, "POST", base+"/api/campaigns/"+id+"/retry", form("timeout", "30s"), nil)
@@ -231,8 +231,8 @@ func TestAPI(t *testing.T) {
 		t.Errorf("retried run not shown queued: %+v", tbl)
 	}
 	time.Sleep(2 * time.Second)
-	var during simswarm.RunRecord
-	if _, err := engine.GetJSON(context.Background(), inst.Eng.Status, simswarm.StatusKey(id, 1), &during); err != nil {
+	during, _, err := inst.Eng.RunStatus(context.Background(), id, 1)
+	if err != nil || during == nil {
 		t.Fatal(err)
 	}
 	if !during.Finished.Equal(before.Finished) || during.State != simswarm.RunFailed {
@@ -242,9 +242,8 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("resume: %d %s", r.code, r.body)
 	}
 	eventually(t, 20*time.Second, "retried run 1 to finish again", func() bool {
-		var rec simswarm.RunRecord
-		_, _ = engine.GetJSON(context.Background(), inst.Eng.Status, simswarm.StatusKey(id, 1), &rec)
-		return rec.State == simswarm.RunFailed && rec.Finished.After(before.Finished)
+		rec, ok, _ := inst.Eng.RunStatus(context.Background(), id, 1)
+		return ok && rec.State == simswarm.RunFailed && rec.Finished.After(before.Finished)
 	})
 	eventually(t, 2*engine.HeartbeatEvery, "runner reports taking jobs again", draining(false))
 	if r := do(t, "POST", base+"/api/workers/nosuch/drain", nil, nil); r.code != 404 {
@@ -276,7 +275,7 @@ func TestAccess(t *testing.T) {
 		t.Fatal("all-interfaces listener without token accepted")
 	}
 	c := simswarm.Campaign{ID: "c0ffee", Runs: 1, State: "active", Command: simswarm.Command{Kind: simswarm.KindOmnetpp, Argv: []string{"./sim"}}}
-	if err := engine.PutJSON(context.Background(), eng.Campaigns, c.ID, c); err != nil {
+	if err := eng.PutCampaign(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
 

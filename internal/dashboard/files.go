@@ -16,7 +16,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/archive"
-	"github.com/simswarm/simswarm/internal/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,14 +32,13 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	var rec simswarm.RunRecord
-	ok, err := engine.GetJSON(ctx, s.eng.Status, simswarm.StatusKey(id, n), &rec)
+	rec, ok, err := s.eng.RunStatus(ctx, id, n)
 	if err != nil {
 		s.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
 	var size int64 = -1
-	for _, f := range rec.Files {
+	for _, f := range recFiles(rec) {
 		if f.Name == name {
 			size = f.Size
 		}
@@ -49,8 +47,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r, "Run "+strconv.Itoa(n)+" of campaign "+strconv.Quote(id)+" has no result file "+strconv.Quote(name)+".")
 		return
 	}
-	var full simswarm.RunRecord
-	found, err := engine.GetJSON(ctx, s.eng.Runs, rec.Key, &full)
+	full, found, err := s.eng.Run(ctx, rec.Key)
 	if err != nil {
 		s.fail(w, r, http.StatusBadGateway, err)
 		return
@@ -109,9 +106,9 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 
 // fromArchive streams one file out of a results archive (zstd tar).
 func (s *Server) fromArchive(w http.ResponseWriter, r *http.Request, object, name string, header func(int64)) error {
-	obj, err := s.eng.Blobs.Get(r.Context(), object)
+	obj, err := s.eng.OpenObject(r.Context(), object)
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", object, err)
+		return err
 	}
 	defer obj.Close()
 	zr, err := zstd.NewReader(obj)
@@ -163,4 +160,12 @@ func (s *Server) serveBuildLog(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "sandbox")
 	_, _ = w.Write(buf.Bytes())
+}
+
+// recFiles is a record's files; none when there is no record.
+func recFiles(rec *simswarm.RunRecord) []simswarm.File {
+	if rec == nil {
+		return nil
+	}
+	return rec.Files
 }

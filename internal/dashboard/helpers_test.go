@@ -32,7 +32,7 @@ func bareEngine(t testing.TB) *engine.Engine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		eng.NC.Close()
+		eng.Close()
 		srv.Shutdown()
 	})
 	return eng

@@ -203,8 +203,6 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-func decodeJSON(b []byte, v any) error { return json.Unmarshal(b, v) }
-
 // layout is what every page's frame needs.
 type layout struct {
 	Title     string
@@ -267,6 +265,12 @@ func (s *Server) pageCampaign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Build = s.buildView(r, p.Record)
+	if s.scalars.touch(p.ID, time.Now()) {
+		s.backfill(s.ctx, p.ID)
+	}
+	q := r.URL.Query()
+	p.Plots = s.scalars.plots(p.ID, q.Get("y"), q.Get("x"), q.Get("series"))
+	p.Plots.Walls = s.m.wallHistogram(p.ID)
 	s.render(w, r, http.StatusOK, "campaign", "Campaign "+p.ID, "campaign:"+p.ID, p)
 }
 
@@ -398,6 +402,7 @@ var funcs = template.FuncMap{
 	},
 	"chart": chartOf,
 	"f1":    func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+	"addf":  func(a, b float64) float64 { return a + b },
 	"f2":    func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) },
 	"join":  strings.Join,
 	"firstLine": func(s string) string {

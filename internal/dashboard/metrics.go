@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/simswarm/simswarm"
 )
 
 // metrics exports the dashboard's view of the engine to Prometheus. Gauges
@@ -69,7 +70,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	var runs Counts
-	camps := map[string]int{"active": 0, "done": 0, "cancelled": 0}
+	camps := map[string]int{simswarm.CampaignActive: 0, simswarm.CampaignDone: 0, simswarm.CampaignCancelled: 0}
 	for _, c := range m.s.m.campaignList(now) {
 		runs.Pending += c.Counts.Pending
 		runs.Running += c.Counts.Running
@@ -86,7 +87,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	w := m.s.m.workersPage(now)
 	byRole := map[[2]string]int{}
-	for _, role := range []string{"runner", "builder"} {
+	for _, role := range []string{simswarm.RoleRunner, simswarm.RoleBuilder} {
 		for _, st := range []string{"online", "draining", "lost"} {
 			byRole[[2]string{role, st}] = 0
 		}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/engine"
 )
 
 // errNotFound makes a handler answer 404.
@@ -38,7 +37,7 @@ func (c *campIndex) shownCounts() Counts {
 	return k
 }
 
-func (c *campIndex) cancelled() bool { return c.hasRec && c.rec.State == "cancelled" }
+func (c *campIndex) cancelled() bool { return c.hasRec && c.rec.State == simswarm.CampaignCancelled }
 
 // shownState is a run's state as shown.
 func (c *campIndex) shownState(e *runEntry) uint8 {
@@ -51,7 +50,7 @@ func (c *campIndex) shownState(e *runEntry) uint8 {
 // summary describes a campaign; the caller holds the model's lock.
 func (c *campIndex) summary(now time.Time) CampaignSummary {
 	k := c.shownCounts()
-	s := CampaignSummary{ID: c.id, Counts: k, Runs: k.Of(""), State: "active"}
+	s := CampaignSummary{ID: c.id, Counts: k, Runs: k.Of(""), State: simswarm.CampaignActive}
 	if c.hasRec {
 		s.Project, s.Workdir, s.Command, s.Submitted = c.rec.Project, c.rec.Workdir, describe(c.rec.Command), c.rec.Submitted
 		s.Runs = max(c.rec.Runs, s.Runs)
@@ -64,9 +63,9 @@ func (c *campIndex) summary(now time.Time) CampaignSummary {
 		s.Percent = 100 * float64(s.Done) / float64(s.Runs)
 	}
 	left := k.Pending + k.Running
-	if s.State == "active" && left == 0 && s.Runs > 0 {
+	if s.State == simswarm.CampaignActive && left == 0 && s.Runs > 0 {
 		// Nobody followed it to the end (a detached campaign): it is done.
-		s.State = "done"
+		s.State = simswarm.CampaignDone
 	}
 	done, earliest := c.recent.window(now, etaWindow)
 	if done > 0 && earliest > 0 {
@@ -76,10 +75,10 @@ func (c *campIndex) summary(now time.Time) CampaignSummary {
 		}
 		span = max(span, time.Second)
 		perSec := float64(done) / span.Seconds()
-		if s.State == "active" {
+		if s.State == simswarm.CampaignActive {
 			s.RatePerMinute = perSec * 60
 		}
-		if s.State == "active" && left > 0 {
+		if s.State == simswarm.CampaignActive && left > 0 {
 			eta := float64(left) / perSec
 			s.ETASeconds = &eta
 		}
@@ -327,14 +326,13 @@ func (s *Server) runPage(ctx context.Context, id string, n int, now time.Time) (
 	if hasRec {
 		p.CommandLine = commandLine(cmd, n)
 	}
-	var rec simswarm.RunRecord
-	ok, err := engine.GetJSON(ctx, s.eng.Status, simswarm.StatusKey(id, n), &rec)
+	rec, ok, err := s.eng.RunStatus(ctx, id, n)
 	if err != nil {
 		return nil, err
 	}
 	p.Files = []FileView{}
 	if ok {
-		p.Record = &rec
+		p.Record = rec
 		p.WallSeconds, p.CPUSeconds = rec.Wall.Seconds(), rec.CPU.Seconds()
 		for _, f := range rec.Files {
 			p.Files = append(p.Files, FileView{Name: f.Name, Size: f.Size, URL: fileURL(id, n, f.Name)})
@@ -363,7 +361,7 @@ func (m *model) workersPage(now time.Time) WorkersPage {
 		}
 		if v.State == "online" || v.State == "draining" {
 			k.Online++
-			if w.w.Role == "runner" {
+			if w.w.Role == simswarm.RoleRunner {
 				k.Slots += w.w.Slots
 				k.Busy += w.w.Busy
 			}
@@ -414,24 +412,17 @@ func (s *Server) build(ctx context.Context, artifact string) *simswarm.BuildReco
 		return bc.rec
 	}
 	var found *simswarm.BuildRecord
-	w, err := s.eng.Builds.WatchAll(ctx)
-	if err != nil {
-		return nil
-	}
-	defer w.Stop()
-	for e := range w.Updates() {
-		if e == nil {
-			break
-		}
-		var b simswarm.BuildRecord
-		if decodeJSON(e.Value(), &b) != nil || b.Artifact != artifact {
-			continue
+	if err := s.eng.Builds(ctx, func(key string, b *simswarm.BuildRecord) {
+		if b.Artifact != artifact {
+			return
 		}
 		// The record under the build's own key has its log; the project's
 		// "last build" pointer is a copy.
-		if found == nil || (!strings.HasPrefix(e.Key(), "last.") && b.Log != "") {
-			found = &b
+		if found == nil || (!strings.HasPrefix(key, "last.") && b.Log != "") {
+			found = b
 		}
+	}); err != nil {
+		return nil
 	}
 	s.m.mu.Lock()
 	s.m.builds[artifact] = buildCache{rec: found, at: time.Now()}

@@ -2,16 +2,13 @@ package dashboard
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/engine"
 )
 
 // TestCampaignPage100k writes a campaign of 100 000 runs straight into the
@@ -35,18 +32,17 @@ func TestCampaignPage100k(t *testing.T) {
 		list.Runs = append(list.Runs, n)
 		list.Vars = append(list.Vars, fmt.Sprintf("$numHosts=%d, $iaMean=%d, $repetition=%d", 10+n%7, n%13, n%5))
 	}
-	if err := engine.PutJSON(ctx, eng.Lists, list.Key, list); err != nil {
+	if err := eng.PutList(ctx, list); err != nil {
 		t.Fatal(err)
 	}
-	if err := engine.PutJSON(ctx, eng.Campaigns, c.ID, c); err != nil {
+	if err := eng.PutCampaign(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	written := 0
-	var futures []jetstream.PubAckFuture
 	now := time.Now()
+	var recs []*simswarm.RunRecord
 	for n := 0; n < runs; n++ {
-		rec := simswarm.RunRecord{Key: simswarm.RunKey(c.Artifact, c.Workdir, cmd, n), Campaign: c.ID, Run: n,
+		rec := &simswarm.RunRecord{Key: simswarm.RunKey(c.Artifact, c.Workdir, cmd, n), Campaign: c.ID, Run: n,
 			Worker: fmt.Sprintf("node%d-1", n%4), Host: fmt.Sprintf("node%d", n%4), Batch: 1}
 		switch {
 		case n%10 < 7:
@@ -63,19 +59,12 @@ func TestCampaignPage100k(t *testing.T) {
 			rec.Started, rec.Finished = now.Add(-rec.Wall), now
 			rec.Tail = "** Event #1234 t=100s ...\n<!> Simulation time limit reached -- at t=100s, event #1234\n"
 		}
-		b, _ := json.Marshal(rec)
-		f, err := eng.JS.PublishAsync("$KV."+engine.BucketStatus+"."+simswarm.StatusKey(c.ID, n), b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		futures = append(futures, f)
-		written++
-		if len(futures) == 4000 {
-			waitAcks(t, futures)
-			futures = futures[:0]
-		}
+		recs = append(recs, rec)
 	}
-	waitAcks(t, futures)
+	written := len(recs)
+	if err := eng.PutStatuses(ctx, len(recs), func(i int) *simswarm.RunRecord { return recs[i] }); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("wrote %d status records in %v", written, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
@@ -132,17 +121,4 @@ func TestCampaignPage100k(t *testing.T) {
 		t.Errorf("overview with a 100 000-run campaign: %d", r.code)
 	}
 	t.Logf("GET /: %v; slowest campaign page %v", time.Since(start).Round(100*time.Microsecond), worst.Round(100*time.Microsecond))
-}
-
-func waitAcks(t *testing.T, futures []jetstream.PubAckFuture) {
-	t.Helper()
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			t.Fatal(err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("no publish ack within 30s")
-		}
-	}
 }

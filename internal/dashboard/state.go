@@ -3,12 +3,10 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/status"
@@ -228,7 +226,7 @@ type change struct {
 }
 
 // applyStatus folds one status-bucket update into the index.
-func (m *model) applyStatus(key string, op jetstream.KeyValueOp, val []byte, now time.Time) (change, bool) {
+func (m *model) applyStatus(key string, deleted bool, val []byte, now time.Time) (change, bool) {
 	id, n, ok := simswarm.ParseStatusKey(key)
 	if !ok {
 		return change{}, false
@@ -239,7 +237,7 @@ func (m *model) applyStatus(key string, op jetstream.KeyValueOp, val []byte, now
 	c := m.camp(id)
 	e := c.entry(n)
 	old := e.state
-	if op != jetstream.KeyValuePut {
+	if deleted {
 		c.counts[old]--
 		*e = runEntry{run: n, vars: e.vars}
 		c.counts[stPending]++
@@ -276,10 +274,10 @@ func (m *model) applyStatus(key string, op jetstream.KeyValueOp, val []byte, now
 
 // applyCampaign folds one campaigns-bucket update in. It returns the
 // campaign when its run list should be loaded.
-func (m *model) applyCampaign(key string, op jetstream.KeyValueOp, val []byte) (*simswarm.Campaign, bool) {
+func (m *model) applyCampaign(key string, deleted bool, val []byte) (*simswarm.Campaign, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if op != jetstream.KeyValuePut {
+	if deleted {
 		delete(m.campaigns, key)
 		return nil, true
 	}
@@ -316,10 +314,10 @@ func (m *model) mergeList(id, artifact string, runs []int, vars []string) {
 }
 
 // applyWorker folds one workers-bucket update in.
-func (m *model) applyWorker(key string, op jetstream.KeyValueOp, val []byte, now time.Time, initial bool) bool {
+func (m *model) applyWorker(key string, deleted bool, val []byte, now time.Time, initial bool) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if op != jetstream.KeyValuePut {
+	if deleted {
 		if w := m.workers[key]; w != nil {
 			w.stopped, w.heard = true, now
 			w.w.Busy, w.w.Current = 0, nil
@@ -372,43 +370,9 @@ func loadList(ctx context.Context, eng *engine.Engine, c *simswarm.Campaign) ([]
 		}
 		return runs, vars, nil
 	}
-	var l simswarm.RunList
-	ok, err := engine.GetJSON(ctx, eng.Lists, simswarm.ListKey(c.Artifact, c.Workdir, c.Command), &l)
+	l, ok, err := eng.RunList(ctx, simswarm.ListKey(c.Artifact, c.Workdir, c.Command))
 	if err != nil || !ok {
 		return nil, nil, err
 	}
 	return l.Runs, l.Vars, nil
-}
-
-// watch follows a bucket and hands every entry to fn; initial is true for
-// the entries that existed when the watch began, after which it calls
-// ready. It returns when ctx ends or the watch breaks.
-func watch(ctx context.Context, kv jetstream.KeyValue, ready func(), fn func(e jetstream.KeyValueEntry, initial bool)) error {
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	initial := true
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return errors.New("watch of " + kv.Bucket() + " ended")
-			}
-			if e == nil {
-				if initial {
-					initial = false
-					ready()
-				}
-				continue
-			}
-			fn(e, initial)
-		}
-	}
 }

@@ -146,6 +146,7 @@ type CampaignPage struct {
 	Record simswarm.Campaign `json:"record"`
 	Build  *BuildView        `json:"build,omitempty"`
 	Table  RunTable          `json:"runs"`
+	Plots  *Plots            `json:"-"`
 }
 
 // RunTable is one page of a campaign's runs, filtered and sorted.

@@ -32,7 +32,7 @@ type Instance struct {
 	srv    *engine.Embedded
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	conns  []interface{ Close() }
+	conns  []*engine.Engine
 }
 
 // Start brings up the engine and its workers.
@@ -55,7 +55,8 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 	if in.Eng, err = srv.Setup(ctx); err != nil {
 		return fail(err)
 	}
-	in.conns = append(in.conns, in.Eng.NC)
+	in.Eng.Log = o.Log
+	in.conns = append(in.conns, in.Eng)
 	// Nobody else can hold this engine's jobs (the state dir is locked), so
 	// jobs a killed earlier process had taken go out again now instead of
 	// after their lease.
@@ -65,12 +66,13 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 	wctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
 	worker := func(name string) (*engine.Engine, error) {
-		nc, err := srv.Connect(name)
+		eng, err := srv.Open(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		in.conns = append(in.conns, nc)
-		return engine.Open(ctx, nc)
+		eng.Log = o.Log
+		in.conns = append(in.conns, eng)
+		return eng, nil
 	}
 	beng, err := worker("simswarm-builder")
 	if err != nil {
@@ -118,6 +120,6 @@ func Open(ctx context.Context, stateDir string) (*Instance, error) {
 		in.Stop()
 		return nil, err
 	}
-	in.conns = append(in.conns, in.Eng.NC)
+	in.conns = append(in.conns, in.Eng)
 	return in, nil
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/simswarm/simswarm/internal/creds"
+	"github.com/simswarm/simswarm/internal/retry"
 )
 
 // DialOptions says how to reach a cluster engine.
@@ -62,21 +64,56 @@ func Dial(ctx context.Context, o DialOptions) (*nats.Conn, error) {
 	if o.CA != "" {
 		opts = append(opts, nats.RootCAs(o.CA))
 	}
-	for {
-		nc, err := nats.Connect(o.URL, opts...)
-		if err == nil {
-			return nc, nil
-		}
-		err = explain(o, err)
-		if !o.Wait || errors.Is(err, errAuth) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(2 * time.Second):
-		}
+	var nc *nats.Conn
+	policy := retry.Policy{First: 2 * time.Second, Max: 2 * time.Second}
+	if !o.Wait {
+		policy.For = time.Nanosecond // one attempt
 	}
+	err := retry.Do(ctx, policy, func(int) error {
+		var err error
+		if nc, err = nats.Connect(o.URL, opts...); err != nil {
+			err = explain(o, err)
+			if errors.Is(err, errAuth) {
+				return retry.Stop(err)
+			}
+		}
+		return err
+	})
+	return nc, err
+}
+
+// Connect dials a cluster engine and opens it. With o.Wait it keeps trying
+// while the server is down or has no engine yet (workers started before
+// their server); otherwise any failure is an error at once.
+func Connect(ctx context.Context, o DialOptions, log *slog.Logger) (*Engine, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	nc, err := Dial(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	var eng *Engine
+	policy := retry.Policy{First: 2 * time.Second, Max: 2 * time.Second}
+	if !o.Wait {
+		policy.For = time.Nanosecond
+	}
+	err = retry.Do(ctx, policy, func(int) error {
+		var err error
+		if eng, err = Open(ctx, nc); err != nil && o.Wait {
+			log.Warn("waiting for the engine", "server", o.URL, "err", err)
+		}
+		return err
+	})
+	if err != nil {
+		nc.Close()
+		if errors.Is(err, ErrNotEngine) {
+			return nil, fmt.Errorf("%s: %w", o.URL, err)
+		}
+		return nil, err
+	}
+	eng.Log = log
+	return eng, nil
 }
 
 var errAuth = errors.New("the server refused the credentials")

@@ -16,6 +16,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/simswarm/simswarm/internal/fserr"
+	"github.com/simswarm/simswarm/internal/retry"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,7 +76,7 @@ type ServerOptions struct {
 func StartServer(o ServerOptions) (*Embedded, error) {
 	dir := o.Dir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("state dir %s: %w", dir, unwrapPath(err))
+		return nil, fmt.Errorf("state dir %s: %w", dir, fserr.WithoutPath(err))
 	}
 	lock, err := lockDir(dir)
 	if err != nil {
@@ -120,6 +123,12 @@ func StartServer(o ServerOptions) (*Embedded, error) {
 			opts.Routes = append(opts.Routes, u)
 		}
 	}
+	// nats-server finds a busy port only after start, and then never
+	// becomes ready: say so at once instead of after the 20 s wait below.
+	if err := checkListen(o); err != nil {
+		lock.Close()
+		return nil, err
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		lock.Close()
@@ -165,6 +174,22 @@ func (e *Embedded) Connect(name string) (*nats.Conn, error) {
 	return nats.Connect(fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(host, strconv.Itoa(addr.Port))), opts...)
 }
 
+// Open connects from this process and binds the engine a Setup created;
+// each worker of an embedded engine has its own connection, as it would
+// across a cluster.
+func (e *Embedded) Open(ctx context.Context, name string) (*Engine, error) {
+	nc, err := e.Connect(name)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := Open(ctx, nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return eng, nil
+}
+
 // Setup connects and creates the engine's streams and buckets.
 func (e *Embedded) Setup(ctx context.Context) (*Engine, error) {
 	nc, err := e.Connect("simswarm-setup")
@@ -173,6 +198,9 @@ func (e *Embedded) Setup(ctx context.Context) (*Engine, error) {
 	}
 	eng, err := Setup(ctx, nc, 1, 0)
 	if err != nil {
+		if cerr := e.corruptConsumer(ctx, nc); cerr != nil {
+			err = cerr
+		}
 		nc.Close()
 		return nil, err
 	}
@@ -188,17 +216,18 @@ func (e *Embedded) SetupCluster(ctx context.Context, replicas int, lease time.Du
 		return nil, err
 	}
 	var eng *Engine
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	err = retry.Do(ctx, retry.Policy{First: time.Second, Max: time.Second, For: 90 * time.Second}, func(int) error {
 		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		eng, err = Setup(sctx, nc, replicas, lease)
-		cancel()
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			break
+		defer cancel()
+		var err error
+		if eng, err = Setup(sctx, nc, replicas, lease); err != nil {
+			if cerr := e.corruptConsumer(ctx, nc); cerr != nil {
+				return retry.Stop(cerr)
+			}
+			slog.Debug("engine setup waits for the cluster", "err", err)
 		}
-		slog.Debug("engine setup waits for the cluster", "err", err)
-		time.Sleep(time.Second)
-	}
+		return err
+	})
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -217,7 +246,7 @@ func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("state dir %s: %w", dir, unwrapPath(err))
+		return nil, fmt.Errorf("state dir %s: %w", dir, fserr.WithoutPath(err))
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		b, _ := os.ReadFile(path)
@@ -234,12 +263,59 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// unwrapPath drops the path from a PathError: callers name the directory
-// themselves, and saying it twice makes a long line.
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
+// checkListen fails at once when an address the server is to listen on is
+// taken.
+func checkListen(o ServerOptions) error {
+	if o.NoListen {
+		return nil
 	}
-	return err
+	for _, a := range []struct {
+		what string
+		host string
+		port int
+	}{{"client", o.Host, o.Port}, {"cluster", o.ClusterHost, o.ClusterPort}, {"monitor", o.MonitorHost, o.MonitorPort}} {
+		if a.port <= 0 {
+			continue
+		}
+		addr := net.JoinHostPort(a.host, strconv.Itoa(a.port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			var se *os.SyscallError
+			if errors.As(err, &se) {
+				err = se.Err
+			}
+			return fmt.Errorf("cannot listen on %s for %s connections: %v (another server there? choose another address)", addr, a.what, err)
+		}
+		ln.Close()
+	}
+	return nil
+}
+
+// corruptConsumer names a consumer of the state directory that JetStream
+// could not load (it logs and skips a corrupt consumer file, and creating
+// the consumer again then fails with a bare API error), and how to recover.
+func (e *Embedded) corruptConsumer(ctx context.Context, nc *nats.Conn) error {
+	dirs, _ := filepath.Glob(filepath.Join(e.Dir, "jetstream", "jetstream", "*", "streams", "*", "obs", "*"))
+	if len(dirs) == 0 {
+		return nil
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil
+	}
+	for _, d := range dirs {
+		stream, name := filepath.Base(filepath.Dir(filepath.Dir(d))), filepath.Base(d)
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		s, err := js.Stream(cctx, stream)
+		if err == nil {
+			_, err = s.Consumer(cctx, name)
+		}
+		cancel()
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("engine state: consumer %s of %s is corrupt and was not loaded (%s); "+
+				"to recover, remove that directory while no simswarm uses %s and start again: the queued jobs are kept and handed out anew",
+				name, stream, d, e.Dir)
+		}
+	}
+	return nil
 }

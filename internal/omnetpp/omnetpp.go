@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -277,36 +278,119 @@ func ParseOutcome(output []byte) Outcome {
 // than a new run. Output without any header gives an empty map. The parts
 // share output's memory, with capacity capped so appending to one copies.
 func SplitBatchOutput(output []byte) (parts map[int][]byte, order []int) {
+	var sp BatchSplitter
+	_, _ = sp.Write(output)
+	sp.Flush()
 	parts = make(map[int][]byte)
-	config := ""
-	start, cur := 0, -1
-	for pos := 0; pos < len(output); {
-		end := bytes.IndexByte(output[pos:], '\n')
-		if end < 0 {
-			end = len(output)
-		} else {
-			end += pos + 1
-		}
-		cfg, n, ok := BatchHeader(output[pos:end])
-		if ok && (config == "" || cfg == config) {
-			if _, dup := parts[n]; !dup {
-				if cur >= 0 {
-					parts[cur] = output[start:pos:pos]
-					start = pos
-				}
-				config = cfg
-				// Reserve the slot now so a repeat of n is seen as a duplicate.
-				parts[n] = nil
-				order = append(order, n)
-				cur = n
-			}
-		}
-		pos = end
-	}
-	if cur >= 0 {
-		parts[cur] = output[start:len(output):len(output)]
+	for _, r := range sp.Runs() {
+		parts[r.Run] = output[r.Start:r.End:r.End]
+		order = append(order, r.Run)
 	}
 	return parts, order
+}
+
+// BatchSplitter does what SplitBatchOutput does while the output is being
+// written, without keeping it: it notes where each run's part begins, so a
+// runner can stream a process's console to a file and cut it afterwards,
+// and learn when each run began (OnRun).
+type BatchSplitter struct {
+	// OnRun, when set, is called as each run's header is seen.
+	OnRun func(run int)
+
+	mu        sync.Mutex
+	total     int64
+	line      []byte // the start of the current line: headers are short
+	lineStart int64
+	inLine    bool
+	config    string
+	seen      map[int]bool
+	runs      []BatchRun
+}
+
+// BatchRun is one run's part of a batch's output: bytes [Start, End).
+type BatchRun struct {
+	Run        int
+	Start, End int64
+}
+
+// maxHeader bounds how much of a line is kept to recognise a header.
+const maxHeader = 1024
+
+// Write takes the next bytes of the output.
+func (s *BatchSplitter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		if !s.inLine {
+			s.lineStart, s.inLine = s.total, true
+		}
+		chunk := p
+		nl := bytes.IndexByte(p, '\n')
+		if nl >= 0 {
+			chunk = p[:nl+1]
+		}
+		if room := maxHeader - len(s.line); room > 0 {
+			s.line = append(s.line, chunk[:min(room, len(chunk))]...)
+		}
+		s.total += int64(len(chunk))
+		p = p[len(chunk):]
+		if nl >= 0 {
+			s.endLine()
+		}
+	}
+	return n, nil
+}
+
+// Flush takes a last line that has no newline (the process ended).
+func (s *BatchSplitter) Flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inLine {
+		s.endLine()
+	}
+}
+
+func (s *BatchSplitter) endLine() {
+	cfg, n, ok := BatchHeader(s.line)
+	// A process runs one config: a header-like line naming another, or a
+	// run already seen, is the run's own output.
+	if ok && (s.config == "" || cfg == s.config) && !s.seen[n] {
+		if s.seen == nil {
+			s.seen = map[int]bool{}
+		}
+		s.seen[n], s.config = true, cfg
+		start := s.lineStart
+		if len(s.runs) == 0 {
+			start = 0 // the banner goes with the first run
+		} else {
+			s.runs[len(s.runs)-1].End = start
+		}
+		s.runs = append(s.runs, BatchRun{Run: n, Start: start})
+		if s.OnRun != nil {
+			s.OnRun(n)
+		}
+	}
+	s.line, s.inLine = s.line[:0], false
+}
+
+// Runs lists the runs seen so far in output order; the last part ends
+// where the output written so far ends.
+func (s *BatchSplitter) Runs() []BatchRun {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := append([]BatchRun(nil), s.runs...)
+	if len(out) > 0 {
+		out[len(out)-1].End = s.total
+	}
+	return out
+}
+
+// Len is how many bytes were written.
+func (s *BatchSplitter) Len() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
 }
 
 // BatchHeader recognises the line Cmdenv prints when it starts a run.

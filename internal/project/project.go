@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	pathpkg "path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -62,6 +63,11 @@ type Config struct {
 		RawVars map[string]any `toml:"vars"`
 		Vars    []simswarm.Var `toml:"-"`
 	} `toml:"run"`
+	Results struct {
+		// Files are globs (relative to the results directory) of the CSV or
+		// JSON files a run writes, for simswarm results.
+		Files []string `toml:"files"`
+	} `toml:"results"`
 }
 
 // Find locates the project of the simulation in dir: the nearest directory at
@@ -225,6 +231,11 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	if c.Run.Command == "" && (len(c.Run.Vars) > 0 || c.Run.Repeat > 0) {
 		return nil, fmt.Errorf("%s:%d: [run] has variables but no command", path, keyLine(b, "run"))
+	}
+	for _, g := range c.Results.Files {
+		if _, err := pathpkg.Match(g, ""); err != nil || g == "" || strings.HasPrefix(g, "/") || strings.Contains(g, "..") {
+			return nil, fmt.Errorf("%s:%d: results.files: %q is not a glob relative to the results directory", path, keyLine(b, "results", "files"), g)
+		}
 	}
 	if c.Run.Command != "" {
 		if err := checkTemplate(c.Run.Command, c.Run.Vars); err != nil {

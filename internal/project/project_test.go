@@ -192,6 +192,9 @@ repeat = 3
 zeta = [1, 2.5, "three", -4, 1e3]
 alpha = [true, false]
 mid = ["a b"]
+
+[results]
+files = ["*.csv", "stats/*.json"]
 `)
 	c, err := LoadConfig(p)
 	if err != nil {
@@ -213,6 +216,9 @@ mid = ["a b"]
 	}
 	if !reflect.DeepEqual(c.Project.Ignore, []string{"out/", "*.tmp"}) {
 		t.Errorf("ignore = %q", c.Project.Ignore)
+	}
+	if !reflect.DeepEqual(c.Results.Files, []string{"*.csv", "stats/*.json"}) {
+		t.Errorf("results.files = %q", c.Results.Files)
 	}
 }
 
@@ -269,6 +275,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"invalid var name", "[run]\ncommand = \"s {resultdir}\"\n[run.vars]\n\"a-b\" = [1]\n", 4, `"a-b" cannot be a variable name`},
 		{"vars without command", "[build]\ncommand = \"make\"\n\n[run]\n\n[run.vars]\nn = [1, 2]\n", 4, "no command"},
 		{"repeat without command", "[project]\nignore = []\n[run]\nrepeat = 2\n", 3, "no command"},
+		{"bad results glob", "[run]\ncommand = \"s {resultdir}\"\n[results]\nfiles = [\"[a-\"]\n", 4, `results.files: "[a-" is not a glob`},
+		{"results glob leaving the directory", "[results]\n\nfiles = [\"../x.csv\"]\n", 3, `"../x.csv" is not a glob relative`},
+		{"unknown results key", "[results]\nfile = [\"x.csv\"]\n", 2, `unknown key "results.file"`},
 		{"negative repeat", "[run]\ncommand = \"./sim --repeat-x {resultdir}\"\nrepeat = -1\n", 3, "run.repeat must be 1 or more"},
 	}
 	for _, tc := range cases {

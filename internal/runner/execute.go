@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/omnetpp"
@@ -26,46 +24,43 @@ import (
 // tailBytes is how much of a run's console output its record keeps.
 const tailBytes = 4 << 10
 
-// execute runs a group of jobs of one campaign: those already done under
-// their key are answered from the store, the rest run in one process, and
-// runs a failed batch leaves in doubt run again alone.
-func (r *Runner) execute(ctx context.Context, jobs []job) {
-	var todo []job
-	for _, j := range jobs {
-		if r.answerCached(ctx, j) {
-			continue
-		}
-		todo = append(todo, j)
-	}
-	if len(todo) == 0 {
-		return
-	}
-	dir, release, err := r.trees.get(ctx, todo[0].Snapshot, todo[0].Artifact, todo[0].Layout)
+// execute runs a group of jobs of one campaign in one process; runs a
+// failed batch leaves in doubt run again alone.
+func (r *Runner) execute(ctx context.Context, jobs []*job) {
+	dir, release, err := r.trees.get(ctx, jobs[0].Snapshot, jobs[0].Artifact, jobs[0].Layout)
 	if err != nil {
-		r.infraFault(ctx, todo, err)
+		r.infraFault(ctx, jobs, err)
 		return
 	}
 	defer release()
 	r.healthy()
-	sort.Slice(todo, func(a, b int) bool { return todo[a].Run < todo[b].Run })
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].Run < jobs[b].Run })
 	// Each pass runs alone what the previous left in doubt; attempts and
 	// batch splitting only shrink the set, so this ends.
-	retry := r.process(ctx, dir, todo)
+	retry := r.process(ctx, dir, jobs)
 	for len(retry) > 0 && ctx.Err() == nil {
-		var next []job
+		var next []*job
 		for _, j := range retry {
-			next = append(next, r.process(ctx, dir, []job{j})...)
+			next = append(next, r.process(ctx, dir, []*job{j})...)
 		}
 		retry = next
 	}
+	for _, j := range retry { // the runner is stopping
+		j.lease.Nak(0)
+	}
 }
 
-// answerCached finishes a job whose run already succeeded under the same key
-// (in this campaign or another): a finished run is never redone.
-func (r *Runner) answerCached(ctx context.Context, j job) bool {
-	var prev simswarm.RunRecord
-	ok, err := engine.GetJSON(ctx, r.Eng.Runs, j.Key, &prev)
-	if err != nil || !ok || prev.State != simswarm.RunSucceeded {
+// answerStored finishes a job whose outcome is already stored: its run
+// succeeded under the same key (in this campaign or another: a finished run
+// is never redone), or this very submission's job already ran (it came back
+// because its acknowledgement was lost).
+func (r *Runner) answerStored(ctx context.Context, j *job) bool {
+	prev, ok, err := r.Eng.Run(ctx, j.Key)
+	if err != nil || !ok {
+		return false
+	}
+	sameJob := j.Submission != "" && prev.Submission == j.Submission && prev.Done()
+	if prev.State != simswarm.RunSucceeded && !sameJob {
 		return false
 	}
 	// Results written straight into a client's directory are not in the
@@ -74,35 +69,49 @@ func (r *Runner) answerCached(ctx context.Context, j job) bool {
 	if prev.LocalDir != "" && (prev.LocalDir != j.Local || !r.local(j) || !filesPresent(prev.LocalDir, prev.Files)) {
 		return false
 	}
-	prev.Reused = true
-	r.finish(ctx, j, &prev)
+	r.Log.Info("run answered from the store", "campaign", j.Campaign, "run", j.Run, "same_job", sameJob)
+	if !sameJob {
+		prev.Reused = true
+		r.finish(ctx, j, prev)
+		return true
+	}
+	// This job's own outcome, stored before its ack was lost: its status
+	// again (where and how it ran), and the ack.
+	prev.Campaign, prev.Run = j.Campaign, j.Run
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeFor)
+	defer cancel()
+	if err := r.Eng.RecordStatus(wctx, prev); err != nil {
+		r.Log.Error("runner: record status; its job goes back to the queue", "campaign", j.Campaign, "run", j.Run, "err", err)
+		j.lease.Nak(0)
+		return true
+	}
+	if err := j.lease.Ack(wctx); err != nil {
+		r.Log.Warn("runner: acknowledge run", "campaign", j.Campaign, "run", j.Run, "err", err)
+	}
 	return true
 }
 
 // infraFault hands jobs back for another try later, on this runner or
-// another: the run itself never started.
-func (r *Runner) infraFault(ctx context.Context, jobs []job, err error) {
+// another: the run itself never started. The runner pauses, and gives back
+// the jobs it holds for later too, so that healthy runners take them.
+func (r *Runner) infraFault(ctx context.Context, jobs []*job, err error) {
 	if ctx.Err() != nil {
 		for _, j := range jobs {
-			_ = j.msg.Nak()
+			j.lease.Nak(0)
 		}
 		return
 	}
 	r.Log.Warn("runner: cannot prepare run", "campaign", jobs[0].Campaign, "err", err)
 	for _, j := range jobs {
-		md, _ := j.msg.Metadata()
-		n := uint64(1)
-		if md != nil {
-			n = md.NumDelivered
-		}
-		if n >= engine.MaxDeliver {
+		if j.lease.Delivered >= engine.MaxDeliver {
 			r.finish(ctx, j, &simswarm.RunRecord{State: simswarm.RunFailed, Reason: err.Error()})
 			continue
 		}
 		// Back to the queue at once, for a healthy runner; this one pauses.
-		_ = j.msg.NakWithDelay(500 * time.Millisecond)
+		j.lease.Nak(500 * time.Millisecond)
 	}
 	r.fault()
+	r.pool.giveBack(500 * time.Millisecond)
 }
 
 // fault notes that this host failed to prepare a job; healthy that it
@@ -119,8 +128,8 @@ func (r *Runner) healthy() {
 	r.mu.Unlock()
 }
 
-// pause is how long the slots of a runner that keeps failing to prepare runs
-// wait before taking another job: 1, 2, 4 ... 30 s after consecutive faults.
+// pause is how long a runner that keeps failing to prepare runs waits
+// before taking another job: 1, 2, 4 ... 30 s after consecutive faults.
 func (r *Runner) pause() time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -130,16 +139,22 @@ func (r *Runner) pause() time.Duration {
 	return min(time.Duration(1<<min(r.faults-1, 5))*time.Second, 30*time.Second)
 }
 
-// process runs jobs in one process and records the runs whose outcome is
-// clear; it returns the runs to try again alone.
-func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []job) {
+// process runs jobs in one process and has the runs whose outcome is clear
+// recorded (in the background: the slot moves on to its next process at
+// once); it returns the runs to try again alone.
+func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry []*job) {
 	first := jobs[0]
 	scratch, err := r.scratchDir(first)
 	if err != nil {
 		r.infraFault(ctx, jobs, err)
 		return nil
 	}
-	defer r.dropScratch(first, scratch)
+	keep := false // the scratch dir goes with the recording when there is one
+	defer func() {
+		if !keep {
+			r.dropScratch(first, scratch)
+		}
+	}()
 	resDir := filepath.Join(scratch, "results")
 	if err := os.MkdirAll(resDir, 0o755); err != nil {
 		r.infraFault(ctx, jobs, err)
@@ -150,49 +165,48 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []
 		r.finishAll(ctx, jobs, &simswarm.RunRecord{State: simswarm.RunFailed, Reason: err.Error()})
 		return nil
 	}
-	started := time.Now()
-	for _, j := range jobs {
-		rec := &simswarm.RunRecord{Key: j.Key, Campaign: j.Campaign, Run: j.Run, State: simswarm.RunRunning,
-			Worker: r.ID, Host: r.Host, Started: started, Batch: len(jobs)}
-		// Progress only: not worth a round trip before the process starts.
-		_, _ = r.Eng.PutAsync(engine.BucketStatus, simswarm.StatusKey(j.Campaign, j.Run), rec)
-	}
-	console, err := os.Create(filepath.Join(scratch, "console"))
+	consolePath := filepath.Join(scratch, "console")
+	console, err := os.Create(consolePath)
 	if err != nil {
 		r.infraFault(ctx, jobs, err)
 		return nil
 	}
-	idx := &headerIndex{start: started}
+	started := time.Now()
+	for _, j := range jobs {
+		r.Eng.NoteStatus(&simswarm.RunRecord{Key: j.Key, Campaign: j.Campaign, Run: j.Run, State: simswarm.RunRunning,
+			Worker: r.ID, Host: r.Host, Started: started, Batch: len(jobs)})
+	}
+	// The console is cut into runs once, as it is written; each run's
+	// header time marks where the previous run ended.
+	var mu sync.Mutex
+	at := map[int]time.Time{}
+	split := &omnetpp.BatchSplitter{OnRun: func(n int) { mu.Lock(); at[n] = time.Now(); mu.Unlock() }}
 	var timeout time.Duration
 	if first.Timeout > 0 {
 		timeout = first.Timeout * time.Duration(len(jobs))
 	}
 	pctx, cancel := context.WithCancel(ctx)
-	rc := &runCtx{cancel: cancel}
-	for _, j := range jobs {
-		rc.runs = append(rc.runs, simswarm.StatusKey(j.Campaign, j.Run))
-	}
-	r.track(first.Campaign, rc, true)
-	stop := r.Eng.KeepAlive(msgsOf(jobs)...)
+	rc := &runCtx{cancel: cancel, jobs: jobs}
+	r.track(rc, true)
 	res, err := proc.Run(pctx, proc.Spec{
 		Argv:      argv,
 		Dir:       filepath.Join(tree, filepath.FromSlash(first.Workdir)),
-		Output:    io.MultiWriter(console, idx),
+		Output:    io.MultiWriter(console, split),
 		Timeout:   timeout,
 		TailBytes: tailBytes,
 	})
-	stop()
 	cancelled := pctx.Err() != nil
+	r.track(rc, false)
+	cancel()
+	console.Close()
+	split.Flush()
 	if err == nil {
 		r.Log.Info("process ended", "campaign", first.Campaign, "runs", omnetpp.RunNumberArg(runsOf(jobs)), "how", res.Describe(), "wall", res.Wall)
 	}
-	r.track(first.Campaign, rc, false)
-	cancel()
-	console.Close()
 	if ctx.Err() != nil {
 		// The runner is stopping: the runs go back to the queue whole.
 		for _, j := range jobs {
-			_ = j.msg.Nak()
+			j.lease.Nak(0)
 		}
 		return nil
 	}
@@ -201,70 +215,116 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []job) (retry []
 			Reason: fmt.Sprintf("cannot start %s: %v", argv[0], err), Started: started})
 		return nil
 	}
-	if cancelled && !res.TimedOut {
+	// A process that ended on its own before the cancel reached it is a
+	// result like any other: a cancel racing the end loses nothing.
+	if cancelled && !res.TimedOut && res.Failed() {
 		r.finishAll(ctx, jobs, &simswarm.RunRecord{State: simswarm.RunCancelled, Reason: "campaign cancelled", Started: started})
 		return nil
 	}
-	if len(jobs) == 1 {
-		rec := r.outcomeOf(readRange(filepath.Join(scratch, "console"), 0, idx.total, 1<<20), res, started)
-		rec.Batch = 1
-		r.collect(ctx, first, resDir, filepath.Join(scratch, "console"), 0, -1, rec)
-		if first.Command.Kind == simswarm.KindOmnetpp && !res.Failed() {
-			r.stats.add(first.BatchKey(), idx, res.Wall, 1)
+	seen := split.Runs()
+	mu.Lock()
+	heads := make([]time.Time, len(seen))
+	for i, h := range seen {
+		heads[i] = at[h.Run]
+	}
+	mu.Unlock()
+	if !res.Failed() {
+		startup := time.Duration(0)
+		if len(heads) > 0 {
+			startup = heads[0].Sub(started)
 		}
+		if len(seen) == len(jobs) || len(jobs) == 1 {
+			r.stats.add(first.BatchKey(), startup, res.Wall, len(jobs))
+		}
+	}
+	if len(jobs) == 1 {
+		rec := r.outcomeOf(readRange(consolePath, 0, split.Len(), 1<<20), res, started)
+		rec.Batch = 1
 		if rec.State == simswarm.RunFailed && first.attempt < first.Retries {
 			first.attempt++
 			r.Log.Info("run failed, trying again", "campaign", first.Campaign, "run", first.Run, "attempt", first.attempt)
-			return []job{first}
+			return []*job{first}
 		}
-		r.finish(ctx, first, rec)
+		keep = true
+		r.background(func(ctx context.Context) {
+			defer r.dropScratch(first, scratch)
+			r.collect(ctx, first, resDir, consolePath, 0, -1, rec)
+			r.finish(ctx, first, rec)
+		}, ctx)
 		return nil
 	}
-	return r.settleBatch(ctx, jobs, res, idx, resDir, filepath.Join(scratch, "console"), started)
+	retry, settled := r.settleBatch(jobs, res, seen, heads, consolePath, started)
+	if len(settled) > 0 {
+		keep = true
+		r.background(func(ctx context.Context) {
+			defer r.dropScratch(first, scratch)
+			owners := attribute(resDir, seen)
+			for _, s := range settled {
+				r.collectFiles(ctx, s.job, resDir, owners[s.job.Run], consolePath, s.from, s.to, s.rec)
+				r.finish(ctx, s.job, s.rec)
+			}
+		}, ctx)
+	}
+	return retry
+}
+
+// background records outcomes while the slot goes on to its next process.
+// At most one recording per slot is in flight: a slot that finishes faster
+// than the engine stores waits here.
+func (r *Runner) background(fn func(context.Context), ctx context.Context) {
+	r.recordSem <- struct{}{}
+	r.recording.Add(1)
+	// The run is over: storing it must not be cut short by shutdown.
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeFor)
+	go func() {
+		defer r.recording.Done()
+		defer func() { <-r.recordSem }()
+		defer cancel()
+		fn(bctx)
+	}()
+}
+
+// settled is a run of a batch whose outcome is clear.
+type settled struct {
+	job      *job
+	rec      *simswarm.RunRecord
+	from, to int64 // its part of the console
 }
 
 // settleBatch decides each run of a multi-run process. A run the process
 // completed and moved past is done; the run it stopped in, and any it never
 // reached, run again alone, because in OMNeT++ one failed run can make the
 // following runs of the same process fail for that reason alone.
-func (r *Runner) settleBatch(ctx context.Context, jobs []job, res *proc.Result, idx *headerIndex, resDir, console string, started time.Time) (retry []job) {
-	byRun := map[int]job{}
+func (r *Runner) settleBatch(jobs []*job, res *proc.Result, seen []omnetpp.BatchRun, heads []time.Time, console string, started time.Time) (retry []*job, done []settled) {
+	byRun := map[int]*job{}
 	for _, j := range jobs {
 		byRun[j.Run] = j
 	}
-	seen := idx.runs()
 	end := started.Add(res.Wall)
-	owners := attribute(resDir, seen)
 	for i, h := range seen {
-		j, ok := byRun[h.run]
+		j, ok := byRun[h.Run]
 		if !ok {
 			continue
 		}
 		last := i == len(seen)-1
-		segEnd := idx.total
 		runEnd := end
 		if !last {
-			segEnd, runEnd = seen[i+1].offset, seen[i+1].at
+			runEnd = heads[i+1]
 		}
-		wall := runEnd.Sub(h.at)
+		wall := runEnd.Sub(heads[i])
 		cpu := time.Duration(0)
 		if res.Wall > 0 {
 			cpu = time.Duration(float64(res.CPU) * float64(wall) / float64(res.Wall))
 		}
-		part := readRange(console, h.offset, segEnd, 1<<20)
+		part := readRange(console, h.Start, h.End, 1<<20)
+		delete(byRun, h.Run)
 		if res.Failed() && (last || len(omnetpp.ErrorLines(part, 1)) > 0) {
 			retry = append(retry, j)
-			delete(byRun, h.run)
 			continue
 		}
-		rec := r.outcomeOf(part, &proc.Result{Exit: 0, Wall: wall, CPU: cpu}, h.at)
+		rec := r.outcomeOf(part, &proc.Result{Exit: 0, Wall: wall, CPU: cpu}, heads[i])
 		rec.Batch = len(jobs)
-		r.collectFiles(ctx, j, resDir, owners[h.run], console, h.offset, segEnd, rec)
-		r.finish(ctx, j, rec)
-		delete(byRun, h.run)
-	}
-	if !res.Failed() && len(byRun) == 0 {
-		r.stats.add(jobs[0].BatchKey(), idx, res.Wall, len(seen))
+		done = append(done, settled{job: j, rec: rec, from: h.Start, to: h.End})
 	}
 	for _, j := range jobs {
 		if _, left := byRun[j.Run]; left {
@@ -275,7 +335,7 @@ func (r *Runner) settleBatch(ctx context.Context, jobs []job, res *proc.Result, 
 	if len(retry) > 0 {
 		r.stats.noBatch(jobs[0].BatchKey())
 	}
-	return retry
+	return retry, done
 }
 
 // outcomeOf reads a run's record from its console output and process result.
@@ -291,8 +351,14 @@ func (r *Runner) outcomeOf(output []byte, res *proc.Result, started time.Time) *
 		}
 	}
 	rec.Errors = omnetpp.ErrorLines(output, 10)
+	if res.Failed() && len(rec.Errors) == 0 {
+		// A program that never started prints no <!> line; the dynamic
+		// loader's own names the library this host lacks.
+		rec.Errors = loaderErrors(output, 10)
+	}
 	o := omnetpp.ParseOutcome(output)
 	rec.Fingerprint, rec.Limit, rec.SimTime, rec.Events = o.Fingerprint, o.Limit, o.SimTime, o.Events
+	rec.FingerprintCalculated = o.FingerprintCalculated
 	t := output
 	if len(t) > tailBytes {
 		t = t[len(t)-tailBytes:]
@@ -301,7 +367,7 @@ func (r *Runner) outcomeOf(output []byte, res *proc.Result, started time.Time) *
 	return rec
 }
 
-func (r *Runner) finishAll(ctx context.Context, jobs []job, tmpl *simswarm.RunRecord) {
+func (r *Runner) finishAll(ctx context.Context, jobs []*job, tmpl *simswarm.RunRecord) {
 	for _, j := range jobs {
 		rec := *tmpl
 		r.finish(ctx, j, &rec)
@@ -311,7 +377,7 @@ func (r *Runner) finishAll(ctx context.Context, jobs []job, tmpl *simswarm.RunRe
 // scratchDir is where one process writes. For a job from a client on this
 // host it sits beside the client's results directory, so that moving the
 // results there is a rename, not a copy.
-func (r *Runner) scratchDir(j job) (string, error) {
+func (r *Runner) scratchDir(j *job) (string, error) {
 	base := filepath.Join(r.Dir, "scratch")
 	if r.local(j) {
 		base = filepath.Join(j.Local, ".simswarm-scratch")
@@ -334,18 +400,18 @@ func (r *Runner) scratchDir(j job) (string, error) {
 // dropScratch removes a process's scratch directory, and the scratch base
 // inside a client's results directory once it is empty: results/ should look
 // as opp_runall leaves it.
-func (r *Runner) dropScratch(j job, dir string) {
+func (r *Runner) dropScratch(j *job, dir string) {
 	os.RemoveAll(dir)
 	if r.local(j) {
 		_ = os.Remove(filepath.Dir(dir)) // fails while other slots use it
 	}
 }
 
-func (r *Runner) local(j job) bool {
+func (r *Runner) local(j *job) bool {
 	return r.SharedDisk && j.Local != "" && j.Host == r.Host
 }
 
-func runsOf(jobs []job) []int {
+func runsOf(jobs []*job) []int {
 	out := make([]int, len(jobs))
 	for i, j := range jobs {
 		out[i] = j.Run
@@ -375,68 +441,6 @@ func commandLine(c simswarm.Command, runs []int, resDir string) ([]string, error
 	return nil, fmt.Errorf("unknown command kind %q", c.Kind)
 }
 
-// headerIndex notes where in the console output each run of a batch begins.
-type headerIndex struct {
-	start     time.Time
-	total     int64
-	line      []byte
-	lineStart int64
-	inLine    bool
-	mu        sync.Mutex
-	heads     []header
-}
-
-type header struct {
-	run    int
-	offset int64
-	at     time.Time
-}
-
-func (h *headerIndex) Write(p []byte) (int, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := len(p)
-	for len(p) > 0 {
-		if !h.inLine {
-			h.lineStart, h.inLine = h.total, true
-		}
-		chunk := p
-		nl := bytes.IndexByte(p, '\n')
-		if nl >= 0 {
-			chunk = p[:nl+1]
-		}
-		// A header is short; the rest of a long line cannot make it one.
-		if room := 256 - len(h.line); room > 0 {
-			h.line = append(h.line, chunk[:min(room, len(chunk))]...)
-		}
-		h.total += int64(len(chunk))
-		p = p[len(chunk):]
-		if nl >= 0 {
-			if _, run, ok := omnetpp.BatchHeader(h.line); ok {
-				h.heads = append(h.heads, header{run: run, offset: h.lineStart, at: time.Now()})
-			}
-			h.line, h.inLine = h.line[:0], false
-		}
-	}
-	return n, nil
-}
-
-func (h *headerIndex) runs() []header {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]header(nil), h.heads...)
-}
-
-// firstAt is when the first run began: what came before is start-up.
-func (h *headerIndex) firstAt() (time.Time, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.heads) == 0 {
-		return time.Time{}, false
-	}
-	return h.heads[0].at, true
-}
-
 func readRange(path string, from, to int64, max int64) []byte {
 	if to-from > max {
 		from = to - max
@@ -454,7 +458,7 @@ func readRange(path string, from, to int64, max int64) []byte {
 // attribute assigns result files of a batch to runs by the run number in
 // their header; files that carry none go with the files sharing their name
 // prefix, else to the first run.
-func attribute(resDir string, seen []header) map[int][]string {
+func attribute(resDir string, seen []omnetpp.BatchRun) map[int][]string {
 	owners := map[int][]string{}
 	byPrefix := map[string]int{}
 	var unknown []string
@@ -480,7 +484,7 @@ func attribute(resDir string, seen []header) map[int][]string {
 	for _, rel := range unknown {
 		n, ok := byPrefix[prefix(rel)]
 		if !ok && len(seen) > 0 {
-			n = seen[0].run
+			n = seen[0].Run
 		}
 		owners[n] = append(owners[n], rel)
 	}
@@ -516,14 +520,6 @@ files:
 	return "run-#" + strconv.Itoa(run) + ".out"
 }
 
-func msgsOf(jobs []job) []jetstream.Msg {
-	out := make([]jetstream.Msg, len(jobs))
-	for i, j := range jobs {
-		out[i] = j.msg
-	}
-	return out
-}
-
 func filesPresent(dir string, files []simswarm.File) bool {
 	for _, f := range files {
 		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.Name)))
@@ -532,4 +528,21 @@ func filesPresent(dir string, files []simswarm.File) bool {
 		}
 	}
 	return true
+}
+
+// loaderErrors returns the dynamic loader's lines in a program's output
+// ("prog: error while loading shared libraries: libfoo.so: cannot open
+// shared object file: ..."): the runner's image lacks what the program was
+// linked against.
+func loaderErrors(output []byte, max int) []string {
+	var errs []string
+	for _, line := range strings.Split(string(output), "\n") {
+		if strings.Contains(line, "error while loading shared libraries: ") {
+			errs = append(errs, strings.TrimSpace(line))
+			if len(errs) == max {
+				break
+			}
+		}
+	}
+	return errs
 }

@@ -1,18 +1,16 @@
 package runner
 
 import (
-	"bytes"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/omnetpp"
 )
 
 // capturedDir holds real OMNeT++ 6.1 output; the repository sits beside
@@ -26,108 +24,6 @@ func captured(t *testing.T, name string) []byte {
 		t.Skipf("captured OMNeT++ output not available: %v", err)
 	}
 	return b
-}
-
-// lineOffsets returns the byte offsets of the lines starting with prefix,
-// found independently of omnetpp.BatchHeader.
-func lineOffsets(data []byte, prefix string) []int64 {
-	var out []int64
-	for off := 0; off < len(data); {
-		if bytes.HasPrefix(data[off:], []byte(prefix)) {
-			out = append(out, int64(off))
-		}
-		nl := bytes.IndexByte(data[off:], '\n')
-		if nl < 0 {
-			break
-		}
-		off += nl + 1
-	}
-	return out
-}
-
-// feed writes data to h in chunks of 1..maxChunk bytes chosen by rng.
-func feed(t *testing.T, h *headerIndex, data []byte, rng *rand.Rand, maxChunk int) {
-	t.Helper()
-	for len(data) > 0 {
-		n := min(1+rng.IntN(maxChunk), len(data))
-		if w, err := h.Write(data[:n]); w != n || err != nil {
-			t.Fatalf("Write = %d, %v", w, err)
-		}
-		data = data[n:]
-	}
-}
-
-// TestHeaderIndexCaptured feeds real batch output (runs 0,1,2 in one
-// process) the way a pipe delivers it, in arbitrary pieces, and requires
-// each run's start to be the exact byte offset of its header line: the
-// console output is cut there into per-run .out files.
-func TestHeaderIndexCaptured(t *testing.T) {
-	data := captured(t, "aloha-s-batch012.stdout")
-	want := lineOffsets(data, "PureAlohaExperiment run ")
-	if len(want) != 3 || want[0] != 0 {
-		t.Fatalf("captured file changed? header offsets %v", want)
-	}
-	for _, maxChunk := range []int{1, 2, 7, 64, 255, 256, 257, 4096, len(data)} {
-		for seed := uint64(0); seed < 5; seed++ {
-			rng := rand.New(rand.NewPCG(seed, uint64(maxChunk)))
-			h := &headerIndex{start: time.Now()}
-			feed(t, h, data, rng, maxChunk)
-			heads := h.runs()
-			var runs []int
-			var offs []int64
-			for _, hd := range heads {
-				runs = append(runs, hd.run)
-				offs = append(offs, hd.offset)
-			}
-			if !reflect.DeepEqual(runs, []int{0, 1, 2}) || !reflect.DeepEqual(offs, want) {
-				t.Fatalf("chunks ≤%d seed %d: runs %v at %v, want [0 1 2] at %v", maxChunk, seed, runs, offs, want)
-			}
-			if h.total != int64(len(data)) {
-				t.Fatalf("total %d, want %d", h.total, len(data))
-			}
-			for i := 1; i < len(heads); i++ {
-				if heads[i].at.Before(heads[i-1].at) {
-					t.Fatalf("header times out of order: %v", heads)
-				}
-			}
-			if at, ok := h.firstAt(); !ok || !at.Equal(heads[0].at) {
-				t.Fatalf("firstAt = %v %v", at, ok)
-			}
-		}
-	}
-}
-
-// TestHeaderIndexLongLines: a header longer than the 256 bytes kept per
-// line (INET runs with many iteration variables) is still found; text
-// that merely looks like a header in the middle of a long line is not;
-// and a line without its newline yet is not a header yet.
-func TestHeaderIndexLongLines(t *testing.T) {
-	longHeader := "Exp run 7: " + strings.Repeat("$v=1, ", 80) + "$repetition=0\n"
-	noise := strings.Repeat("x", 300) + "Exp run 8: $v=2\n"
-	var data []byte
-	data = append(data, "startup banner\n"...)
-	off1 := len(data)
-	data = append(data, longHeader...)
-	data = append(data, noise...)
-	off2 := len(data)
-	data = append(data, "Exp run 9: $v=3\n"...)
-	for _, maxChunk := range []int{1, 13, 1000} {
-		h := &headerIndex{start: time.Now()}
-		feed(t, h, data, rand.New(rand.NewPCG(1, 2)), maxChunk)
-		got := h.runs()
-		if len(got) != 2 || got[0].run != 7 || got[0].offset != int64(off1) || got[1].run != 9 || got[1].offset != int64(off2) {
-			t.Errorf("chunks ≤%d: headers %+v, want run 7 at %d and run 9 at %d", maxChunk, got, off1, off2)
-		}
-	}
-	h := &headerIndex{start: time.Now()}
-	h.Write([]byte("Exp run 3: $v=1"))
-	if _, ok := h.firstAt(); ok {
-		t.Error("an unterminated line counted as a header")
-	}
-	h.Write([]byte("\n"))
-	if got := h.runs(); len(got) != 1 || got[0].run != 3 || got[0].offset != 0 {
-		t.Errorf("after the newline: %+v", got)
-	}
 }
 
 // resultFile writes a text result file whose header names run n (n < 0:
@@ -162,7 +58,7 @@ func TestAttribute(t *testing.T) {
 	resultFile(t, dir, "sub/deep-#6.txt", -1)
 	resultFile(t, dir, "summary.csv", -1) // no header, no prefix
 	resultFile(t, dir, "Exp-#9.sca", -1)  // looks like a run's, but says nothing
-	seen := []header{{run: 5}, {run: 4}, {run: 6}}
+	seen := []omnetpp.BatchRun{{Run: 5}, {Run: 4}, {Run: 6}}
 	got := attribute(dir, seen)
 	for _, files := range got {
 		slices.Sort(files)
@@ -187,7 +83,7 @@ func TestAttributeCaptured(t *testing.T) {
 		}
 	}
 	resultFile(t, dir, "PureAlohaExperiment-numHosts=10,iaMean=1-#1.sca", 1)
-	got := attribute(dir, []header{{run: 1}, {run: 0}})
+	got := attribute(dir, []omnetpp.BatchRun{{Run: 1}, {Run: 0}})
 	want := map[int][]string{
 		0: {"PureAlohaExperiment-numHosts=10,iaMean=1-#0.sca", "PureAlohaExperiment-numHosts=10,iaMean=1-#0.vci"},
 		1: {"PureAlohaExperiment-numHosts=10,iaMean=1-#1.sca"},
@@ -231,40 +127,39 @@ func TestOutName(t *testing.T) {
 // learn records one measured process: startup seconds to the first header,
 // then runs taking perRun seconds each.
 func learn(b *batchStats, key string, startup, perRun float64, runs int) {
-	t0 := time.Unix(1_700_000_000, 0)
 	sec := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
-	idx := &headerIndex{start: t0, heads: []header{{run: 0, at: t0.Add(sec(startup))}}}
-	b.add(key, idx, sec(startup+perRun*float64(runs)), runs)
+	b.add(key, sec(startup), sec(startup+perRun*float64(runs)), runs)
 }
 
 func TestBatchSize(t *testing.T) {
 	const limit = 8
 	var b batchStats
-	if got := b.size("none", limit); got != 1 {
+	size := func(key string, limit int) int { return batchSize(omnetJob("c", 0, 0), b.timing(key), limit) }
+	if got := size("none", limit); got != 1 {
 		t.Errorf("no data: %d, want 1", got)
 	}
 	// Slow start-up, short runs: as many as allowed.
 	learn(&b, "fast-runs", 1, 0.01, 1)
-	if got := b.size("fast-runs", limit); got != limit {
+	if got := size("fast-runs", limit); got != limit {
 		t.Errorf("startup 1 s, per-run 0.01 s: %d, want %d", got, limit)
 	}
-	if got := b.size("fast-runs", 100); got != 100 {
+	if got := size("fast-runs", 100); got != 100 {
 		t.Errorf("startup 1 s, per-run 0.01 s, limit 100: %d, want 100 (9 × 1 / 0.01 = 900)", got)
 	}
 	// Start-up negligible: batching gains nothing.
 	learn(&b, "slow-runs", 0.001, 1, 1)
-	if got := b.size("slow-runs", limit); got != 1 {
+	if got := size("slow-runs", limit); got != 1 {
 		t.Errorf("startup 0.001 s, per-run 1 s: %d, want 1", got)
 	}
 	// 9 × 1 s / 4 s = 2.25, rounded up: 3 runs per process. (Measured
 	// times are never exact, so no case sits on a rounding boundary.)
 	learn(&b, "middle", 1, 4, 2)
-	if got := b.size("middle", limit); got != 3 {
+	if got := size("middle", limit); got != 3 {
 		t.Errorf("startup 1 s, per-run 4 s: %d, want 3", got)
 	}
 	// 9 × 10 / 5 = 18, but a process must stay within 20 s: 4 runs.
 	learn(&b, "long", 10, 5, 1)
-	if got := b.size("long", 100); got != 4 {
+	if got := size("long", 100); got != 4 {
 		t.Errorf("startup 10 s, per-run 5 s: %d, want 4 (20 s cap)", got)
 	}
 	// A failed batch turns batching off for the campaign, data or not.
@@ -272,14 +167,9 @@ func TestBatchSize(t *testing.T) {
 	b.noBatch("never-measured")
 	learn(&b, "never-measured", 1, 0.01, 1)
 	for _, key := range []string{"fast-runs", "never-measured"} {
-		if got := b.size(key, limit); got != 1 {
+		if got := size(key, limit); got != 1 {
 			t.Errorf("%s after noBatch: %d, want 1", key, got)
 		}
-	}
-	// A process that never printed a header teaches nothing.
-	b.add("no-header", &headerIndex{start: time.Now()}, time.Second, 3)
-	if got := b.size("no-header", limit); got != 1 {
-		t.Errorf("no header: %d, want 1", got)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/omnetpp"
@@ -24,51 +23,64 @@ const listTimeout = 5 * time.Minute
 
 // serveLists answers run-list jobs: the run list is resolved where the built
 // program is, so a client needs no simulator installed.
-func (r *Runner) serveLists(ctx context.Context, cons jetstream.Consumer) {
+func (r *Runner) serveLists(ctx context.Context) {
 	for ctx.Err() == nil {
-		for _, msg := range r.next(ctx, cons) {
-			r.list(ctx, msg)
+		if d := r.pause(); d > 0 {
+			sleep(ctx, d)
+		}
+		if r.draining.Load() {
+			sleep(ctx, time.Second)
+			continue
+		}
+		leases, err := r.Eng.Take(ctx, engine.QueueList, 1, 5*time.Second)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.Log.Warn("runner: take run-list jobs", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		for _, l := range leases {
+			r.list(ctx, l)
 		}
 	}
 }
 
-func (r *Runner) list(ctx context.Context, msg jetstream.Msg) {
+func (r *Runner) list(ctx context.Context, l *engine.Lease) {
 	var j simswarm.ListJob
-	if err := json.Unmarshal(msg.Data(), &j); err != nil {
-		_ = msg.Term()
+	if err := json.Unmarshal(l.Data(), &j); err != nil {
+		l.Term()
 		return
 	}
-	stop := r.Eng.KeepAlive(msg)
-	defer stop()
 	out := simswarm.RunList{Key: j.Key}
 	if j.Version != simswarm.Version {
 		out.Error = fmt.Sprintf("client version %s does not match runner version %s", j.Version, simswarm.Version)
 	} else if err := r.resolve(ctx, &j, &out); err != nil {
 		if ctx.Err() != nil {
-			_ = msg.Nak()
+			l.Nak(0)
 			return
 		}
 		var infra *infraError
-		if errors.As(err, &infra) {
+		if errors.As(err, &infra) && l.Delivered < engine.MaxDeliver {
 			// This host cannot prepare the tree; another runner may.
-			md, _ := msg.Metadata()
-			if md == nil || md.NumDelivered < engine.MaxDeliver {
-				r.Log.Warn("runner: cannot prepare run list", "err", err)
-				_ = msg.NakWithDelay(500 * time.Millisecond)
-				r.fault()
-				return
-			}
+			r.Log.Warn("runner: cannot prepare run list", "err", err)
+			l.Nak(500 * time.Millisecond)
+			r.fault()
+			return
 		}
 		out.Error = err.Error()
 	}
 	out.At = time.Now()
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeFor)
 	defer cancel()
-	if err := engine.PutJSON(wctx, r.Eng.Lists, j.Key, &out); err != nil {
-		_ = msg.Nak()
+	if err := r.Eng.RecordList(wctx, &out); err != nil {
+		r.Log.Error("runner: record run list", "err", err)
+		l.Nak(0)
 		return
 	}
-	_ = msg.Ack()
+	if err := l.Ack(wctx); err != nil {
+		r.Log.Warn("runner: acknowledge run list", "err", err)
+	}
 }
 
 func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm.RunList) error {

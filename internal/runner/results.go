@@ -20,7 +20,7 @@ const inlineLimit = 256 << 10
 
 // collect gathers the result files of a single-run process: everything in
 // its result directory is its own.
-func (r *Runner) collect(ctx context.Context, j job, resDir, console string, from, to int64, rec *simswarm.RunRecord) {
+func (r *Runner) collect(ctx context.Context, j *job, resDir, console string, from, to int64, rec *simswarm.RunRecord) {
 	var files []string
 	_ = filepath.WalkDir(resDir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
@@ -35,7 +35,7 @@ func (r *Runner) collect(ctx context.Context, j job, resDir, console string, fro
 // collectFiles stores a run's files and its console output (as opp_runall
 // keeps a .out per run) and notes them in the record. to < 0 takes the
 // console output whole.
-func (r *Runner) collectFiles(ctx context.Context, j job, resDir string, files []string, console string, from, to int64, rec *simswarm.RunRecord) {
+func (r *Runner) collectFiles(ctx context.Context, j *job, resDir string, files []string, console string, from, to int64, rec *simswarm.RunRecord) {
 	out := outName(j.Command, j.Run, files)
 	if err := copyRange(console, filepath.Join(resDir, filepath.FromSlash(out)), from, to); err != nil {
 		r.Log.Warn("runner: keep console output", "run", j.Run, "err", err)
@@ -48,7 +48,7 @@ func (r *Runner) collectFiles(ctx context.Context, j job, resDir string, files [
 	}
 }
 
-func (r *Runner) store(ctx context.Context, j job, resDir string, files []string, rec *simswarm.RunRecord) error {
+func (r *Runner) store(ctx context.Context, j *job, resDir string, files []string, rec *simswarm.RunRecord) error {
 	var total int64
 	rec.Files = rec.Files[:0]
 	for _, f := range files {

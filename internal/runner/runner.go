@@ -6,7 +6,6 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -18,8 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
 )
@@ -43,22 +40,27 @@ type Runner struct {
 
 	trees  treeCache
 	stats  batchStats
+	pool   *pool
 	mu     sync.Mutex
-	active map[string]map[*runCtx]bool // campaign -> running processes
+	active map[*runCtx]bool // running processes
 	busy   int
 	faults int // consecutive failures to prepare a run on this host
 	// draining: finish the runs in progress, take no new jobs (set from
-	// the dashboard through engine.DrainSubject).
+	// the dashboard through engine.Drain).
 	draining atomic.Bool
+	// recording counts outcomes being stored after their slot moved on;
+	// recordSem bounds them to one per slot.
+	recording sync.WaitGroup
+	recordSem chan struct{}
 }
 
 type runCtx struct {
 	cancel context.CancelFunc
-	runs   []string // "<campaign>.<run>" of the process
+	jobs   []*job
 }
 
 // Serve runs the slots until ctx ends. Running simulations are killed when
-// ctx ends; their jobs go back to the queue when their lease runs out.
+// ctx ends and their jobs go back to the queue.
 func (r *Runner) Serve(ctx context.Context) error {
 	if r.Slots < 1 {
 		r.Slots = runtime.NumCPU()
@@ -72,64 +74,58 @@ func (r *Runner) Serve(ctx context.Context) error {
 	if r.ID == "" {
 		r.ID = fmt.Sprintf("%s-%d", r.Host, os.Getpid())
 	}
-	r.active = map[string]map[*runCtx]bool{}
+	r.active = map[*runCtx]bool{}
 	r.trees.dir = r.Dir
 	r.trees.eng = r.Eng
 	r.trees.log = r.Log
 	r.trees.max = r.CacheBytes
+	r.pool = newPool(r)
+	r.recordSem = make(chan struct{}, r.Slots)
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return fmt.Errorf("runner cache dir: %w", err)
 	}
-	runs, err := r.Eng.Jobs.Consumer(ctx, engine.ConsumerRun)
+	stopCancel, err := r.Eng.OnCancel(func(c engine.Cancel) { r.cancelCampaign(ctx, c) })
 	if err != nil {
-		return fmt.Errorf("runner: bind consumer: %w", err)
+		return fmt.Errorf("runner: %w", err)
 	}
-	lists, err := r.Eng.Jobs.Consumer(ctx, engine.ConsumerList)
-	if err != nil {
-		return fmt.Errorf("runner: bind consumer: %w", err)
-	}
-	sub, err := r.Eng.NC.Subscribe(engine.SubjectCancel+".*", func(m *nats.Msg) {
-		r.cancelCampaign(string(m.Data))
+	defer stopCancel()
+	stopDrain, err := r.Eng.OnDrain(r.ID, func(on bool) {
+		r.draining.Store(on)
+		r.Log.Info("runner: drain", "draining", on)
 	})
 	if err != nil {
-		return fmt.Errorf("runner: subscribe: %w", err)
+		return fmt.Errorf("runner: %w", err)
 	}
-	defer sub.Unsubscribe()
-	drain, err := r.Eng.NC.Subscribe(engine.DrainSubject(r.ID), func(m *nats.Msg) {
-		r.draining.Store(string(m.Data) != "resume")
-		r.Log.Info("runner: drain", "draining", r.draining.Load())
-	})
-	if err != nil {
-		return fmt.Errorf("runner: subscribe: %w", err)
-	}
-	defer drain.Unsubscribe()
+	defer stopDrain()
 
 	var wg sync.WaitGroup
-	wg.Add(r.Slots + 2)
+	wg.Add(r.Slots + 3)
 	go func() { defer wg.Done(); r.heartbeat(ctx) }()
-	go func() { defer wg.Done(); r.serveLists(ctx, lists) }()
+	go func() { defer wg.Done(); r.serveLists(ctx) }()
+	go func() { defer wg.Done(); r.pool.fill(ctx) }()
 	for i := 0; i < r.Slots; i++ {
-		go func() { defer wg.Done(); r.slot(ctx, runs) }()
+		go func() { defer wg.Done(); r.slot(ctx) }()
 	}
 	wg.Wait()
+	r.recording.Wait()
 	return nil
 }
 
 func (r *Runner) heartbeat(ctx context.Context) {
 	var cache int64
 	var measured time.Time
-	r.Eng.Heartbeat(ctx, "runner."+keySafe(r.ID), func() simswarm.Worker {
+	r.Eng.Heartbeat(ctx, func() simswarm.Worker {
 		// Measuring the cache walks it: once a minute is enough.
 		if time.Since(measured) > time.Minute {
 			cache, measured = dirSize(r.Dir), time.Now()
 		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		w := simswarm.Worker{ID: r.ID, Host: r.Host, Role: "runner", Slots: r.Slots, Busy: r.busy,
+		w := simswarm.Worker{ID: r.ID, Host: r.Host, Role: simswarm.RoleRunner, Slots: r.Slots, Busy: r.busy,
 			Version: simswarm.Version, Seen: time.Now(), CacheBytes: cache, Draining: r.draining.Load()}
-		for _, m := range r.active {
-			for rc := range m {
-				w.Current = append(w.Current, rc.runs...)
+		for rc := range r.active {
+			for _, j := range rc.jobs {
+				w.Current = append(w.Current, simswarm.StatusKey(j.Campaign, j.Run))
 			}
 		}
 		sort.Strings(w.Current)
@@ -150,176 +146,85 @@ func dirSize(dir string) int64 {
 	return n
 }
 
-// slot takes run jobs one process at a time: one job, plus more of the same
-// campaign when the batch policy says start-up is worth sharing.
-func (r *Runner) slot(ctx context.Context, cons jetstream.Consumer) {
+// slot runs one process at a time, taking each group from the pool.
+func (r *Runner) slot(ctx context.Context) {
 	for ctx.Err() == nil {
-		var first []job
-		for _, msg := range r.next(ctx, cons) {
-			if j, ok := r.decode(ctx, msg); ok {
-				first = append(first, j)
-			}
+		group := r.pool.take()
+		if group == nil {
+			return
 		}
-		if len(first) == 0 {
+		if r.pool.cancelled(group[0]) {
+			r.dropCancelled(ctx, group)
 			continue
 		}
-		groups := [][]job{first}
-		n := r.stats.size(first[0].BatchKey(), r.MaxBatch)
-		if b := first[0].Batch; b > 0 {
-			n = b
-		}
-		if first[0].Command.Kind != simswarm.KindOmnetpp {
-			n = 1
-		}
-		if n > 1 {
-			groups = r.fillBatch(ctx, cons, first, n-1)
-		}
-		for _, g := range groups {
-			r.execute(ctx, g)
-		}
+		r.execute(ctx, group)
 	}
 }
 
-// next waits until this runner may take work (not paused after faults, not
-// drained) and takes one job from cons, or none within a few seconds.
-func (r *Runner) next(ctx context.Context, cons jetstream.Consumer) []jetstream.Msg {
-	if d := r.pause(); d > 0 {
-		sleep(ctx, d)
-	}
-	if r.draining.Load() {
-		sleep(ctx, time.Second)
-		return nil
-	}
-	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
-	if err != nil {
-		if ctx.Err() == nil {
-			r.Log.Warn("runner: fetch", "err", err)
-			sleep(ctx, time.Second)
-		}
-		return nil
-	}
-	var msgs []jetstream.Msg
-	for msg := range batch.Messages() {
-		if r.draining.Load() { // drained while this fetch waited
-			_ = msg.Nak()
-			continue
-		}
-		msgs = append(msgs, msg)
-	}
-	return msgs
-}
-
-// fillBatch adds up to n jobs that are waiting right now. Jobs of another
-// campaign form groups of their own.
-func (r *Runner) fillBatch(ctx context.Context, cons jetstream.Consumer, first []job, n int) [][]job {
-	more, err := cons.FetchNoWait(n)
-	if err != nil {
-		return [][]job{first}
-	}
-	groups := map[string][]job{first[0].BatchKey(): first}
-	order := []string{first[0].BatchKey()}
-	for msg := range more.Messages() {
-		j, ok := r.decode(ctx, msg)
-		if !ok {
-			continue
-		}
-		k := j.BatchKey()
-		if _, seen := groups[k]; !seen {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], j)
-	}
-	out := make([][]job, 0, len(order))
-	for _, k := range order {
-		out = append(out, groups[k])
-	}
-	return out
-}
-
-type job struct {
-	simswarm.RunJob
-	msg     jetstream.Msg
-	attempt int // runs of this job that failed on their own so far
-}
-
-func (r *Runner) decode(ctx context.Context, msg jetstream.Msg) (job, bool) {
-	var j simswarm.RunJob
-	if err := json.Unmarshal(msg.Data(), &j); err != nil {
-		r.Log.Error("runner: drop malformed job", "subject", msg.Subject(), "err", err)
-		_ = msg.Term()
-		return job{}, false
-	}
-	jb := job{RunJob: j, msg: msg}
-	if j.Version != simswarm.Version {
-		r.finish(ctx, jb, &simswarm.RunRecord{State: simswarm.RunFailed,
-			Reason: fmt.Sprintf("client version %s does not match runner version %s", j.Version, simswarm.Version)})
-		return job{}, false
-	}
-	if md, err := msg.Metadata(); err == nil && md.NumDelivered > engine.MaxDeliver {
-		r.finish(ctx, jb, &simswarm.RunRecord{State: simswarm.RunFailed,
-			Reason: fmt.Sprintf("gave up after %d deliveries: the workers that took it stopped", md.NumDelivered-1)})
-		return job{}, false
-	}
-	return jb, true
-}
-
-// finish writes a run's record (under its key and in its campaign) and
-// acknowledges the job. The record goes first: a job is only gone from the
-// queue once its outcome is stored.
-func (r *Runner) finish(ctx context.Context, j job, rec *simswarm.RunRecord) {
+// finish stores a run's record and acknowledges its job: a job leaves the
+// queue only once its outcome is stored. Writes are tried again until
+// stored (a stream leader may be moving): giving up would run a finished
+// run again.
+func (r *Runner) finish(ctx context.Context, j *job, rec *simswarm.RunRecord) {
 	rec.Key, rec.Campaign, rec.Run = j.Key, j.Campaign, j.Run
 	rec.Worker, rec.Host = r.ID, r.Host
+	if !rec.Reused {
+		rec.Submission = j.Submission
+	}
 	if rec.Finished.IsZero() {
 		rec.Finished = time.Now()
 	}
 	// Store writes must not be cut short by shutdown: the run is done.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeFor)
 	defer cancel()
-	// The full record first, then the status: a client that sees a final
-	// status must find the record it points to. The job is acknowledged
-	// only once both are stored.
-	if !rec.Reused && (rec.State == simswarm.RunSucceeded || rec.State == simswarm.RunFailed) {
-		if err := engine.PutJSON(wctx, r.Eng.Runs, j.Key, rec); err != nil {
-			r.Log.Error("runner: record run", "run", j.Run, "err", err)
-			_ = j.msg.Nak()
-			return
-		}
-	}
-	if err := engine.PutJSON(wctx, r.Eng.Status, simswarm.StatusKey(j.Campaign, j.Run), rec.Compact()); err != nil {
-		r.Log.Error("runner: record status", "run", j.Run, "err", err)
-		_ = j.msg.Nak()
+	if err := r.Eng.RecordRun(wctx, rec); err != nil {
+		r.Log.Error("runner: record run; its job goes back to the queue", "campaign", j.Campaign, "run", j.Run, "err", err)
+		j.lease.Nak(0)
 		return
 	}
-	_ = j.msg.Ack()
+	if err := j.lease.Ack(wctx); err != nil {
+		// The record is stored: a redelivery is answered from it.
+		r.Log.Warn("runner: acknowledge run", "campaign", j.Campaign, "run", j.Run, "err", err)
+	}
 }
 
-func (r *Runner) track(campaign string, rc *runCtx, on bool) {
+// storeFor is how long a runner keeps trying to store an outcome.
+const storeFor = 10 * time.Minute
+
+func (r *Runner) track(rc *runCtx, on bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m := r.active[campaign]
 	if on {
-		if m == nil {
-			m = map[*runCtx]bool{}
-			r.active[campaign] = m
-		}
-		m[rc] = true
+		r.active[rc] = true
 		r.busy++
 		return
 	}
-	delete(m, rc)
-	if len(m) == 0 {
-		delete(r.active, campaign)
-	}
+	delete(r.active, rc)
 	r.busy--
 }
 
-func (r *Runner) cancelCampaign(campaign string) {
+// cancelCampaign stops what this runner holds of a cancelled campaign: jobs
+// in the pool are answered as cancelled, running processes are killed
+// (their slots record them cancelled).
+func (r *Runner) cancelCampaign(ctx context.Context, c engine.Cancel) {
+	dropped := r.pool.cancel(ctx, c)
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	for rc := range r.active[campaign] {
-		rc.cancel()
+	for rc := range r.active {
+		if rc.jobs[0].Campaign == c.Campaign && rc.jobs[0].lease.Seq <= c.UpTo {
+			rc.cancel()
+		}
+	}
+	r.mu.Unlock()
+	if len(dropped) > 0 {
+		r.recording.Add(1)
+		go func() { defer r.recording.Done(); r.dropCancelled(ctx, dropped) }()
+	}
+}
+
+// dropCancelled answers jobs of a cancelled campaign that never started.
+func (r *Runner) dropCancelled(ctx context.Context, jobs []*job) {
+	for _, j := range jobs {
+		r.finish(ctx, j, &simswarm.RunRecord{State: simswarm.RunCancelled, Reason: "campaign cancelled"})
 	}
 }
 
@@ -328,14 +233,4 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-time.After(d):
 	}
-}
-
-func keySafe(s string) string {
-	out := []byte(s)
-	for i, c := range out {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			out[i] = '_'
-		}
-	}
-	return string(out)
 }

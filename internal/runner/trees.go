@@ -197,7 +197,7 @@ func (c *treeCache) materialise(ctx context.Context, tree, snap, art string, l *
 	if err != nil {
 		return fmt.Errorf("materialise snapshot %s: %w", simswarm.Short(snap), err)
 	}
-	obj, err := c.eng.Blobs.Get(ctx, engine.ArtifactObject(art))
+	obj, err := c.eng.OpenObject(ctx, engine.ArtifactObject(art))
 	if err != nil {
 		return fmt.Errorf("fetch artifact %s: %w", simswarm.Short(art), err)
 	}

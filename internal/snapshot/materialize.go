@@ -19,6 +19,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/simswarm/simswarm/internal/fserr"
+	"golang.org/x/sync/errgroup"
 )
 
 // Fetch writes the blob with the given hash to w.
@@ -187,11 +190,11 @@ func (mt *materializer) saveState(key string) error {
 	}
 	tmp := mt.tmpName(".")
 	if err := mt.root.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("snapshot: writing %s in %s: %w", StateFile, mt.dir, unwrapPathErr(err))
+		return fmt.Errorf("snapshot: writing %s in %s: %w", StateFile, mt.dir, fserr.WithoutPath(err))
 	}
 	if err := mt.root.Rename(tmp, StateFile); err != nil {
 		mt.root.Remove(tmp)
-		return fmt.Errorf("snapshot: writing %s in %s: %w", StateFile, mt.dir, unwrapPathErr(err))
+		return fmt.Errorf("snapshot: writing %s in %s: %w", StateFile, mt.dir, fserr.WithoutPath(err))
 	}
 	return nil
 }
@@ -221,7 +224,7 @@ func (mt *materializer) checkParents(p string) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("snapshot: materialize %s: %w", p, unwrapPathErr(err))
+			return fmt.Errorf("snapshot: materialize %s: %w", p, fserr.WithoutPath(err))
 		}
 		if fi.Mode().Type() == fs.ModeSymlink {
 			return fmt.Errorf("snapshot: materialize %s: refusing to write through symlink %s", p, d)
@@ -247,12 +250,12 @@ func (mt *materializer) remove(p string) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return fmt.Errorf("snapshot: materialize: removing %s: %w", p, unwrapPathErr(err))
+		return fmt.Errorf("snapshot: materialize: removing %s: %w", p, fserr.WithoutPath(err))
 	case fi.IsDir():
 		// Someone put a directory there; its contents are not ours.
 	default:
 		if err := mt.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("snapshot: materialize: removing %s: %w", p, unwrapPathErr(err))
+			return fmt.Errorf("snapshot: materialize: removing %s: %w", p, fserr.WithoutPath(err))
 		}
 	}
 	mt.dropRec(p)
@@ -268,38 +271,16 @@ func (mt *materializer) remove(p string) error {
 // writeAll brings every entry up to date with a few concurrent workers:
 // fetching is mostly waiting on the store.
 func (mt *materializer) writeAll(ctx context.Context, entries []Entry) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	jobs := make(chan *Entry)
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	workers := min(max(4, runtime.NumCPU()), 16, len(entries))
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for e := range jobs {
-				if err := mt.writeOne(ctx, e); err != nil {
-					errOnce.Do(func() { firstErr = err; cancel() })
-				}
-			}
-		}()
-	}
-feed:
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(min(max(4, runtime.NumCPU()), 16))
 	for i := range entries {
-		select {
-		case jobs <- &entries[i]:
-		case <-ctx.Done():
-			break feed
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return mt.writeOne(gctx, &entries[i]) })
 	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }
@@ -318,7 +299,7 @@ func (mt *materializer) writeOne(ctx context.Context, e *Entry) error {
 	}
 	fi, err := mt.root.Lstat(e.Path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	exists := err == nil
 	if exists && fi.IsDir() {
@@ -339,7 +320,7 @@ func (mt *materializer) writeOne(ctx context.Context, e *Entry) error {
 		// Only the executable bit may be off; chmod keeps the mtime.
 		if (fi.Mode().Perm()&0o100 != 0) != (e.Mode == ModeExec) {
 			if err := mt.root.Chmod(e.Path, perm(e.Mode)); err != nil {
-				return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+				return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 			}
 		}
 		mt.setRec(e.Path, stateRec{Mode: e.Mode, Hash: e.Hash, Size: fi.Size(), MTime: fi.ModTime().UnixNano()})
@@ -377,7 +358,7 @@ func (mt *materializer) upToDate(e *Entry, fi fs.FileInfo) bool {
 func (mt *materializer) mkdirs(p string) error {
 	if d := path.Dir(p); d != "." {
 		if err := mt.root.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("snapshot: materialize %s: %w", p, unwrapPathErr(err))
+			return fmt.Errorf("snapshot: materialize %s: %w", p, fserr.WithoutPath(err))
 		}
 	}
 	return nil
@@ -389,11 +370,11 @@ func (mt *materializer) writeSymlink(e *Entry) error {
 	}
 	tmp := mt.tmpName(path.Dir(e.Path))
 	if err := mt.root.Symlink(e.Link, tmp); err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	if err := mt.root.Rename(tmp, e.Path); err != nil {
 		mt.root.Remove(tmp)
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	mt.setRec(e.Path, stateRec{Mode: ModeSymlink, Link: e.Link})
 	return nil
@@ -430,7 +411,7 @@ func (mt *materializer) writeFile(ctx context.Context, e *Entry) (err error) {
 	tmp := mt.tmpName(path.Dir(e.Path))
 	f, err := mt.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm(e.Mode))
 	if err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	defer func() {
 		if err != nil {
@@ -450,21 +431,21 @@ func (mt *materializer) writeFile(ctx context.Context, e *Entry) (err error) {
 		return fmt.Errorf("snapshot: materialize %s: blob %s is corrupt: got %d bytes with sha256 %s, want %d bytes", e.Path, e.Hash, v.n, got, e.Size)
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	// The umask may have narrowed the mode given to OpenFile.
 	if err := f.Chmod(perm(e.Mode)); err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	if err := mt.root.Rename(tmp, e.Path); err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	fi, err := mt.root.Lstat(e.Path)
 	if err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, unwrapPathErr(err))
+		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	mt.setRec(e.Path, stateRec{Mode: e.Mode, Hash: e.Hash, Size: fi.Size(), MTime: fi.ModTime().UnixNano()})
 	return nil

@@ -18,6 +18,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/simswarm/simswarm/internal/fserr"
+	"golang.org/x/sync/errgroup"
 )
 
 // Options tune Scan.
@@ -280,13 +283,13 @@ func walkTree(ctx context.Context, root string, excl excluder, ign *ignoreMatche
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if p == root {
 			if err != nil {
-				return fmt.Errorf("snapshot: cannot read root %s: %w", root, unwrapPathErr(err))
+				return fmt.Errorf("snapshot: cannot read root %s: %w", root, fserr.WithoutPath(err))
 			}
 			return nil
 		}
 		rel := filepath.ToSlash(p[len(root)+1:])
 		if err != nil {
-			return fmt.Errorf("snapshot: cannot read %s: %w", rel, unwrapPathErr(err))
+			return fmt.Errorf("snapshot: cannot read %s: %w", rel, fserr.WithoutPath(err))
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
@@ -325,51 +328,32 @@ const (
 // worker per CPU: hashing is CPU-bound for files in the page cache and
 // I/O-bound otherwise, and both benefit.
 func statAndHash(ctx context.Context, root string, cands []string, cache *hashCache) ([]Entry, []string, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	results := make([]scanned, len(cands))
-	// Work is handed out in batches of consecutive paths: per-file channel
-	// operations would cost as much as the lstat of a cached file.
+	// Work is handed out in batches of consecutive paths: a goroutine per
+	// file would cost as much as the lstat of a cached file.
 	const batch = 64
-	jobs := make(chan int)
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	workers := min(runtime.NumCPU(), (len(cands)+batch-1)/batch)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 256<<10)
-			for start := range jobs {
-				if ctx.Err() != nil {
-					continue // drain: another worker failed or the scan was cancelled
-				}
-				for i := start; i < min(start+batch, len(cands)); i++ {
-					r, err := scanOne(root, cands[i], cache, buf)
-					if err != nil {
-						errOnce.Do(func() { firstErr = err; cancel() })
-						break
-					}
-					results[i] = r
-				}
+	bufs := sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.NumCPU())
+	for start := 0; start < len(cands) && gctx.Err() == nil; start += batch {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err // another batch failed or the scan was cancelled
 			}
-		}()
+			buf := bufs.Get().(*[]byte)
+			defer bufs.Put(buf)
+			for i := start; i < min(start+batch, len(cands)); i++ {
+				r, err := scanOne(root, cands[i], cache, *buf)
+				if err != nil {
+					return err
+				}
+				results[i] = r
+			}
+			return nil
+		})
 	}
-feed:
-	for start := 0; start < len(cands); start += batch {
-		select {
-		case jobs <- start:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, nil, firstErr
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
@@ -395,7 +379,7 @@ func scanOne(root, rel string, cache *hashCache, buf []byte) (scanned, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return scanned{}, nil // a tracked file deleted from disk, or gone since listing
 		}
-		return scanned{}, fmt.Errorf("snapshot: cannot stat %s: %w", rel, unwrapPathErr(err))
+		return scanned{}, fmt.Errorf("snapshot: cannot stat %s: %w", rel, fserr.WithoutPath(err))
 	}
 	switch t := fi.Mode().Type(); {
 	case t == fs.ModeSymlink:
@@ -404,7 +388,7 @@ func scanOne(root, rel string, cache *hashCache, buf []byte) (scanned, error) {
 		}
 		target, err := os.Readlink(full)
 		if err != nil {
-			return scanned{}, fmt.Errorf("snapshot: cannot read symlink %s: %w", rel, unwrapPathErr(err))
+			return scanned{}, fmt.Errorf("snapshot: cannot read symlink %s: %w", rel, fserr.WithoutPath(err))
 		}
 		if target == "" || strings.ContainsRune(target, 0) {
 			return scanned{}, fmt.Errorf("snapshot: symlink %s has an unusable target %q", rel, target)
@@ -436,7 +420,7 @@ func scanOne(root, rel string, cache *hashCache, buf []byte) (scanned, error) {
 
 	f, err := os.OpenFile(full, openFlags, 0)
 	if err != nil {
-		return scanned{}, fmt.Errorf("snapshot: cannot read %s: %w", rel, unwrapPathErr(err))
+		return scanned{}, fmt.Errorf("snapshot: cannot read %s: %w", rel, fserr.WithoutPath(err))
 	}
 	defer f.Close()
 	// Hash, and retry if the file changes while being read, so the manifest
@@ -459,7 +443,7 @@ func scanOne(root, rel string, cache *hashCache, buf []byte) (scanned, error) {
 		}
 		sum, n, err := hashReader(f, buf)
 		if err != nil {
-			return scanned{}, fmt.Errorf("snapshot: cannot read %s: %w", rel, unwrapPathErr(err))
+			return scanned{}, fmt.Errorf("snapshot: cannot read %s: %w", rel, fserr.WithoutPath(err))
 		}
 		after, err := f.Stat()
 		if err != nil {
@@ -475,7 +459,7 @@ func scanOne(root, rel string, cache *hashCache, buf []byte) (scanned, error) {
 			return scanned{}, fmt.Errorf("snapshot: %s keeps changing while being read", rel)
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return scanned{}, fmt.Errorf("snapshot: cannot read %s: %w", rel, unwrapPathErr(err))
+			return scanned{}, fmt.Errorf("snapshot: cannot read %s: %w", rel, fserr.WithoutPath(err))
 		}
 	}
 }
@@ -501,14 +485,4 @@ func hashReader(r io.Reader, buf []byte) ([32]byte, int64, error) {
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum, n, nil
-}
-
-// unwrapPathErr drops the absolute path from an *fs.PathError: messages name
-// the file relative to the root instead.
-func unwrapPathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

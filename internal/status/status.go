@@ -10,17 +10,12 @@ import (
 	"sort"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
 )
 
 // Queue is one kind of job.
-type Queue struct {
-	Name    string `json:"name"`
-	Waiting uint64 `json:"waiting"` // not yet taken
-	Taken   int    `json:"taken"`   // with a worker, not finished
-}
+type Queue = engine.Depth
 
 // Campaign is a campaign with its run counts.
 type Campaign struct {
@@ -39,33 +34,20 @@ type Report struct {
 // Collect reads the report. Campaigns are the most recent `recent`.
 func Collect(ctx context.Context, eng *engine.Engine, recent int) (*Report, error) {
 	r := &Report{}
-	for _, q := range []struct{ name, consumer string }{{"build", engine.ConsumerBuild}, {"list", engine.ConsumerList}, {"run", engine.ConsumerRun}} {
-		c, err := eng.Jobs.Consumer(ctx, q.consumer)
-		if err != nil {
-			return nil, fmt.Errorf("read queue %s: %w", q.name, err)
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("read queue %s: %w", q.name, err)
-		}
-		r.Queues = append(r.Queues, Queue{Name: q.name, Waiting: info.NumPending, Taken: info.NumAckPending})
-	}
-	if err := eachValue(ctx, eng.Workers, ">", func(b []byte) {
-		var w simswarm.Worker
-		if json.Unmarshal(b, &w) == nil {
-			r.Workers = append(r.Workers, w)
-		}
-	}); err != nil {
+	var err error
+	if r.Queues, err = eng.Depths(ctx); err != nil {
 		return nil, err
 	}
+	heard, err := eng.Workers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range heard {
+		r.Workers = append(r.Workers, h.Worker)
+	}
 	sort.Slice(r.Workers, func(a, b int) bool { return r.Workers[a].ID < r.Workers[b].ID })
-	var camps []simswarm.Campaign
-	if err := eachValue(ctx, eng.Campaigns, ">", func(b []byte) {
-		var c simswarm.Campaign
-		if json.Unmarshal(b, &c) == nil {
-			camps = append(camps, c)
-		}
-	}); err != nil {
+	camps, err := eng.Campaigns(ctx)
+	if err != nil {
 		return nil, err
 	}
 	sort.Slice(camps, func(a, b int) bool { return camps[a].Submitted.After(camps[b].Submitted) })
@@ -75,7 +57,7 @@ func Collect(ctx context.Context, eng *engine.Engine, recent int) (*Report, erro
 	for _, c := range camps {
 		sc := Campaign{Campaign: c, Counts: map[string]int{}}
 		seen := 0
-		_ = eachValue(ctx, eng.Status, c.ID+".*", func(b []byte) {
+		_ = eng.Each(ctx, engine.BucketStatus, c.ID+".*", func(_ string, b []byte) {
 			var rec struct {
 				State string `json:"state"`
 			}
@@ -87,30 +69,10 @@ func Collect(ctx context.Context, eng *engine.Engine, recent int) (*Report, erro
 		sc.Counts[simswarm.RunPending] = c.Runs - seen
 		r.Campaigns = append(r.Campaigns, sc)
 	}
-	if info, err := eng.Blobs.Status(ctx); err == nil {
-		r.Stored = info.Size()
+	if n, err := eng.StoredBytes(ctx); err == nil {
+		r.Stored = n
 	}
 	return r, nil
-}
-
-// eachValue calls fn with the current value of every key matching filter.
-func eachValue(ctx context.Context, kv jetstream.KeyValue, filter string, fn func([]byte)) error {
-	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("read %s: %w", kv.Bucket(), err)
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e := <-w.Updates():
-			if e == nil {
-				return nil
-			}
-			fn(e.Value())
-		}
-	}
 }
 
 // Print writes the report for people.

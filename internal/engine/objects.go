@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Object names in the blob store.
+func FileObject(hash string) string     { return "file/" + hash }
+func SnapshotObject(key string) string  { return "snap/" + key }
+func ArtifactObject(key string) string  { return "art/" + key }
+func ResultObject(runKey string) string { return "res/" + runKey }
+func BuildLogObject(key string) string  { return "log/" + key }
+
+// PackObject holds a snapshot's files as one stream (snapshot.WritePack).
+func PackObject(snapKey string) string { return "pack/" + snapKey }
+
+// HasObject reports whether the store holds name.
+func (e *Engine) HasObject(ctx context.Context, name string) (bool, error) {
+	_, err := e.blob.GetInfo(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// PutObject stores r under name.
+func (e *Engine) PutObject(ctx context.Context, name string, r io.Reader) error {
+	if _, err := e.blob.Put(ctx, jetstream.ObjectMeta{Name: name}, r); err != nil {
+		return fmt.Errorf("store %s: %w", name, err)
+	}
+	return nil
+}
+
+// PutBytes stores b under name.
+func (e *Engine) PutBytes(ctx context.Context, name string, b []byte) error {
+	return e.PutObject(ctx, name, bytes.NewReader(b))
+}
+
+// OpenObject reads the object name; close it when done.
+func (e *Engine) OpenObject(ctx context.Context, name string) (io.ReadCloser, error) {
+	r, err := e.blob.Get(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", name, err)
+	}
+	return r, nil
+}
+
+// GetObject copies the object name to w.
+func (e *Engine) GetObject(ctx context.Context, name string, w io.Writer) error {
+	r, err := e.OpenObject(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if _, err := io.Copy(w, r); err != nil {
+		return fmt.Errorf("fetch %s: %w", name, err)
+	}
+	return nil
+}
+
+// GetBytes returns the object name.
+func (e *Engine) GetBytes(ctx context.Context, name string) ([]byte, error) {
+	var buf bytes.Buffer
+	err := e.GetObject(ctx, name, &buf)
+	return buf.Bytes(), err
+}
+
+// StoredBytes is the size of everything in the blob store.
+func (e *Engine) StoredBytes(ctx context.Context) (uint64, error) {
+	info, err := e.blob.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the object store: %w", err)
+	}
+	return info.Size(), nil
+}

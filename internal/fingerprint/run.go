@@ -1,0 +1,264 @@
+package fingerprint
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Item is one selected test as a run of a campaign: where it runs, relative
+// to the project root, and its whole command line.
+type Item struct {
+	Test    *Test
+	Workdir string
+	Argv    []string
+}
+
+// Campaigner runs the items as one campaign and says what each left behind,
+// in the items' order. Runs it already has results for are reused, not run
+// again.
+type Campaigner interface {
+	RunItems(ctx context.Context, items []Item) ([]Observed, error)
+}
+
+// Options of a suite run.
+type Options struct {
+	Suites    []string // CSV files
+	Selection Selection
+	// Program returns the program (and any arguments of its own, e.g.
+	// opp_run's -l and -n) that runs a test in workdir.
+	Program      func(workdir string) ([]string, error)
+	CPUTimeLimit time.Duration
+	Update       bool      // rewrite the suites in place with the computed fingerprints
+	Out          io.Writer // the verdict table and summary
+}
+
+// Report is a suite run's outcome.
+type Report struct {
+	Verdicts []Verdict
+	Pass     int
+	Fail     int
+	Error    int
+	Written  []string // files written beside the suites
+}
+
+// OK reports whether every test met its expected result.
+func (r *Report) OK() bool { return r.Fail == 0 && r.Error == 0 }
+
+// Load reads the suites, refusing one named twice, and returns the selected
+// tests as items. Nothing runs; every error names its file and line.
+func Load(opts Options) ([]*Suite, []Item, error) {
+	if len(opts.Suites) == 0 {
+		return nil, nil, errors.New("no suite given: name one or more fingerprint CSV files")
+	}
+	seen := map[string]string{}
+	var suites []*Suite
+	var items []Item
+	for _, name := range opts.Suites {
+		abs, err := filepath.Abs(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			abs = real
+		}
+		if prev, ok := seen[abs]; ok {
+			return nil, nil, fmt.Errorf("%s: the same suite is given twice (also as %s)", name, prev)
+		}
+		seen[abs] = name
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read suite: %w", err)
+		}
+		s, err := Parse(name, bytes.NewReader(data))
+		if err != nil {
+			return nil, nil, err
+		}
+		suites = append(suites, s)
+		for _, t := range s.Tests {
+			if !opts.Selection.Has(t) {
+				continue
+			}
+			args, err := t.CommandArgs(opts.CPUTimeLimit)
+			if err != nil {
+				return nil, nil, err
+			}
+			prog, err := opts.Program(t.WorkDir)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", t.Where(), err)
+			}
+			items = append(items, Item{Test: t, Workdir: t.WorkDir, Argv: append(append([]string{}, prog...), args...)})
+		}
+	}
+	if len(items) == 0 {
+		return nil, nil, errors.New("no test is selected: check --match and --tags")
+	}
+	return suites, items, nil
+}
+
+// Run runs the selected tests of the suites as one campaign, prints the
+// verdict table and writes the UPDATED, FAILED and ERROR files beside each
+// suite (and, with Update, the suite itself).
+func Run(ctx context.Context, c Campaigner, opts Options) (*Report, error) {
+	suites, items, err := Load(opts)
+	if err != nil {
+		return nil, err
+	}
+	obs, err := c.RunItems(ctx, items)
+	if err != nil {
+		return nil, err
+	}
+	if len(obs) != len(items) {
+		return nil, fmt.Errorf("campaign answered %d of %d tests", len(obs), len(items))
+	}
+	rep := &Report{}
+	byTest := map[*Test]Verdict{}
+	for i, it := range items {
+		v := Judge(it.Test, obs[i])
+		rep.Verdicts = append(rep.Verdicts, v)
+		byTest[it.Test] = v
+		switch v.Outcome {
+		case Pass:
+			rep.Pass++
+		case Fail:
+			rep.Fail++
+		default:
+			rep.Error++
+		}
+	}
+	if opts.Out != nil {
+		printTable(opts.Out, rep)
+	}
+	update := func(t *Test) []string {
+		if v, ok := byTest[t]; ok {
+			return v.Updated()
+		}
+		return nil
+	}
+	for _, s := range suites {
+		files, err := writeOutputs(s, byTest, update, opts.Update)
+		rep.Written = append(rep.Written, files...)
+		if err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// sibling is INET's name for a file beside a suite: x.csv -> x.UPDATED.csv.
+func sibling(suite, kind string) string {
+	ext := filepath.Ext(suite)
+	return strings.TrimSuffix(suite, ext) + "." + kind + ext
+}
+
+func writeOutputs(s *Suite, byTest map[*Test]Verdict, update func(*Test) []string, inPlace bool) ([]string, error) {
+	var failed, errored []*Test
+	for _, t := range s.Tests {
+		v, ok := byTest[t]
+		if !ok {
+			continue
+		}
+		switch v.Outcome {
+		case Fail:
+			failed = append(failed, t)
+		case Error:
+			errored = append(errored, t)
+		}
+	}
+	var written []string
+	write := func(name string, fill func(io.Writer) error) error {
+		var buf bytes.Buffer
+		if err := fill(&buf); err != nil {
+			return err
+		}
+		if err := writeFileAtomic(name, buf.Bytes()); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		written = append(written, name)
+		return nil
+	}
+	if err := write(sibling(s.Path, "UPDATED"), func(w io.Writer) error { return s.WriteTo(w, update) }); err != nil {
+		return written, err
+	}
+	// A FAILED or ERROR file left from an earlier run would tell of
+	// failures that are gone: each is written when it has tests and
+	// removed when it has none.
+	for _, f := range []struct {
+		kind  string
+		tests []*Test
+	}{{"FAILED", failed}, {"ERROR", errored}} {
+		name := sibling(s.Path, f.kind)
+		if len(f.tests) == 0 {
+			if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return written, err
+			}
+			continue
+		}
+		if err := write(name, func(w io.Writer) error { return s.Subset(w, f.tests, nil) }); err != nil {
+			return written, err
+		}
+	}
+	if inPlace {
+		if err := write(s.Path, func(w io.Writer) error { return s.WriteTo(w, update) }); err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// writeFileAtomic replaces name so that a reader (or a crash) sees the old
+// file or the new one, never half of it.
+func writeFileAtomic(name string, data []byte) error {
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(name); err == nil {
+		mode = st.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
+}
+
+func printTable(w io.Writer, rep *Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TEST\tEXPECTED\tGOT\tVERDICT\tTIME\tDETAIL")
+	for _, v := range rep.Verdicts {
+		t := v.Test
+		detail := v.Reason
+		if v.Outcome == Pass {
+			detail = ""
+		}
+		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t%s\n", t.WorkDir, t.Args, t.Expected, v.Got, v.Outcome,
+			v.Wall.Round(time.Millisecond), oneLine(detail))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "fingerprints: %d tests, %d PASS, %d FAIL, %d ERROR\n", len(rep.Verdicts), rep.Pass, rep.Fail, rep.Error)
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 120 {
+		s = s[:117] + "..."
+	}
+	return s
+}

@@ -1,0 +1,117 @@
+package runner
+
+import (
+	"testing"
+	"time"
+
+	"github.com/simswarm/simswarm"
+)
+
+func omnetJob(campaign string, run, batch int) *simswarm.RunJob {
+	return &simswarm.RunJob{Campaign: campaign, Run: run, Artifact: "a", Workdir: "w",
+		Command: simswarm.Command{Kind: simswarm.KindOmnetpp, Argv: []string{"./sim"}}, JobSettings: simswarm.JobSettings{Batch: batch}}
+}
+
+func templateJob(campaign string, run int) *simswarm.RunJob {
+	return &simswarm.RunJob{Campaign: campaign, Run: run, Artifact: "a", Workdir: "w",
+		Command: simswarm.Command{Kind: simswarm.KindTemplate, Template: "echo {run}"}}
+}
+
+// slowStart: start-up 1 s, runs of 0.1 s: batching pays (k = 90, bounded).
+var slowStart = Timing{Startup: time.Second, PerRun: 100 * time.Millisecond, Known: true}
+
+func fixed(t Timing) func(string) Timing { return func(string) Timing { return t } }
+
+func groupOf(ready []*simswarm.RunJob, idx []int) (campaigns []string, runs []int) {
+	for _, i := range idx {
+		campaigns = append(campaigns, ready[i].Campaign)
+		runs = append(runs, ready[i].Run)
+	}
+	return
+}
+
+func TestPickKeepsBatchesToOneCampaign(t *testing.T) {
+	ready := []*simswarm.RunJob{omnetJob("A", 0, 0), omnetJob("B", 0, 0), omnetJob("A", 1, 0), templateJob("C", 0), omnetJob("A", 2, 0), omnetJob("B", 1, 0)}
+	camps, runs := groupOf(ready, pick(ready, 1, fixed(slowStart), 8))
+	for _, c := range camps {
+		if c != "A" {
+			t.Fatalf("batch of campaign A holds a job of %s: %v", c, camps)
+		}
+	}
+	if len(runs) != 3 || runs[0] != 0 || runs[1] != 1 || runs[2] != 2 {
+		t.Fatalf("batch = runs %v of A; want 0 1 2 (all of A on hand, oldest first)", runs)
+	}
+}
+
+func TestPickTemplateCampaignsRunAlone(t *testing.T) {
+	ready := []*simswarm.RunJob{templateJob("C", 0), templateJob("C", 1), omnetJob("A", 0, 0)}
+	if got := pick(ready, 1, fixed(slowStart), 8); len(got) != 1 || got[0] != 0 {
+		t.Fatalf("pick = %v; want [0]: template commands run one run per process", got)
+	}
+}
+
+func TestPickHonoursTheCampaignsOwnBatch(t *testing.T) {
+	// -b 1 is never batched, however slow start-up is.
+	ready := []*simswarm.RunJob{omnetJob("A", 0, 1), omnetJob("A", 1, 1), omnetJob("A", 2, 1)}
+	if got := pick(ready, 1, fixed(slowStart), 8); len(got) != 1 {
+		t.Fatalf("pick of -b 1 jobs = %v; want one", got)
+	}
+	// -b 2 takes two even before anything was measured, and even with
+	// other slots free.
+	ready = []*simswarm.RunJob{omnetJob("A", 0, 2), omnetJob("B", 0, 0), omnetJob("A", 1, 2), omnetJob("A", 2, 2)}
+	if _, runs := groupOf(ready, pick(ready, 4, fixed(Timing{}), 8)); len(runs) != 2 || runs[0] != 0 || runs[1] != 1 {
+		t.Fatalf("pick of -b 2 jobs = runs %v; want 0 1", runs)
+	}
+	// The first job's campaign decides: B's adaptive batch is not A's -b.
+	ready = []*simswarm.RunJob{omnetJob("B", 0, 0), omnetJob("A", 0, 2), omnetJob("B", 1, 0)}
+	if _, runs := groupOf(ready, pick(ready, 1, fixed(Timing{}), 8)); len(runs) != 1 {
+		t.Fatalf("unmeasured adaptive campaign batched: runs %v", runs)
+	}
+}
+
+func TestPickAdaptiveSize(t *testing.T) {
+	many := make([]*simswarm.RunJob, 20)
+	for i := range many {
+		many[i] = omnetJob("A", i, 0)
+	}
+	cases := []struct {
+		name  string
+		t     Timing
+		free  int
+		limit int
+		want  int
+	}{
+		{"unmeasured runs alone", Timing{}, 1, 8, 1},
+		{"after a failed batch, alone", Timing{Startup: time.Second, PerRun: time.Millisecond, Known: true, Off: true}, 1, 8, 1},
+		{"fast start-up needs no batch", Timing{Startup: 10 * time.Millisecond, PerRun: time.Second, Known: true}, 1, 8, 1},
+		{"start-up 1s, runs 0.5s: ceil(9*1/0.5) = 18, limit 8", Timing{Startup: time.Second, PerRun: 500 * time.Millisecond, Known: true}, 1, 8, 8},
+		{"start-up 0.2s, runs 0.5s: ceil(3.6) = 4", Timing{Startup: 200 * time.Millisecond, PerRun: 500 * time.Millisecond, Known: true}, 1, 8, 4},
+		{"runs of 5s: at most 20s of work = 4", Timing{Startup: 10 * time.Second, PerRun: 5 * time.Second, Known: true}, 1, 8, 4},
+		{"20 jobs, 5 free slots: 4 each", slowStart, 5, 8, 4},
+		{"20 jobs, 40 free slots: one each", slowStart, 40, 8, 1},
+	}
+	for _, c := range cases {
+		if got := len(pick(many, c.free, fixed(c.t), c.limit)); got != c.want {
+			t.Errorf("%s: batch of %d; want %d", c.name, got, c.want)
+		}
+	}
+	if got := pick(nil, 1, fixed(slowStart), 8); got != nil {
+		t.Errorf("pick of nothing = %v", got)
+	}
+}
+
+func TestStatsMeasure(t *testing.T) {
+	var b batchStats
+	if b.timing("k").Known {
+		t.Fatal("nothing measured yet, but known")
+	}
+	b.add("k", time.Second, 3*time.Second, 4) // per run (3-1)/4 = 0.5 s
+	got := b.timing("k")
+	if !got.Known || got.Startup != time.Second || got.PerRun != 500*time.Millisecond {
+		t.Fatalf("timing = %+v", got)
+	}
+	b.noBatch("k")
+	if !b.timing("k").Off {
+		t.Fatal("noBatch did not stick")
+	}
+}
