@@ -374,6 +374,14 @@ func (e *Engine) PutBytes(ctx context.Context, name string, b []byte) error {
 
 // GetObject copies the object name to w.
 func (e *Engine) GetObject(ctx context.Context, name string, w io.Writer) error {
+	// Without a deadline the jetstream client gives the whole read its
+	// default API timeout of 5 s, which a pack or an artifact of a few
+	// hundred MB on a busy host outlasts ("nats: timeout" midway).
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 6*time.Hour)
+		defer cancel()
+	}
 	r, err := e.Blobs.Get(ctx, name)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", name, err)
