@@ -44,7 +44,8 @@ cl_cluster "$NODES" "$SLOTS" || exit 1
 declare -A RX0
 for ((i = 1; i <= NODES; i++)); do RX0[r$i]=$(cl_rx "r$i"); done
 runs=$((NODES * SLOTS * 2))
-cl_run first -C "$BT/proj" --results "$BT/res" -- ./aloha -c Sleepy --repeat=$runs --sleep=0.5
+# -b 1: one run per process, so that every node takes runs at once.
+cl_run first -C "$BT/proj" --results "$BT/res" -b 1 -- ./aloha -c Sleepy --repeat=$runs --sleep=2
 check_summary "$BT/first.json" "$BT/first.log" "$runs" first "$runs"
 echo "# first campaign: client wall $WALL s (upload, build and runs included); hosts: $(cl_hosts "$BT/first.json")"
 
@@ -67,7 +68,8 @@ for ((i = 1; i <= NODES; i++)); do
 	printf '%-5s %12s %12s %8.2f %5s %9.1f %8s\n' "$node" "$bytes" "$(($(cl_rx "$node") - RX0[$node]))" "$secs" "$(echo "$line" | field pack)" "$rate" "$fetches"
 	if [ "$fetches" != 1 ]; then
 		BENCH_PROBLEMS=$((BENCH_PROBLEMS + 1))
-		echo "PROBLEM: $node fetched sources $fetches times, want once" >&2
+		echo "PROBLEM: $node fetched sources $fetches times, want once:" >&2
+		grep -E 'msg="(fetching sources|tree ready)|level=(WARN|ERROR)' "$log" | cut -c1-400 >&2
 	fi
 done
 SIM_RATE=$(calc 'n>0?s/n:0' s="$sum_rate" n="$n_rate")
@@ -101,7 +103,7 @@ echo "per node, mean: simswarm $SIM_RATE MB/s; tar | socat baseline $TAR_RATE MB
 
 # One changed file: each node fetches that file only.
 echo "// changed" >>"$BT/proj/src/inet/Module0001.cc"
-cl_run second -C "$BT/proj" --results "$BT/res2" -- ./aloha -c Sleepy --repeat=$runs --sleep=0.6
+cl_run second -C "$BT/proj" --results "$BT/res2" -b 1 -- ./aloha -c Sleepy --repeat=$runs --sleep=2.5
 for ((i = 1; i <= NODES; i++)); do
 	line=$(grep -F 'msg="tree ready"' "$CL_DIR/r$i.log" | sed -n 2p)
 	f=$(echo "$line" | field fetched_files)
