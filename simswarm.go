@@ -85,6 +85,46 @@ type BuildJob struct {
 	Snapshot string `json:"snapshot"` // manifest key
 	Recipe   Recipe `json:"recipe"`
 	Rebuild  bool   `json:"rebuild,omitempty"`
+	// Layout places the project among the projects it uses; nil: alone.
+	Layout *Layout `json:"layout,omitempty"`
+	// Seed is the project's directory on the client's host (Host): a
+	// builder on that host fills a fresh workspace from it, so the user's
+	// own build is not done again.
+	Seed string `json:"seed,omitempty"`
+	Host string `json:"host,omitempty"`
+}
+
+// Layout lays several projects out in one tree, at the places they have
+// relative to each other on the user's disk, so that a reference such as
+// `../queueinglib` or `-L../../inet/src` holds on builders and runners.
+// The job's own snapshot and artifact go to Place; each Use to its Dir.
+type Layout struct {
+	Place string `json:"place"` // slash form, relative to the tree's root
+	Uses  []Use  `json:"uses"`  // in dependency order
+}
+
+// Use is a project, built, that the job's project uses.
+type Use struct {
+	Dir      string `json:"dir"`
+	Project  string `json:"project"` // its name, for messages
+	Snapshot string `json:"snapshot"`
+	Artifact string `json:"artifact"`
+}
+
+// LayoutBuildKey is BuildKey for a project among others: the places and
+// the artifacts of the projects it uses are part of what it builds from,
+// so a new build of INET is a new build of everything that uses it, while
+// a change in the project that uses INET leaves INET's key alone.
+func LayoutBuildKey(snapshot string, r Recipe, l *Layout) string {
+	if l == nil {
+		return BuildKey(snapshot, r)
+	}
+	b, _ := json.Marshal(r)
+	parts := []string{"build", snapshot, string(b), "place", l.Place}
+	for _, u := range l.Uses {
+		parts = append(parts, u.Dir, u.Artifact)
+	}
+	return Hash(parts...)
 }
 
 // LastBuildKey is the builds-bucket key that points at a project's last
@@ -151,6 +191,7 @@ type ListJob struct {
 	Artifact string  `json:"artifact"`
 	Workdir  string  `json:"workdir"`
 	Command  Command `json:"command"`
+	Layout   *Layout `json:"layout,omitempty"`
 }
 
 // ListKey identifies a run list: it is a pure function of its inputs.
@@ -188,6 +229,9 @@ type RunJob struct {
 	Artifact string  `json:"artifact"`
 	Workdir  string  `json:"workdir"`
 	Command  Command `json:"command"`
+	// Layout, when the project uses others, places it and them in the
+	// run's tree; Workdir is then relative to the tree's root.
+	Layout *Layout `json:"layout,omitempty"`
 	JobSettings
 	// Submission names the submit that enqueued this job: a runner that
 	// finds a record of the same submission under the job's key answers
@@ -218,7 +262,7 @@ type JobSettings struct {
 func (c *Campaign) RunJob(run int, submission string) RunJob {
 	return RunJob{Version: Version, Campaign: c.ID, Run: run,
 		Key:      RunKey(c.Artifact, c.Workdir, c.Command, run),
-		Snapshot: c.Snapshot, Artifact: c.Artifact, Workdir: c.Workdir, Command: c.Command,
+		Snapshot: c.Snapshot, Artifact: c.Artifact, Workdir: c.Workdir, Command: c.Command, Layout: c.Layout,
 		JobSettings: c.Settings, Submission: submission}
 }
 
@@ -322,6 +366,7 @@ type Campaign struct {
 	Command   Command   `json:"command"`
 	Snapshot  string    `json:"snapshot"`
 	Artifact  string    `json:"artifact"`
+	Layout    *Layout   `json:"layout,omitempty"`
 	Runs      int       `json:"runs"`
 	Submitted time.Time `json:"submitted"`
 	State     string    `json:"state"` // CampaignActive, CampaignCancelled, CampaignDone

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/embedded"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/proc"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -273,7 +275,7 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 			return err
 		}
 	}
-	if sum.Failed > 0 || sum.Cancelled > 0 {
+	if sum.Failed > 0 || sum.Cancelled > 0 || (sum.Fingerprints != nil && len(sum.Fingerprints.Mismatched) > 0) {
 		return &exitError{code: 1}
 	}
 	return nil
@@ -306,6 +308,15 @@ func printSummary(w io.Writer, s *campaign.Summary) {
 		if f.Output != "" {
 			fmt.Fprintf(w, "    output: %s\n", f.Output)
 		}
+	}
+	if f := s.Fingerprints; f != nil {
+		fmt.Fprintf(w, "fingerprints: %d verified, %d mismatched", f.Verified, len(f.Mismatched))
+		if len(f.Mismatched) > 0 {
+			runs := slices.Clone(f.Mismatched)
+			slices.Sort(runs)
+			fmt.Fprintf(w, " (runs %s; see their .out files)", omnetpp.RunNumberArg(runs))
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "results in %s\n", s.Results)
 }

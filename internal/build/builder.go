@@ -28,6 +28,7 @@ import (
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/layout"
 	"github.com/simswarm/simswarm/internal/proc"
 	"github.com/simswarm/simswarm/internal/snapshot"
 	"golang.org/x/sys/unix"
@@ -175,15 +176,33 @@ func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswa
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", simswarm.Short(job.Snapshot), err)
 	}
-	ws := filepath.Join(b.Dir, safeName(job.Project))
+	// A project that uses others builds in a workspace holding them all at
+	// their places; it is another directory than the project's own alone.
+	top := filepath.Join(b.Dir, safeName(job.Project))
+	if job.Layout != nil {
+		top += ".tree"
+	}
+	ws, err := layout.Place(top, job.Layout)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(ws, 0o755); err != nil {
 		return fmt.Errorf("workspace: %w", err)
 	}
-	unlock, err := lockFile(ws + ".lock")
+	unlock, err := lockFile(top + ".lock")
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	if err := layout.Uses(ctx, b.Eng, top, job.Layout, func(u simswarm.Use, files int, bytes int64) {
+		b.Log.Info("builder: used project laid out", "project", u.Project, "dir", u.Dir, "files", files, "artifact_bytes", bytes)
+	}); err != nil {
+		return fmt.Errorf("prepare workspace: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(ws, snapshot.StateFile)); err != nil && job.Seed != "" && job.Host == b.Host {
+		n, err := seed(ws, job.Seed, man)
+		b.Log.Info("builder: fresh workspace seeded from the user's tree", "from", job.Seed, "files", n, "err", err)
+	}
 	fetch := func(ctx context.Context, hash string, w io.Writer) error {
 		return b.Eng.GetObject(ctx, engine.FileObject(hash), w)
 	}
@@ -325,8 +344,10 @@ func (b *Builder) streamer(request string) (onLine func([]byte), compiled func()
 	}
 }
 
-// compileLine matches the commands make echoes for compiling one source file.
-var compileLine = regexp.MustCompile(`(^|\s)-c(\s|$).*\.(c|cc|cpp|cxx|C)(\s|$)|\.(c|cc|cpp|cxx)(\s.*)?\s-c(\s|$)`)
+// compileLine matches the commands make echoes for compiling one source
+// file, and the bare source name OMNeT++'s generated Makefiles print
+// instead of the command.
+var compileLine = regexp.MustCompile(`(^|\s)-c(\s|$).*\.(c|cc|cpp|cxx|C)(\s|$)|\.(c|cc|cpp|cxx)(\s.*)?\s-c(\s|$)|^[\w./+-]+\.(cc|cpp|cxx)\s*$`)
 
 func lockFile(p string) (func(), error) {
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)

@@ -84,6 +84,12 @@ type Summary struct {
 	Hosts    map[string]int `json:"hosts,omitempty"`
 	Detached bool           `json:"detached,omitempty"`
 	Build    *BuildInfo     `json:"build,omitempty"`
+	// Fingerprints counts the runs that checked their fingerprint
+	// (--fingerprint): OMNeT++ exits 0 on a mismatch, so only this says.
+	Fingerprints *Fingerprints `json:"fingerprints,omitempty"`
+	// Projects lists every project of a campaign whose project uses
+	// others, in build order, with what each one's build did.
+	Projects []ProjectInfo `json:"projects,omitempty"`
 }
 
 // BuildInfo says what the campaign's build did.
@@ -94,6 +100,27 @@ type BuildInfo struct {
 	Files    int      `json:"files"`
 	Seconds  float64  `json:"seconds"`
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Fingerprints is what the runs' fingerprint checks came to.
+type Fingerprints struct {
+	Verified   int   `json:"verified"`
+	Mismatched []int `json:"mismatched"` // run numbers
+}
+
+// fingerprint notes a succeeded run's fingerprint check.
+func (s *Summary) fingerprint(run int, verdict string) {
+	if verdict == "" {
+		return
+	}
+	if s.Fingerprints == nil {
+		s.Fingerprints = &Fingerprints{Mismatched: []int{}}
+	}
+	if verdict == "mismatch" {
+		s.Fingerprints.Mismatched = append(s.Fingerprints.Mismatched, run)
+	} else {
+		s.Fingerprints.Verified++
+	}
 }
 
 // Failure is one failed run.
@@ -113,7 +140,8 @@ type Client struct {
 	Eng *engine.Engine
 	Opt Options
 
-	built *BuildInfo // what this client's build request came to
+	built   *BuildInfo     // what this client's build request came to
+	sources map[string]int // compilable sources by snapshot key
 }
 
 // prepared is a campaign ready to submit.
@@ -122,6 +150,9 @@ type prepared struct {
 	cmd      simswarm.Command
 	snapshot string
 	artifact string
+	layout   *simswarm.Layout // nil: the project uses no other
+	workdir  string           // the simulation's directory in the run's tree
+	projects []ProjectInfo    // when it uses others
 	id       string
 	runs     runSet
 	results  string
@@ -139,11 +170,16 @@ func (c *Client) Run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	if c.Opt.DryRun {
-		return c.dryRun(ctx, p)
+		s, err := c.dryRun(ctx, p)
+		if s != nil {
+			s.Projects = p.projects
+		}
+		return s, err
 	}
 	s, err := c.follow(ctx, p)
 	if s != nil {
 		s.Wall = time.Since(start).Seconds()
+		s.Projects = p.projects
 	}
 	return s, err
 }
@@ -177,13 +213,19 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 	if err := c.checkWorkers(ctx); err != nil {
 		return nil, err
 	}
-	if p.snapshot, err = c.upload(ctx, proj, p.results); err != nil {
+	var refArgv []string
+	if p.cmd.Kind == simswarm.KindOmnetpp {
+		refArgv = p.cmd.Argv
+	}
+	graph, err := project.Resolve(proj, refArgv)
+	if err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	if p.snapshot, p.artifact, p.layout, p.projects, err = c.prepareProjects(ctx, graph, p.results); err != nil {
 		return nil, err
 	}
-	if p.artifact, err = c.build(ctx, proj, p.snapshot); err != nil {
-		return nil, err
-	}
-	p.id = simswarm.CampaignID(p.artifact, proj.Workdir, p.cmd)
+	p.workdir = treeWorkdir(p.layout, proj.Workdir)
+	p.id = simswarm.CampaignID(p.artifact, p.workdir, p.cmd)
 	if p.runs, err = c.runList(ctx, p); err != nil {
 		return nil, err
 	}
@@ -265,7 +307,7 @@ func resultsDir(dir, results string) (string, error) {
 
 // upload snapshots the project and stores the files the engine lacks.
 func (c *Client) upload(ctx context.Context, proj *project.Project, results string) (string, error) {
-	opts := snapshot.Options{Ignore: proj.Ignore()}
+	opts := snapshot.Options{Ignore: proj.Ignore(), Keep: omnetpp.ProjectStateFiles}
 	dirs := []string{results}
 	if c.Opt.StateDir != "" {
 		opts.HashCache = filepath.Join(c.Opt.StateDir, "hashcache", proj.Name()+".json")
@@ -286,6 +328,10 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 	}
 	c.warnLarge(proj, man)
 	key := man.Key()
+	if c.sources == nil {
+		c.sources = map[string]int{}
+	}
+	c.sources[key] = countSources(man)
 	if has, err := c.Eng.HasObject(ctx, engine.SnapshotObject(key)); err != nil {
 		return "", err
 	} else if has {
@@ -297,13 +343,25 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 			paths[e.Hash] = e.Path
 		}
 	}
+	hashes := man.Blobs()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
-	for _, h := range man.Blobs() {
+	for _, h := range hashes {
 		g.Go(func() error { return c.putFile(gctx, h, filepath.Join(proj.Root, filepath.FromSlash(paths[h]))) })
 	}
 	if err := g.Wait(); err != nil {
 		return "", err
+	}
+	// A big tree also travels as one pack, so that a host without any of
+	// it reads one stream instead of a file at a time.
+	if len(hashes) >= snapshot.PackMin {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(snapshot.WritePack(pw, proj.Root, man)) }()
+		err := c.Eng.PutObject(ctx, engine.PackObject(key), pr)
+		pr.CloseWithError(err)
+		if err != nil {
+			return "", setupErr("snapshot %s: store its pack: %v", proj.Root, err)
+		}
 	}
 	// The manifest goes last: its presence promises that every file is there.
 	if err := c.Eng.PutBytes(ctx, engine.SnapshotObject(key), man.Encode()); err != nil {
@@ -337,7 +395,7 @@ func (c *Client) runList(ctx context.Context, p *prepared) (runSet, error) {
 	if p.cmd.Kind == simswarm.KindTemplate {
 		return templateRuns(p.cmd), nil
 	}
-	key := simswarm.ListKey(p.artifact, p.proj.Workdir, p.cmd)
+	key := simswarm.ListKey(p.artifact, p.workdir, p.cmd)
 	if l, ok, err := c.Eng.RunList(ctx, key); err != nil {
 		return runSet{}, err
 	} else if ok && l.Error == "" {
@@ -348,7 +406,7 @@ func (c *Client) runList(ctx context.Context, p *prepared) (runSet, error) {
 		return runSet{}, err
 	}
 	defer w.Stop()
-	job := simswarm.ListJob{Version: simswarm.Version, Key: key, Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.proj.Workdir, Command: p.cmd}
+	job := simswarm.ListJob{Version: simswarm.Version, Key: key, Snapshot: p.snapshot, Artifact: p.artifact, Workdir: p.workdir, Command: p.cmd, Layout: p.layout}
 	if err := c.Eng.SubmitList(ctx, job); err != nil {
 		return runSet{}, err
 	}
@@ -400,7 +458,7 @@ func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
 		return nil, setupErr("no campaign %q in this engine", id)
 	}
 	p := &prepared{proj: &project.Project{Root: camp.Project, Workdir: camp.Workdir}, cmd: camp.Command,
-		snapshot: camp.Snapshot, artifact: camp.Artifact, id: camp.ID, settings: camp.Settings}
+		snapshot: camp.Snapshot, artifact: camp.Artifact, id: camp.ID, layout: camp.Layout, workdir: camp.Workdir, settings: camp.Settings}
 	if p.results, err = resultsDir(c.Opt.Dir, c.Opt.Results); err != nil {
 		return nil, &SetupError{Err: err}
 	}
@@ -434,4 +492,17 @@ func rememberResults(file, dir string) []string {
 	}
 	_ = os.WriteFile(file, []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
 	return dirs
+}
+
+// countSources counts what a build compiles: C and C++ sources and
+// OMNeT++ message definitions (each becomes a C++ source).
+func countSources(m *snapshot.Manifest) int {
+	n := 0
+	for _, e := range m.Entries {
+		switch filepath.Ext(e.Path) {
+		case ".cc", ".cpp", ".cxx", ".c", ".msg":
+			n++
+		}
+	}
+	return n
 }

@@ -17,6 +17,9 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 	sum := &Summary{Campaign: p.id, Runs: n, Results: p.results, Failures: []Failure{}}
 	out := bufio.NewWriterSize(c.Opt.Stdout, 64<<10)
 	defer out.Flush()
+	for _, pr := range p.projects {
+		fmt.Fprintf(out, "project %s\t%s\t%s\n", pr.Dir, buildState(pr.Build), pr.Root)
+	}
 	size := fmt.Sprint(n)
 	if p.cmd.Kind == simswarm.KindTemplate {
 		size = sweep.Size(p.cmd).String()
@@ -51,4 +54,16 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 	}
 	fmt.Fprintf(out, "%d would run, %d already done\n", n-sum.Cached, sum.Cached)
 	return sum, nil
+}
+
+// buildState says what a project's build came to, for --dry-run.
+func buildState(b *BuildInfo) string {
+	switch {
+	case b == nil:
+		return "not built"
+	case b.Cached:
+		return "built (cached " + b.ID + ")"
+	default:
+		return fmt.Sprintf("built now (%d files compiled in %.1fs, build %s)", b.Compiled, b.Seconds, b.ID)
+	}
 }

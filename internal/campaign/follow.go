@@ -71,7 +71,7 @@ func newTracker(c *Client, p *prepared) *tracker {
 		sum:      &Summary{Campaign: p.id, Runs: p.runs.Len(), Results: p.results, Build: c.built},
 		failures: map[int]*Failure{}}
 	for i := range t.states {
-		t.states[i].key = keyOf(simswarm.RunKey(p.artifact, p.proj.Workdir, p.cmd, p.runs.Run(i)))
+		t.states[i].key = keyOf(simswarm.RunKey(p.artifact, p.workdir, p.cmd, p.runs.Run(i)))
 	}
 	return t
 }
@@ -87,8 +87,8 @@ func (t *tracker) state(run int) *runState {
 
 // follow submits the runs that are not done and follows them to the end.
 func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
-	camp := simswarm.Campaign{ID: p.id, Project: p.proj.Root, Workdir: p.proj.Workdir, Command: p.cmd,
-		Snapshot: p.snapshot, Artifact: p.artifact, Runs: p.runs.Len(), Submitted: time.Now(), Settings: p.settings,
+	camp := simswarm.Campaign{ID: p.id, Project: p.proj.Root, Workdir: p.workdir, Command: p.cmd,
+		Snapshot: p.snapshot, Artifact: p.artifact, Layout: p.layout, Runs: p.runs.Len(), Submitted: time.Now(), Settings: p.settings,
 		KeepResults: c.Opt.KeepResults}
 	if c.Opt.Local {
 		camp.Settings.Local, camp.Settings.Host = p.results, c.Opt.Host
@@ -133,6 +133,7 @@ func (t *tracker) known(ctx context.Context, w *engine.StatusWatch) {
 		st := t.state(rec.Run)
 		if st != nil && rec.State == simswarm.RunSucceeded && keyOf(rec.Key) == st.key && t.c.restore(ctx, t.p, rec) {
 			st.cached = true
+			t.sum.fingerprint(rec.Run, rec.Fingerprint)
 			t.provenance(rec)
 		}
 	}
@@ -273,10 +274,12 @@ func (t *tracker) count(rec *simswarm.RunRecord) {
 	s := t.sum
 	switch {
 	case rec.State == simswarm.RunSucceeded && rec.Reused:
+		s.fingerprint(rec.Run, rec.Fingerprint)
 		s.Succeeded++
 		s.Cached++
 		t.counts.Done++
 	case rec.State == simswarm.RunSucceeded:
+		s.fingerprint(rec.Run, rec.Fingerprint)
 		s.Succeeded++
 		s.Executed++
 		t.counts.Done++

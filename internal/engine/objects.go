@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -16,6 +17,9 @@ func SnapshotObject(key string) string  { return "snap/" + key }
 func ArtifactObject(key string) string  { return "art/" + key }
 func ResultObject(runKey string) string { return "res/" + runKey }
 func BuildLogObject(key string) string  { return "log/" + key }
+
+// PackObject holds a snapshot's files as one stream (snapshot.WritePack).
+func PackObject(snapKey string) string { return "pack/" + snapKey }
 
 // HasObject reports whether the store holds name.
 func (e *Engine) HasObject(ctx context.Context, name string) (bool, error) {
@@ -53,6 +57,14 @@ func (e *Engine) OpenObject(ctx context.Context, name string) (io.ReadCloser, er
 
 // GetObject copies the object name to w.
 func (e *Engine) GetObject(ctx context.Context, name string, w io.Writer) error {
+	// Without a deadline the jetstream client gives the whole read its
+	// default API timeout of 5 s, which a pack or an artifact of a few
+	// hundred MB on a busy host outlasts ("nats: timeout" midway).
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 6*time.Hour)
+		defer cancel()
+	}
 	r, err := e.OpenObject(ctx, name)
 	if err != nil {
 		return err

@@ -15,10 +15,16 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/omnetpp"
 )
 
 // ConfigFile is the name of the project description at the project root.
 const ConfigFile = "simswarm.toml"
+
+// MakefilesBuild is the default build of a project whose Makefile
+// generates the real ones (INET, Simu5G): opp_makemake rewrites a Makefile
+// only when its content changes, so the build stays incremental.
+const MakefilesBuild = "make makefiles && make MODE=release -j{jobs}"
 
 // DefaultBuild is the build of a project with a Makefile and no
 // simswarm.toml: OMNeT++'s generated Makefiles know MODE=release. {jobs} is
@@ -33,12 +39,19 @@ type Project struct {
 	Config  *Config // nil without simswarm.toml
 	// Makefile is true when Root holds a Makefile.
 	Makefile bool
+	// Makefiles is true when that Makefile has a makefiles target.
+	Makefiles bool
 }
 
 // Config is simswarm.toml.
 type Config struct {
 	Project struct {
 		Ignore []string `toml:"ignore"`
+		// Uses names projects this one uses (directories, relative to the
+		// project root), besides those OMNeT++'s files name.
+		Uses []string `toml:"uses"`
+		// Roots are more directories referenced projects may live under.
+		Roots []string `toml:"roots"`
 	} `toml:"project"`
 	Build struct {
 		Command   *string  `toml:"command"`
@@ -89,7 +102,8 @@ func Find(dir string) (*Project, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Project{Root: root, Workdir: filepath.ToSlash(rel), Makefile: isFile(filepath.Join(root, "Makefile"))}
+	p := &Project{Root: root, Workdir: filepath.ToSlash(rel)}
+	p.readMakefile()
 	if isFile(filepath.Join(root, ConfigFile)) {
 		if p.Config, err = LoadConfig(filepath.Join(root, ConfigFile)); err != nil {
 			return nil, err
@@ -117,13 +131,22 @@ func (p *Project) Recipe() simswarm.Recipe {
 		return simswarm.Recipe{Command: *p.Config.Build.Command, Artifacts: p.Config.Build.Artifacts}
 	}
 	var r simswarm.Recipe
-	if p.Makefile {
+	switch {
+	case p.Makefiles:
+		r.Command = MakefilesBuild
+	case p.Makefile:
 		r.Command = DefaultBuild
 	}
 	if p.Config != nil {
 		r.Artifacts = p.Config.Build.Artifacts
 	}
 	return r
+}
+
+func (p *Project) readMakefile() {
+	b, err := os.ReadFile(filepath.Join(p.Root, "Makefile"))
+	p.Makefile = err == nil && isFile(filepath.Join(p.Root, "Makefile"))
+	p.Makefiles = p.Makefile && omnetpp.NeedsMakefiles(b)
 }
 
 // Ignore returns the project's extra snapshot ignore patterns.

@@ -28,7 +28,7 @@ const tailBytes = 4 << 10
 // execute runs a group of jobs of one campaign in one process; runs a
 // failed batch leaves in doubt run again alone.
 func (r *Runner) execute(ctx context.Context, jobs []*job) {
-	dir, release, err := r.trees.get(ctx, jobs[0].Snapshot, jobs[0].Artifact)
+	dir, release, err := r.trees.get(ctx, jobs[0].Snapshot, jobs[0].Artifact, jobs[0].Layout)
 	if err != nil {
 		r.infraFault(ctx, jobs, err)
 		return
@@ -382,6 +382,9 @@ func (r *Runner) outcomeOf(output []byte, res *proc.Result, started time.Time) *
 	}
 	if res.Failed() {
 		rec.State = simswarm.RunFailed
+		if why := omnetpp.LibraryProblem(output); why != "" {
+			rec.Reason = "on " + r.Host + ": " + why
+		}
 	}
 	rec.Errors = omnetpp.ErrorLines(output, 10)
 	if res.Failed() && len(rec.Errors) == 0 {

@@ -84,7 +84,7 @@ func (r *Runner) list(ctx context.Context, l *engine.Lease) {
 }
 
 func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm.RunList) error {
-	dir, release, err := r.trees.get(ctx, j.Snapshot, j.Artifact)
+	dir, release, err := r.trees.get(ctx, j.Snapshot, j.Artifact, j.Layout)
 	if err != nil {
 		return &infraError{err}
 	}
@@ -107,6 +107,9 @@ func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm
 			return nil, fmt.Errorf("run %s: %w", argv[0], err)
 		}
 		if res.Failed() {
+			if why := omnetpp.LibraryProblem(res.Tail); why != "" {
+				return nil, fmt.Errorf("%s cannot start on runner %s: %s", argv[0], r.Host, why)
+			}
 			if errs := omnetpp.ErrorLines(res.Tail, 1); len(errs) > 0 {
 				return nil, fmt.Errorf("%s -q %s: %s", argv[0], what, errs[0])
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/layout"
 	"github.com/simswarm/simswarm/internal/snapshot"
 	"golang.org/x/sys/unix"
 )
@@ -43,13 +44,17 @@ const readyMark = ".simswarm-ready"
 
 // get returns the directory holding the snapshot with the artifact laid
 // over it, and a release to call when the process using it has ended.
-func (c *treeCache) get(ctx context.Context, snap, art string) (string, func(), error) {
+//
+// With a layout (a project that uses others) the tree holds every project
+// at its place; the artifact's key covers the projects it was built with,
+// so the tree's key stays (snapshot, artifact).
+func (c *treeCache) get(ctx context.Context, snap, art string, l *simswarm.Layout) (string, func(), error) {
 	key := simswarm.Short(snap) + "-" + simswarm.Short(art)
 	// A tree another runner process evicted since we last used it is
 	// materialised again; three rounds are plenty for that race.
 	for range 3 {
 		t := c.entry(key)
-		t.once.Do(func() { t.err = c.materialise(ctx, t.path, snap, art) })
+		t.once.Do(func() { t.err = c.materialise(ctx, t.path, snap, art, l) })
 		if t.err != nil {
 			c.forget(key, t) // the failure may have been passing
 			return "", nil, t.err
@@ -147,11 +152,15 @@ func (c *treeCache) evict(keep string) {
 	}
 }
 
-func (c *treeCache) materialise(ctx context.Context, dir, snap, art string) error {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+func (c *treeCache) materialise(ctx context.Context, tree, snap, art string, l *simswarm.Layout) error {
+	dir, err := layout.Place(tree, l)
+	if err != nil {
 		return err
 	}
-	lock, err := os.OpenFile(dir+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if err := os.MkdirAll(filepath.Dir(tree), 0o755); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(tree+".lock", os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("tree lock: %w", err)
 	}
@@ -159,8 +168,14 @@ func (c *treeCache) materialise(ctx context.Context, dir, snap, art string) erro
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		return fmt.Errorf("tree lock: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, readyMark)); err == nil {
+	if _, err := os.Stat(filepath.Join(tree, readyMark)); err == nil {
 		return nil
+	}
+	started := time.Now()
+	if err := layout.Uses(ctx, c.eng, tree, l, func(u simswarm.Use, files int, bytes int64) {
+		c.log.Info("used project ready", "project", u.Project, "dir", u.Dir, "files", files, "artifact_bytes", bytes)
+	}); err != nil {
+		return err
 	}
 	raw, err := c.eng.GetBytes(ctx, engine.SnapshotObject(snap))
 	if err != nil {
@@ -170,10 +185,16 @@ func (c *treeCache) materialise(ctx context.Context, dir, snap, art string) erro
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", simswarm.Short(snap), err)
 	}
-	fetch := func(ctx context.Context, hash string, w io.Writer) error {
-		return c.eng.GetObject(ctx, engine.FileObject(hash), w)
+	unlockBlobs, err := c.lockBlobs(unix.LOCK_SH)
+	if err != nil {
+		return err
 	}
-	if err := snapshot.Materialize(ctx, dir, man, fetch); err != nil {
+	got, err := c.fetchSources(ctx, snap, man)
+	if err == nil {
+		err = snapshot.Materialize(ctx, dir, man, c.blobs().Fetch)
+	}
+	unlockBlobs()
+	if err != nil {
 		return fmt.Errorf("materialise snapshot %s: %w", simswarm.Short(snap), err)
 	}
 	obj, err := c.eng.OpenObject(ctx, engine.ArtifactObject(art))
@@ -189,10 +210,111 @@ func (c *treeCache) materialise(ctx context.Context, dir, snap, art string) erro
 	for _, e := range entries {
 		bytes += e.Size
 	}
-	c.log.Info("tree ready", "snapshot", simswarm.Short(snap), "artifact", simswarm.Short(art), "files", len(man.Entries), "artifact_bytes", bytes)
-	if err := os.WriteFile(filepath.Join(dir, readyMark), nil, 0o644); err != nil {
+	c.log.Info("tree ready", "snapshot", simswarm.Short(snap), "artifact", simswarm.Short(art), "files", len(man.Entries),
+		"source_bytes", man.TotalSize(), "fetched_files", got.files, "fetched_bytes", got.bytes, "pack", got.pack,
+		"artifact_bytes", bytes, "seconds", time.Since(started).Seconds())
+	if err := os.WriteFile(filepath.Join(tree, readyMark), nil, 0o644); err != nil {
 		return err
 	}
-	c.evict(dir)
+	c.evict(tree)
+	c.pruneBlobs()
 	return nil
+}
+
+// lockBlobs holds the blob cache: shared while a tree takes files from it,
+// exclusively to empty it.
+func (c *treeCache) lockBlobs(how int) (func(), error) {
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(c.dir, "blobs.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("blob cache lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("blob cache lock: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// pruneBlobs empties the blob cache when it takes more than a quarter of
+// the cache bound and no tree is being laid out from it: trees hold their
+// own copies, so the cost is fetching again what a new snapshot shares
+// with an old one.
+func (c *treeCache) pruneBlobs() {
+	if c.max <= 0 || dirSize(c.blobs().Dir) <= c.max/4 {
+		return
+	}
+	unlock, err := c.lockBlobs(unix.LOCK_EX | unix.LOCK_NB)
+	if err != nil {
+		return // in use
+	}
+	defer unlock()
+	if err := os.RemoveAll(c.blobs().Dir); err == nil {
+		c.log.Info("emptied the blob cache")
+	}
+}
+
+// blobs is the host's cache of source file contents, shared by its trees.
+func (c *treeCache) blobs() snapshot.BlobCache {
+	return snapshot.BlobCache{Dir: filepath.Join(c.dir, "blobs")}
+}
+
+type fetched struct {
+	files int
+	bytes int64
+	pack  bool
+}
+
+// fetchSources brings the files of a snapshot the host lacks into its blob
+// cache: as the snapshot's pack (one stream) when most of a big tree is
+// missing, which is every tree's first time on a host; else one file at a
+// time, which is a rerun after a few files changed.
+func (c *treeCache) fetchSources(ctx context.Context, snap string, man *snapshot.Manifest) (fetched, error) {
+	bc := c.blobs()
+	missing, bytes := bc.Missing(man)
+	got := fetched{files: len(missing), bytes: bytes}
+	if len(missing) == 0 {
+		return got, nil
+	}
+	distinct := len(man.Blobs())
+	if len(missing) >= snapshot.PackMin && 2*len(missing) >= distinct {
+		if has, _ := c.eng.HasObject(ctx, engine.PackObject(snap)); has {
+			c.log.Info("fetching sources", "snapshot", simswarm.Short(snap), "files", len(missing), "bytes", bytes, "pack", true)
+			pr, pw := io.Pipe()
+			go func() { pw.CloseWithError(c.eng.GetObject(ctx, engine.PackObject(snap), pw)) }()
+			_, err := bc.ReadPack(pr)
+			pr.CloseWithError(err)
+			if err != nil {
+				return got, fmt.Errorf("fetch snapshot %s: %w", simswarm.Short(snap), err)
+			}
+			got.pack = true
+			if missing, _ = bc.Missing(man); len(missing) == 0 {
+				return got, nil
+			}
+		}
+	}
+	if !got.pack {
+		c.log.Info("fetching sources", "snapshot", simswarm.Short(snap), "files", len(missing), "bytes", bytes, "pack", false)
+	}
+	errc := make(chan error, len(missing))
+	sem := make(chan struct{}, 8)
+	for _, h := range missing {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			pr, pw := io.Pipe()
+			go func() { pw.CloseWithError(c.eng.GetObject(ctx, engine.FileObject(h), pw)) }()
+			err := bc.Put(h, pr)
+			pr.CloseWithError(err)
+			errc <- err
+		}()
+	}
+	for range missing {
+		if err := <-errc; err != nil {
+			return got, fmt.Errorf("fetch snapshot %s: %w", simswarm.Short(snap), err)
+		}
+	}
+	return got, nil
 }

@@ -43,6 +43,11 @@ type Options struct {
 	// clock) goes unnoticed. Files changed within racyWindow of the scan are
 	// never cached, since coarse timestamps could hide a rewrite there.
 	HashCache string
+	// Keep lists files (relative to root, slash form) that belong to the
+	// snapshot whenever they exist, whatever git or the ignore patterns
+	// say: a simulator's per-checkout state that its tools keep untracked
+	// (INET's .oppfeaturestate). Exclude still wins.
+	Keep []string
 }
 
 // hashHook, when set (by tests only), is called each time a file's content is
@@ -62,7 +67,8 @@ var hashHook func(rel string)
 // .git, out/, results/, *.o, *.d and .simswarm/; Options.Ignore patterns come
 // after these defaults, so "!results/" re-includes a default.
 //
-// In both cases Options.Ignore and Options.Exclude are applied on top.
+// In both cases Options.Ignore and Options.Exclude are applied on top, and
+// Options.Keep files are added back.
 // Symlinks are recorded, never followed, even if they point outside root.
 // Special files (sockets, FIFOs, devices) and empty directories are left out.
 // An unreadable file or directory is an error naming it, as is a file name
@@ -108,6 +114,11 @@ func Scan(ctx context.Context, root string, opts Options) (*Manifest, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	for _, k := range opts.Keep {
+		if fi, err := os.Lstat(filepath.Join(abs, filepath.FromSlash(k))); err == nil && fi.Mode().IsRegular() && !excl.excluded(k) && !slices.Contains(cands, k) {
+			cands = append(cands, k)
+		}
 	}
 
 	var cache *hashCache

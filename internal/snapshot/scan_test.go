@@ -347,3 +347,29 @@ func TestScanSymlinkedRoot(t *testing.T) {
 		t.Fatal("scanning through a symlinked root gave another key")
 	}
 }
+
+// TestScanKeep: a simulator's state files git ignores (INET's feature
+// choice) are in the snapshot; Exclude still wins, absent ones are fine.
+func TestScanKeep(t *testing.T) {
+	needGit(t)
+	repo := t.TempDir()
+	isolateGit(t, repo)
+	git(t, repo, "init", "-q")
+	put(t, repo, ".gitignore", ".oppfeaturestate\n.nedexclusions\nsrc/Makefile\n", 0o644)
+	put(t, repo, "Makefile", "makefiles:\n", 0o644)
+	put(t, repo, ".oppfeaturestate", "<features/>", 0o644)
+	put(t, repo, ".nedexclusions", "inet.visualizer\n", 0o644)
+	put(t, repo, "src/Makefile", "generated", 0o644)
+	git(t, repo, "add", ".gitignore", "Makefile")
+	git(t, repo, "commit", "-qm", "init")
+	keep := []string{".oppfeaturestate", ".nedexclusions", ".nedfolders"}
+	got := paths(mustScan(t, repo, Options{Keep: keep}))
+	want := []string{".gitignore", ".nedexclusions", ".oppfeaturestate", "Makefile"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("snapshot holds %v, want %v (src/Makefile is generated: the build makes it)", got, want)
+	}
+	got = paths(mustScan(t, repo, Options{Keep: keep, Exclude: []string{".nedexclusions"}}))
+	if strings.Contains(strings.Join(got, " "), ".nedexclusions") {
+		t.Errorf("an excluded state file was kept: %v", got)
+	}
+}

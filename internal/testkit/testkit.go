@@ -17,12 +17,21 @@ var buildOutputs = map[string]bool{"out": true, "obj": true, "results": true, "a
 // CopySources copies the example tree at src to dst without its build
 // outputs, keeping file modes.
 func CopySources(src, dst string) error {
+	return copyTree(src, dst, func(rel, _ string, _ bool) bool {
+		return buildOutputs[strings.Split(rel, "/")[0]]
+	})
+}
+
+// copyTree copies src to dst, keeping file modes, leaving out what skip
+// names (rel is slash-separated, relative to src; a skipped directory is
+// not entered) and anything but directories and regular files.
+func copyTree(src, dst string, skip func(rel, path string, isDir bool) bool) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		if rel != "." && buildOutputs[strings.Split(filepath.ToSlash(rel), "/")[0]] {
+		if rel != "." && skip(filepath.ToSlash(rel), p, d.IsDir()) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
