@@ -39,6 +39,7 @@ type runFlags struct {
 	detach, quiet, verbose  bool
 	keepResults             bool
 	dashboard               string
+	list                    string
 }
 
 func (r *runFlags) add(f *pflag.FlagSet, run bool) {
@@ -66,6 +67,7 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	r.accel.add(f, "")
 	f.BoolVar(&r.detach, "detach", false, "submit the campaign and return; follow it later with simswarm attach")
 	f.StringVar(&r.dashboard, "dashboard", "", "serve the dashboard on `ADDR` (e.g. 127.0.0.1:9181) while the campaign runs")
+	f.StringVar(&r.list, "list", "", "run the commands of `FILE`, one per line: a working directory, then the command (results of each in results/<dir>-<hash>)")
 }
 
 func (r *runFlags) options() (campaign.Options, error) {
@@ -122,13 +124,26 @@ engine. Exit status: 0 all runs succeeded, 1 some run failed, 2 usage,
 configuration, build or run-list error (nothing ran), 130 interrupted.`,
 		Example: `  simswarm run -- ./aloha -c PureAlohaExperiment
   simswarm run -j 4 --timeout 10m -- ./aloha -c PureAlohaExperiment -r '$numHosts==10'
-  simswarm run --server nats://localhost:4222 --creds client.creds -- ./aloha -c PureAlohaExperiment`,
+  simswarm run --server nats://localhost:4222 --creds client.creds -- ./aloha -c PureAlohaExperiment
+  simswarm run --list campaigns.txt     # lines such as: examples/aloha ./aloha -c PureAlohaExperiment -r 0..3`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := rf.options()
 			if err != nil {
 				return err
 			}
 			o.Argv = args
+			if rf.list != "" {
+				if len(args) > 0 {
+					return usageErr("--list names the commands: give no command after it (got %q)", strings.Join(args, " "))
+				}
+				items, err := readList(rf.list, rf.results)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				return execute(cmd, &rf, o, func(ctx context.Context, c *campaign.Client) (*campaign.Summary, error) {
+					return c.RunListed(ctx, items)
+				})
+			}
 			// Refused before an engine starts: a huge template costs
 			// milliseconds, not the engine's start-up.
 			if err := campaign.Precheck(o); err != nil {
@@ -180,6 +195,49 @@ func defaultState() string {
 // execute connects to an engine (embedded or cluster), runs fn with a
 // campaign client, and turns its outcome into output and an exit status.
 func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(context.Context, *campaign.Client) (*campaign.Summary, error)) error {
+	var sum *campaign.Summary
+	var human io.Writer
+	err := withClient(cmd, rf, &o, func(ctx context.Context, c *campaign.Client) error {
+		var err error
+		human = c.Opt.Stdout
+		sum, err = fn(ctx, c)
+		return err
+	})
+	if e, ok := err.(*exitError); ok && e.code == 130 && sum != nil && !o.DryRun {
+		printSummary(human, sum)
+	}
+	if err != nil {
+		return err
+	}
+	stdout := cmd.OutOrStdout()
+	if o.DryRun || sum.Detached {
+		if sum.Detached {
+			fmt.Fprintf(human, "campaign %s submitted: %d runs, %d already done; follow it with: simswarm attach %s\n",
+				sum.Campaign, sum.Runs, sum.Cached, sum.Campaign)
+		}
+		if rf.asJSON {
+			return writeJSON(stdout, sum)
+		}
+		return nil
+	}
+	printSummary(human, sum)
+	if rf.asJSON {
+		if err := writeJSON(stdout, sum); err != nil {
+			return err
+		}
+	}
+	if sum.Failed > 0 || sum.Cancelled > 0 || (sum.Fingerprints != nil && len(sum.Fingerprints.Mismatched) > 0) {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+// withClient connects to an engine (embedded or cluster), runs fn with a
+// campaign client whose output goes to the terminal (to stderr with
+// --json), and turns setup errors, build errors and interrupts into exit
+// statuses.
+func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(context.Context, *campaign.Client) error) error {
+	o := *op
 	log := logger(rf.verbose)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -238,7 +296,7 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 	}
 	o.Stdout, o.Interrupt = human, interrupt
 	o.Server, o.Creds = rf.conn.server, rf.conn.creds
-	sum, err := fn(ctx, &campaign.Client{Eng: eng, Opt: o})
+	err := fn(ctx, &campaign.Client{Eng: eng, Opt: o})
 	var setup *campaign.SetupError
 	var berr *campaign.BuildError
 	switch {
@@ -252,33 +310,26 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 	case errors.Is(err, campaign.ErrInterrupted) && o.DryRun:
 		return &exitError{code: 130, err: errors.New("interrupted")}
 	case errors.Is(err, campaign.ErrInterrupted):
-		if sum != nil {
-			printSummary(human, sum)
-		}
 		return &exitError{code: 130, err: errors.New("interrupted: the campaign's waiting runs were cancelled; run the same command again to resume")}
 	case err != nil:
-		return &exitError{code: 2, err: err}
-	}
-	if o.DryRun || sum.Detached {
-		if sum.Detached {
-			fmt.Fprintf(human, "campaign %s submitted: %d runs, %d already done; follow it with: simswarm attach %s\n",
-				sum.Campaign, sum.Runs, sum.Cached, sum.Campaign)
-		}
-		if rf.asJSON {
-			return writeJSON(stdout, sum)
-		}
-		return nil
-	}
-	printSummary(human, sum)
-	if rf.asJSON {
-		if err := writeJSON(stdout, sum); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
 			return err
 		}
-	}
-	if sum.Failed > 0 || sum.Cancelled > 0 || (sum.Fingerprints != nil && len(sum.Fingerprints.Mismatched) > 0) {
-		return &exitError{code: 1}
+		return &exitError{code: 2, err: err}
 	}
 	return nil
+}
+
+// readList reads a --list file; its results directory is relative to the
+// list's own directory.
+func readList(name, results string) ([]campaign.Item, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("--list: %w", err)
+	}
+	defer f.Close()
+	return campaign.ParseList(name, f, results)
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -298,7 +349,15 @@ func printSummary(w io.Writer, s *campaign.Summary) {
 		if f.Vars != "" {
 			vars = " (" + f.Vars + ")"
 		}
-		fmt.Fprintf(w, "FAILED run %d%s: %s\n", f.Run, vars, f.Describe())
+		switch {
+		case f.Item != "" && f.Run < 0:
+			fmt.Fprintf(w, "FAILED %s: %s\n", f.Item, f.Reason)
+			continue
+		case f.Item != "":
+			fmt.Fprintf(w, "FAILED %s run %d%s: %s\n", f.Item, f.Run, vars, f.Describe())
+		default:
+			fmt.Fprintf(w, "FAILED run %d%s: %s\n", f.Run, vars, f.Describe())
+		}
 		if f.Reason != "" && f.Exit != 0 {
 			fmt.Fprintf(w, "    %s\n", f.Reason)
 		}

@@ -125,6 +125,9 @@ func (s *Summary) fingerprint(run int, verdict string) {
 
 // Failure is one failed run.
 type Failure struct {
+	// Item names the list item the run belongs to (simswarm run --list):
+	// "file:line"; Run is -1 where the item could not run at all.
+	Item     string   `json:"item,omitempty"`
 	Run      int      `json:"run"`
 	Vars     string   `json:"vars,omitempty"`
 	Exit     int      `json:"exit"`

@@ -80,3 +80,33 @@ func makemakeExecutable(makefile string) (string, bool) {
 	}
 	return name, true
 }
+
+// FindRoot is the directory a suite's working directories are relative to:
+// the nearest directory at or above the suite's own that holds its first
+// test's working directory (INET keeps its suites in tests/fingerprint and
+// names directories from the project root, /examples/...).
+func FindRoot(suite string) (string, error) {
+	f, err := os.Open(suite)
+	if err != nil {
+		return "", fmt.Errorf("read suite: %w", err)
+	}
+	defer f.Close()
+	s, err := Parse(suite, f)
+	if err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(filepath.Dir(suite))
+	if err != nil {
+		return "", err
+	}
+	wd := s.Tests[0].WorkDir
+	for d := abs; ; d = filepath.Dir(d) {
+		if st, err := os.Stat(filepath.Join(d, filepath.FromSlash(wd))); err == nil && st.IsDir() {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	return "", fmt.Errorf("%s: no directory at or above the suite holds its first working directory %s; give --root", s.Tests[0].Where(), wd)
+}

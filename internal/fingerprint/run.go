@@ -248,11 +248,22 @@ func printTable(w io.Writer, rep *Report) {
 		if v.Outcome == Pass {
 			detail = ""
 		}
+		took := v.Wall.Round(time.Millisecond).String()
+		if v.Reused {
+			took += " (reused)"
+		}
 		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t%s\n", t.WorkDir, t.Args, t.Expected, v.Got, v.Outcome,
-			v.Wall.Round(time.Millisecond), oneLine(detail))
+			took, oneLine(detail))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "fingerprints: %d tests, %d PASS, %d FAIL, %d ERROR\n", len(rep.Verdicts), rep.Pass, rep.Fail, rep.Error)
+	reused := 0
+	for _, v := range rep.Verdicts {
+		if v.Reused {
+			reused++
+		}
+	}
+	fmt.Fprintf(w, "fingerprints: %d tests, %d PASS, %d FAIL, %d ERROR; %d run, %d verdicts reused\n",
+		len(rep.Verdicts), rep.Pass, rep.Fail, rep.Error, len(rep.Verdicts)-reused, reused)
 }
 
 func oneLine(s string) string {

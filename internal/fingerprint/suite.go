@@ -16,6 +16,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/simswarm/simswarm/internal/shellwords"
 	"io"
 	"path"
 	"regexp"
@@ -66,7 +67,7 @@ func (t *Test) Where() string {
 // use: single and double quotes group, backslash escapes outside single
 // quotes.
 func (t *Test) Argv() ([]string, error) {
-	return splitWords(t.Args)
+	return shellwords.Split(t.Args)
 }
 
 // Suite is a parsed suite file.
@@ -190,7 +191,7 @@ func parseLine(file string, n int, raw string) (*Test, error) {
 		t.WorkDir = "."
 	}
 	t.Args = fields[1].text
-	if _, err := splitWords(t.Args); err != nil {
+	if _, err := shellwords.Split(t.Args); err != nil {
 		return nil, bad("arguments: %v", err)
 	}
 	t.SimTimeLimit = fields[2].text
@@ -288,54 +289,4 @@ func (s *Suite) Subset(w io.Writer, tests []*Test, update func(*Test) []string) 
 	}
 	_, err := w.Write(buf.Bytes())
 	return err
-}
-
-// splitWords splits a command line as a POSIX shell would for plain words
-// and quotes (no expansions).
-func splitWords(s string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	in := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\'':
-			j := strings.IndexByte(s[i+1:], '\'')
-			if j < 0 {
-				return nil, fmt.Errorf("unterminated ' quote in %q", s)
-			}
-			cur.WriteString(s[i+1 : i+1+j])
-			i += j + 1
-			in = true
-		case c == '"':
-			i++
-			for ; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte(`"\$`+"`", s[i+1]) >= 0 {
-					i++
-				}
-				cur.WriteByte(s[i])
-			}
-			if i >= len(s) {
-				return nil, fmt.Errorf("unterminated \" quote in %q", s)
-			}
-			in = true
-		case c == '\\' && i+1 < len(s):
-			i++
-			cur.WriteByte(s[i])
-			in = true
-		case c == ' ' || c == '\t':
-			if in {
-				words = append(words, cur.String())
-				cur.Reset()
-				in = false
-			}
-		default:
-			cur.WriteByte(c)
-			in = true
-		}
-	}
-	if in {
-		words = append(words, cur.String())
-	}
-	return words, nil
 }

@@ -57,6 +57,9 @@ type Observed struct {
 	Limit       string // "sim-time", "cpu-time", ... (see omnetpp.Outcome)
 	SimTime     string
 	Wall        time.Duration
+	// Reused is set when the run was not executed: an identical run (same
+	// build, same test) had already finished.
+	Reused bool
 }
 
 // Verdict is a test's outcome.
@@ -77,7 +80,7 @@ var calcSplit = regexp.MustCompile(`\s*,\s*`)
 
 // Judge gives a test's verdict from what its run left.
 func Judge(t *Test, o Observed) Verdict {
-	v := Verdict{Test: t, Wall: o.Wall}
+	v := Verdict{Test: t, Wall: o.Wall, Reused: o.Reused}
 	if o.Calculated != "" {
 		v.Calculated = orderLike(t.Fingerprints, calcSplit.Split(strings.TrimSpace(o.Calculated), -1))
 	}
