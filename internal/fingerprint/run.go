@@ -47,6 +47,7 @@ type Report struct {
 	Fail     int
 	Error    int
 	Written  []string // files written beside the suites
+	Executed int      // tests whose simulation ran this time
 }
 
 // OK reports whether every test met its expected result.
@@ -122,6 +123,9 @@ func Run(ctx context.Context, c Campaigner, opts Options) (*Report, error) {
 	byTest := map[*Test]Verdict{}
 	for i, it := range items {
 		v := Judge(it.Test, obs[i])
+		if obs[i].Executed {
+			rep.Executed++
+		}
 		rep.Verdicts = append(rep.Verdicts, v)
 		byTest[it.Test] = v
 		switch v.Outcome {
@@ -263,7 +267,7 @@ func printTable(w io.Writer, rep *Report) {
 		}
 	}
 	fmt.Fprintf(w, "fingerprints: %d tests, %d PASS, %d FAIL, %d ERROR; %d run, %d verdicts reused\n",
-		len(rep.Verdicts), rep.Pass, rep.Fail, rep.Error, len(rep.Verdicts)-reused, reused)
+		len(rep.Verdicts), rep.Pass, rep.Fail, rep.Error, rep.Executed, reused)
 }
 
 func oneLine(s string) string {

@@ -60,6 +60,8 @@ type Observed struct {
 	// Reused is set when the run was not executed: an identical run (same
 	// build, same test) had already finished.
 	Reused bool
+	// Executed is set when the simulation ran for this suite run.
+	Executed bool
 }
 
 // Verdict is a test's outcome.
