@@ -76,6 +76,9 @@ a suite error (nothing ran), 130 interrupted.`,
 			if !filepath.IsAbs(results) {
 				results = filepath.Join(filepath.Dir(args[0]), results)
 			}
+			if results, err = filepath.Abs(results); err != nil {
+				return err
+			}
 			fc := &fingerprint.Campaign{Root: root, Results: results}
 			if rerun {
 				for _, dir := range fc.ResultDirs(items) {
@@ -84,6 +87,7 @@ a suite error (nothing ran), 130 interrupted.`,
 					}
 				}
 			}
+			o.ReuseFailures = !rerun
 			var rep *fingerprint.Report
 			err = withClient(cmd, &rf, &o, func(ctx context.Context, c *campaign.Client) error {
 				fc.Client = c

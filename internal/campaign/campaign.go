@@ -39,16 +39,21 @@ type Options struct {
 	// KeepResults keeps results in the store after they were fetched
 	// (by default they are deleted once in the results directory).
 	KeepResults bool
-	Detach      bool // submit and return
-	Rebuild     bool
-	NoBuild     bool   // use the project's last artifact
-	StateDir    string // for the client's hash cache
-	Host        string // this host's id, for results written in place
-	Local       bool   // runners on this host may write into Results directly
-	Progress    io.Writer
-	Quiet       bool
-	Stdout      io.Writer
-	Interrupt   <-chan struct{} // closed on Ctrl-C: cancel the campaign
+	// ReuseFailures takes a run that failed on its own (an exit status or
+	// <!> Error lines, not an infrastructure fault) with the same key as
+	// done: a fingerprint suite's ERROR verdict on an unchanged build and
+	// test is reused, not run again.
+	ReuseFailures bool
+	Detach        bool // submit and return
+	Rebuild       bool
+	NoBuild       bool   // use the project's last artifact
+	StateDir      string // for the client's hash cache
+	Host          string // this host's id, for results written in place
+	Local         bool   // runners on this host may write into Results directly
+	Progress      io.Writer
+	Quiet         bool
+	Stdout        io.Writer
+	Interrupt     <-chan struct{} // closed on Ctrl-C: cancel the campaign
 	// Server and Creds are how workers would reach this engine, for the
 	// hint that names the command starting a missing one ("" : embedded).
 	Server, Creds string

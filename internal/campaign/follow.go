@@ -24,6 +24,8 @@ type runState struct {
 	running bool
 	waiting bool // submitted or queued: an outcome will come
 	cached  bool
+	// failed: cached is a failure of the same run (Options.ReuseFailures).
+	failed bool
 }
 
 // runKey is a run key (simswarm.RunKey, 64 hex digits) as its 32 bytes.
@@ -136,6 +138,16 @@ func (t *tracker) known(ctx context.Context, w *engine.StatusWatch) {
 			t.sum.fingerprint(rec.Run, rec.Fingerprint)
 			t.provenance(rec)
 		}
+		if st != nil && !st.cached && t.c.Opt.ReuseFailures && rec.State == simswarm.RunFailed && keyOf(rec.Key) == st.key &&
+			(rec.Exit != 0 || len(rec.Errors) > 0) {
+			// The simulation itself failed on this build: it would again.
+			st.cached, st.failed = true, true
+			vars := ""
+			if i, ok := t.index(rec.Run); ok {
+				vars = t.p.runs.Vars(i)
+			}
+			t.failures[rec.Run] = failureOf(rec, vars, t.p.results)
+		}
 	}
 }
 
@@ -152,6 +164,9 @@ func (t *tracker) plan(ctx context.Context) ([]int, error) {
 		n := t.p.runs.Run(i)
 		st := &t.states[i]
 		switch {
+		case st.cached && st.failed:
+			t.sum.Cached++
+			t.sum.Failed++
 		case st.cached:
 			t.sum.Cached++
 			t.sum.Succeeded++

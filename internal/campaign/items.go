@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -127,6 +129,14 @@ func (c *Client) RunItems(ctx context.Context, items []Item) ([]ItemOutcome, err
 	lists.SetLimit(followers)
 	for i, p := range ps {
 		lists.Go(func() error {
+			if runs, ok := plainRuns(p.cmd); ok {
+				// -r 3 (a fingerprint test's selection): no run list job,
+				// one process start less per item. A config or run number
+				// that does not exist fails the run itself, with OMNeT++'s
+				// own error.
+				p.runs = runs
+				return nil
+			}
 			runs, err := c.runList(lctx, p)
 			if err == nil && runs.Len() == 0 {
 				err = fmt.Errorf("the run list is empty: %s selects no runs", describe(p.cmd))
@@ -270,4 +280,26 @@ func (c *Client) RunListed(ctx context.Context, items []Item) (*Summary, error) 
 	}
 	sum.Wall = time.Since(start).Seconds()
 	return sum, err
+}
+
+// plainRuns reads an OMNeT++ run selection made of run numbers only
+// ("3", "0,5,7"): it needs no run list to resolve.
+func plainRuns(cmd simswarm.Command) (runSet, bool) {
+	if cmd.Kind != simswarm.KindOmnetpp || cmd.Filter == "" {
+		return runSet{}, false
+	}
+	var runs []int
+	seen := map[int]bool{}
+	for _, f := range strings.Split(cmd.Filter, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return runSet{}, false
+		}
+		if !seen[n] {
+			seen[n] = true
+			runs = append(runs, n)
+		}
+	}
+	sort.Ints(runs)
+	return listRuns(runs, nil), true
 }

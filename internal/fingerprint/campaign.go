@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"path/filepath"
+	"strings"
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/campaign"
@@ -46,11 +47,12 @@ func (c *Campaign) RunItems(ctx context.Context, items []Item) ([]Observed, erro
 }
 
 // ResultDirs are the items' results directories: one per test, named by
-// its working directory and arguments.
+// its working directory and whole command line (two tests may differ in
+// their time limit alone).
 func (c *Campaign) ResultDirs(items []Item) []string {
 	dirs := make([]string, len(items))
 	for i, it := range items {
-		sum := sha256.Sum256([]byte(it.Workdir + "\x00" + it.Test.Args))
+		sum := sha256.Sum256([]byte(it.Workdir + "\x00" + strings.Join(it.Argv, "\x00")))
 		dirs[i] = filepath.Join(c.Results, hex.EncodeToString(sum[:6]))
 	}
 	return dirs
