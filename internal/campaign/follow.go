@@ -200,6 +200,7 @@ func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, er
 	defer tick.Stop()
 	last := time.Now()
 	var cancelled <-chan time.Time // runs on a cancelled campaign's runners get this long to report
+	var pending <-chan time.Time   // runs not seen running are cancelled then
 	camps := cw.Updates()
 	for t.left > 0 {
 		select {
@@ -224,9 +225,14 @@ func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, er
 				// Cancelled elsewhere (the dashboard): runs not started will
 				// not be; running ones report how they ended.
 				c.warnf("campaign %s was cancelled", p.id)
-				t.cancelPending()
+				// A run's "running" may reach this client a moment after
+				// the cancel (it is published without waiting): runs not
+				// seen running are counted cancelled a little later.
+				pending = time.After(cancelGrace)
 				cancelled = time.After(c.Eng.Lease + 10*time.Second)
 			}
+		case <-pending:
+			t.cancelPending()
 		case <-cancelled:
 			t.cancelRest()
 		case <-tick.C:
@@ -314,6 +320,10 @@ func (t *tracker) count(rec *simswarm.RunRecord) {
 		t.failures[rec.Run] = failureOf(rec, vars, t.p.results)
 	}
 }
+
+// cancelGrace is how long after a cancel from elsewhere a run not seen
+// running is taken as never started.
+const cancelGrace = 3 * time.Second
 
 // cancelPending counts the runs of a cancelled campaign that never
 // started as cancelled; cancelRest does it for those still running after

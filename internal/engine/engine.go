@@ -36,9 +36,9 @@ const (
 	// subjectDrain + ".<worker>" tells one runner to finish its runs and take
 	// no more; a message "resume" takes it back.
 	subjectDrain = "simswarm.drain"
-	// subjectHolds + ".<worker>" asks one runner whether it still holds a
-	// job (its stream sequence in the message); it answers "yes" or "no".
-	subjectHolds = "simswarm.holds"
+	// subjectJobs carries JobQuestions: a worker whose job came back asks
+	// the others whether one still holds it or stored its outcome.
+	subjectJobs = "simswarm.jobquestion"
 )
 
 // Token makes s usable as one token of a subject or a key: worker ids hold

@@ -471,42 +471,59 @@ func (e *Engine) OnDrain(worker string, fn func(on bool)) (stop func(), err erro
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 
-// AnswerHolds answers other workers' questions whether the worker with id
-// worker still holds the job of a stream sequence, with holds, until stop
-// is called.
-func (e *Engine) AnswerHolds(worker string, holds func(seq uint64) bool) (stop func(), err error) {
-	sub, err := e.nc.Subscribe(subjectHolds+"."+Token(worker), func(m *nats.Msg) {
-		seq, err := strconv.ParseUint(string(m.Data), 10, 64)
-		answer := "no"
-		if err == nil && holds(seq) {
-			answer = "yes"
+// JobQuestion is what a worker asks the others about a job that came back
+// to it: does anyone still hold an earlier delivery of it (the job's stream
+// sequence), or hold the outcome it stored for the run key?
+type JobQuestion struct {
+	From string `json:"from"` // the asking worker, which does not answer itself
+	Seq  uint64 `json:"seq"`
+	Key  string `json:"key"`
+}
+
+// JobAnswer is a worker's answer: it still holds the job, or it stored
+// this outcome of it (which the engine may have lost: a server killed
+// before its last writes reached the disk).
+type JobAnswer struct {
+	Held    bool                `json:"held,omitempty"`
+	Outcome *simswarm.RunRecord `json:"outcome,omitempty"`
+}
+
+// AnswerJobQuestions answers other workers' JobQuestions with fn until stop
+// is called; fn returns nil where this worker knows nothing of the job, and
+// then nothing is answered.
+func (e *Engine) AnswerJobQuestions(worker string, fn func(JobQuestion) *JobAnswer) (stop func(), err error) {
+	sub, err := e.nc.Subscribe(subjectJobs, func(m *nats.Msg) {
+		var q JobQuestion
+		if json.Unmarshal(m.Data, &q) != nil || q.From == worker {
+			return
 		}
-		_ = m.Respond([]byte(answer))
+		if a := fn(q); a != nil {
+			b, _ := json.Marshal(a)
+			_ = m.Respond(b)
+		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to hold questions: %w", err)
+		return nil, fmt.Errorf("subscribe to job questions: %w", err)
 	}
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 
-// HeldBy asks the worker with id worker whether it still holds the job of
-// stream sequence seq: a job whose lease lapsed while its worker could not
-// reach the engine comes back while that worker may still be storing its
-// outcome. A worker that does not answer within wait (gone, or still
-// between servers) holds nothing.
-func (e *Engine) HeldBy(ctx context.Context, worker string, seq uint64, wait time.Duration) bool {
-	held := false
-	_ = retry.Do(ctx, retry.Policy{First: 200 * time.Millisecond, Max: time.Second, For: wait}, func(int) error {
-		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		m, err := e.nc.RequestWithContext(rctx, subjectHolds+"."+Token(worker), []byte(strconv.FormatUint(seq, 10)))
-		if err != nil {
-			return err
-		}
-		held = string(m.Data) == "yes"
+// AskAboutJob asks every other worker about a job that came back and
+// returns the first answer, or nil when none came within wait (nobody holds
+// it, or its holder is gone).
+func (e *Engine) AskAboutJob(ctx context.Context, q JobQuestion, wait time.Duration) *JobAnswer {
+	b, _ := json.Marshal(q)
+	rctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	m, err := e.nc.RequestWithContext(rctx, subjectJobs, b)
+	if err != nil {
 		return nil
-	})
-	return held
+	}
+	var a JobAnswer
+	if json.Unmarshal(m.Data, &a) != nil {
+		return nil
+	}
+	return &a
 }
 
 // PublishBuildProgress tells a waiting client how its build goes; it is

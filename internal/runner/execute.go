@@ -51,25 +51,49 @@ func (r *Runner) execute(ctx context.Context, jobs []*job) {
 	}
 }
 
-// heldElsewhere says whether the runner that last said it runs j's run
-// still holds an earlier delivery of j: its lease lapsed while it could not
-// reach the engine (a server lost), and it may be storing the outcome. A
-// runner that does not answer for holdAnswer holds nothing.
-func (r *Runner) heldElsewhere(ctx context.Context, j *job) bool {
-	st, ok, err := r.Eng.RunStatus(ctx, j.Campaign, j.Run)
-	if err != nil || !ok || st.State != simswarm.RunRunning || st.Worker == "" || st.Worker == r.ID {
-		return false
+// askFor is how long a runner whose job came back waits for another
+// runner to say it holds the job or its outcome: every runner on the
+// engine's connection answers at once, so silence means nobody.
+const askFor = 500 * time.Millisecond
+
+// settledElsewhere looks for the outcome of a job that came back and whose
+// run has no record: another runner (or this one) may still hold an
+// earlier delivery of it (its lease lapsed while a server was lost), or may
+// have stored the outcome on a server killed before it wrote it to disk.
+// A held job is waited for; an outcome held in a runner's memory is stored
+// again. It returns nil when nobody knows the job: it runs.
+func (r *Runner) settledElsewhere(ctx context.Context, j *job) *simswarm.RunRecord {
+	for ctx.Err() == nil {
+		if rec := r.recalled(j.Key); rec != nil {
+			return r.storeAgain(ctx, j, rec, r.ID)
+		}
+		a := r.Eng.AskAboutJob(ctx, engine.JobQuestion{From: r.ID, Seq: j.lease.Seq, Key: j.Key}, askFor)
+		switch {
+		case a == nil:
+			return nil
+		case a.Outcome != nil:
+			return r.storeAgain(ctx, j, a.Outcome, a.Outcome.Worker)
+		}
+		r.Log.Info("runner: a job that came back waits for the runner still holding it", "campaign", j.Campaign, "run", j.Run)
+		sleep(ctx, time.Second)
+		if prev, ok, err := r.Eng.RunSettled(ctx, j.Key, 15*time.Second); err == nil && ok {
+			return prev
+		}
 	}
-	if !r.Eng.HeldBy(ctx, st.Worker, j.lease.Seq, holdAnswer) {
-		return false
-	}
-	r.Log.Info("runner: a job that came back waits for the runner still holding it", "campaign", j.Campaign, "run", j.Run, "holder", st.Worker)
-	return true
+	return nil
 }
 
-// holdAnswer is how long a runner asked whether it still holds a job may
-// take to answer: about the time a worker takes to reach another server.
-const holdAnswer = time.Second
+// storeAgain writes an outcome the engine lost back into it.
+func (r *Runner) storeAgain(ctx context.Context, j *job, rec *simswarm.RunRecord, from string) *simswarm.RunRecord {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeFor)
+	defer cancel()
+	if err := r.Eng.RecordRun(wctx, rec); err != nil {
+		r.Log.Error("runner: store again an outcome the engine lost", "campaign", j.Campaign, "run", j.Run, "err", err)
+		return nil
+	}
+	r.Log.Warn("runner: the engine had lost a stored outcome; stored it again", "campaign", j.Campaign, "run", j.Run, "from", from)
+	return rec
+}
 
 // answerStored finishes a job whose outcome is already stored: its run
 // succeeded under the same key (in this campaign or another: a finished run
@@ -79,9 +103,9 @@ func (r *Runner) answerStored(ctx context.Context, j *job) bool {
 	prev, ok, err := r.Eng.Run(ctx, j.Key)
 	if (err != nil || !ok) && j.lease.Delivered > 1 {
 		prev, ok, err = r.Eng.RunSettled(ctx, j.Key, 15*time.Second)
-		for err == nil && !ok && r.heldElsewhere(ctx, j) {
-			sleep(ctx, time.Second)
-			prev, ok, err = r.Eng.RunSettled(ctx, j.Key, 15*time.Second)
+		if err == nil && !ok {
+			prev = r.settledElsewhere(ctx, j)
+			ok = prev != nil
 		}
 	}
 	if err != nil || !ok {

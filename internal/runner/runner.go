@@ -45,9 +45,14 @@ type Runner struct {
 	active map[*runCtx]bool // running processes
 	// held maps a job's stream sequence to the lease of it this runner
 	// holds, from take to ack or give-back.
-	held   map[uint64]*engine.Lease
-	busy   int
-	faults int // consecutive failures to prepare a run on this host
+	held map[uint64]*engine.Lease
+	busy int
+	// recent keeps the outcomes this runner stored lately, by run key: a
+	// server killed before its last writes reached its disk loses them, and
+	// the jobs come back.
+	recent   map[string]remembered
+	recentMu sync.Mutex
+	faults   int // consecutive failures to prepare a run on this host
 	// draining: finish the runs in progress, take no new jobs (set from
 	// the dashboard through engine.Drain).
 	draining atomic.Bool
@@ -79,6 +84,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 	}
 	r.active = map[*runCtx]bool{}
 	r.held = map[uint64]*engine.Lease{}
+	r.recent = map[string]remembered{}
 	r.trees.dir = r.Dir
 	r.trees.eng = r.Eng
 	r.trees.log = r.Log
@@ -102,7 +108,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 		return fmt.Errorf("runner: %w", err)
 	}
 	defer stopDrain()
-	stopHolds, err := r.Eng.AnswerHolds(r.ID, r.holds)
+	stopHolds, err := r.Eng.AnswerJobQuestions(r.ID, r.answerJob)
 	if err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}
@@ -192,6 +198,7 @@ func (r *Runner) finish(ctx context.Context, j *job, rec *simswarm.RunRecord) {
 		j.lease.Nak(0)
 		return
 	}
+	r.remember(rec)
 	if err := j.lease.Ack(wctx); err != nil {
 		// The record is stored: a redelivery is answered from it.
 		r.Log.Warn("runner: acknowledge run", "campaign", j.Campaign, "run", j.Run, "err", err)
@@ -200,6 +207,63 @@ func (r *Runner) finish(ctx context.Context, j *job, rec *simswarm.RunRecord) {
 
 // storeFor is how long a runner keeps trying to store an outcome.
 const storeFor = 10 * time.Minute
+
+// remembered is an outcome this runner stored, and when.
+type remembered struct {
+	rec *simswarm.RunRecord
+	at  time.Time
+}
+
+// How long and how many stored outcomes a runner keeps in memory, and the
+// largest one (inline result files) it keeps.
+const (
+	rememberFor   = 10 * time.Minute
+	rememberMax   = 4096
+	rememberBytes = 256 << 10
+)
+
+func (r *Runner) remember(rec *simswarm.RunRecord) {
+	size := 0
+	for _, f := range rec.Files {
+		size += len(f.Data)
+	}
+	if size > rememberBytes {
+		return
+	}
+	r.recentMu.Lock()
+	defer r.recentMu.Unlock()
+	now := time.Now()
+	if len(r.recent) >= rememberMax {
+		for k, m := range r.recent {
+			if now.Sub(m.at) > rememberFor || len(r.recent) >= rememberMax {
+				delete(r.recent, k)
+			}
+		}
+	}
+	r.recent[rec.Key] = remembered{rec: rec, at: now}
+}
+
+// recalled is the outcome of key this runner stored lately, if any.
+func (r *Runner) recalled(key string) *simswarm.RunRecord {
+	r.recentMu.Lock()
+	defer r.recentMu.Unlock()
+	m, ok := r.recent[key]
+	if !ok || time.Since(m.at) > rememberFor {
+		return nil
+	}
+	return m.rec
+}
+
+// answerJob answers another runner asking about a job that came back to it.
+func (r *Runner) answerJob(q engine.JobQuestion) *engine.JobAnswer {
+	if r.holds(q.Seq) {
+		return &engine.JobAnswer{Held: true}
+	}
+	if rec := r.recalled(q.Key); rec != nil {
+		return &engine.JobAnswer{Outcome: rec}
+	}
+	return nil
+}
 
 // holds says whether this runner holds the job of stream sequence seq.
 func (r *Runner) holds(seq uint64) bool {
