@@ -54,7 +54,7 @@ printf '%-5s %12s %12s %8s %5s %9s %8s\n' node tree_bytes rx_bytes seconds pack 
 sum_rate=0 n_rate=0
 for ((i = 1; i <= NODES; i++)); do
 	node=r$i log=$CL_DIR/$node.log
-	line=$(grep -F 'msg="tree ready"' "$log" | head -n1)
+	line=$(grep -F 'msg="tree ready"' "$log" | head -n1 || true)
 	fetches=$(grep -cF 'msg="fetching sources"' "$log" || true)
 	if [ -z "$line" ]; then
 		BENCH_PROBLEMS=$((BENCH_PROBLEMS + 1))
@@ -105,7 +105,7 @@ echo "per node, mean: simswarm $SIM_RATE MB/s; tar | socat baseline $TAR_RATE MB
 echo "// changed" >>"$BT/proj/src/inet/Module0001.cc"
 cl_run second -C "$BT/proj" --results "$BT/res2" -b 1 -- ./aloha -c Sleepy --repeat=$runs --sleep=2.5
 for ((i = 1; i <= NODES; i++)); do
-	line=$(grep -F 'msg="tree ready"' "$CL_DIR/r$i.log" | sed -n 2p)
+	line=$(grep -F 'msg="tree ready"' "$CL_DIR/r$i.log" | sed -n 2p || true)
 	f=$(echo "$line" | field fetched_files)
 	echo "r$i second tree: fetched_files=$f fetched_bytes=$(echo "$line" | field fetched_bytes) seconds=$(echo "$line" | field seconds)"
 	if [ "$f" != 1 ]; then
@@ -114,4 +114,5 @@ for ((i = 1; i <= NODES; i++)); do
 	fi
 done
 echo "# load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -n "${KEEP_LOGS:-}" ] && mkdir -p "$KEEP_LOGS" && cp "$CL_DIR"/*.log "$KEEP_LOGS"/
 bench_end
