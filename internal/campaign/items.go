@@ -7,14 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/fserr"
+	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/project"
 	"golang.org/x/sync/errgroup"
 )
@@ -282,24 +281,12 @@ func (c *Client) RunListed(ctx context.Context, items []Item) (*Summary, error) 
 	return sum, err
 }
 
-// plainRuns reads an OMNeT++ run selection made of run numbers only
-// ("3", "0,5,7"): it needs no run list to resolve.
+// plainRuns is the run set of an OMNeT++ command whose -r names run
+// numbers only: it needs no run list to resolve.
 func plainRuns(cmd simswarm.Command) (runSet, bool) {
 	if cmd.Kind != simswarm.KindOmnetpp || cmd.Filter == "" {
 		return runSet{}, false
 	}
-	var runs []int
-	seen := map[int]bool{}
-	for _, f := range strings.Split(cmd.Filter, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 0 {
-			return runSet{}, false
-		}
-		if !seen[n] {
-			seen[n] = true
-			runs = append(runs, n)
-		}
-	}
-	sort.Ints(runs)
-	return listRuns(runs, nil), true
+	runs, ok := omnetpp.PlainRunNumbers(cmd.Filter)
+	return listRuns(runs, nil), ok
 }

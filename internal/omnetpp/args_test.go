@@ -1,6 +1,7 @@
 package omnetpp
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -148,6 +149,19 @@ func TestMissingValue(t *testing.T) {
 	for _, c := range cases {
 		if got := MissingValue(c.args); got != c.want {
 			t.Errorf("MissingValue(%q) = %q, want %q", c.args, got, c.want)
+		}
+	}
+}
+
+func TestPlainRunNumbers(t *testing.T) {
+	for in, want := range map[string]string{"3": "[3]", "7, 0,5,0": "[0 5 7]"} {
+		if runs, ok := PlainRunNumbers(in); !ok || fmt.Sprint(runs) != want {
+			t.Errorf("PlainRunNumbers(%q) = %v, %v; want %s", in, runs, ok, want)
+		}
+	}
+	for _, in := range []string{"0..3", "$x==1", "+3", "-1", "", "1,"} {
+		if _, ok := PlainRunNumbers(in); ok {
+			t.Errorf("PlainRunNumbers(%q): taken as run numbers", in)
 		}
 	}
 }

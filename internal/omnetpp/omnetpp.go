@@ -14,6 +14,7 @@ package omnetpp
 import (
 	"bytes"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +66,26 @@ func ParseRunNumbers(stdout []byte) ([]int, error) {
 		runs = append(runs, n)
 	}
 	return runs, nil
+}
+
+// PlainRunNumbers reads a run filter made of run numbers only ("3",
+// "0,5,7"), which selects those runs without asking the program; ok is
+// false for anything else (ranges, expressions). Numbers come sorted, each
+// once.
+func PlainRunNumbers(filter string) (runs []int, ok bool) {
+	seen := map[int]bool{}
+	for _, tok := range strings.Split(filter, ",") {
+		n, err := parseRunNumber(strings.TrimSpace(tok))
+		if err != nil {
+			return nil, false
+		}
+		if !seen[n] {
+			seen[n] = true
+			runs = append(runs, n)
+		}
+	}
+	sort.Ints(runs)
+	return runs, true
 }
 
 // parseRunNumber accepts only plain decimal digits: strconv.Atoi alone would
