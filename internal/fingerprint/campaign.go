@@ -69,7 +69,7 @@ func observed(o campaign.ItemOutcome) Observed {
 	r := o.Records[0]
 	ob := Observed{Reason: r.Reason, Exit: r.Exit, Signal: r.Signal, TimedOut: r.TimedOut, Errors: r.Errors,
 		Fingerprint: r.Fingerprint, Calculated: r.FingerprintCalculated, Limit: r.Limit, SimTime: r.SimTime,
-		Wall: r.Wall, Reused: o.Summary != nil && o.Summary.Executed == 0, Executed: o.Summary != nil && o.Summary.Executed > 0}
+		Wall: r.Wall, Executed: o.Summary != nil && o.Summary.Executed > 0}
 	if r.State == simswarm.RunCancelled {
 		ob.Missing, ob.Reason = true, "cancelled"
 	}

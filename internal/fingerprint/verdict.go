@@ -57,9 +57,6 @@ type Observed struct {
 	Limit       string // "sim-time", "cpu-time", ... (see omnetpp.Outcome)
 	SimTime     string
 	Wall        time.Duration
-	// Reused is set when the run was not executed: an identical run (same
-	// build, same test) had already finished.
-	Reused bool
 	// Executed is set when the simulation ran for this suite run.
 	Executed bool
 }
@@ -82,7 +79,9 @@ var calcSplit = regexp.MustCompile(`\s*,\s*`)
 
 // Judge gives a test's verdict from what its run left.
 func Judge(t *Test, o Observed) Verdict {
-	v := Verdict{Test: t, Wall: o.Wall, Reused: o.Reused}
+	// A run that left a record without executing now is an identical
+	// run's (same build, same test) from before.
+	v := Verdict{Test: t, Wall: o.Wall, Reused: !o.Missing && !o.Executed}
 	if o.Calculated != "" {
 		v.Calculated = orderLike(t.Fingerprints, calcSplit.Split(strings.TrimSpace(o.Calculated), -1))
 	}
