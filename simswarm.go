@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -15,7 +16,7 @@ import (
 
 // Version is the protocol version of jobs and records. Workers refuse jobs
 // from a client of another version rather than misread them.
-const Version = "0.1.0"
+const Version = "0.2.0"
 
 // Hash derives a key from its parts. Parts are length-prefixed so that
 // ("ab","c") and ("a","bc") never collide.
@@ -201,11 +202,20 @@ func ListKey(artifact, workdir string, c Command) string {
 
 // RunList is a resolved run list.
 type RunList struct {
-	Key   string    `json:"key"`
-	Runs  []int     `json:"runs"`
-	Vars  []string  `json:"vars,omitempty"` // iteration variables per run, parallel to Runs, when known
-	Error string    `json:"error,omitempty"`
-	At    time.Time `json:"at"`
+	Key  string   `json:"key"`
+	Runs []int    `json:"runs"`
+	Vars []string `json:"vars,omitempty"` // iteration variables per run, parallel to Runs, when known
+	// Idents is, parallel to Runs, what decides each run's result (a hash
+	// of its resolved configuration and seed set, omnetpp.RunConfig), when
+	// the program could tell it: such a run is known by what it computes,
+	// not by its number, so a campaign that grows and renumbers its runs
+	// reuses the results it already has.
+	Idents []string `json:"idents,omitempty"`
+	// Config names the object holding the program's -q runconfig output:
+	// why a run that was done must run again (--dry-run).
+	Config string    `json:"config,omitempty"`
+	Error  string    `json:"error,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // CampaignID names the campaign of a command on an artifact.
@@ -214,9 +224,30 @@ func CampaignID(artifact, workdir string, c Command) string {
 }
 
 // RunKey identifies one run's result: a run that succeeded under a key is
-// never executed again.
-func RunKey(artifact, workdir string, c Command, run int) string {
+// never executed again. ident is the run's RunList.Idents entry: with it
+// the key is what the run computes (the command without what selects runs,
+// and the run's resolved configuration); without, the run's number.
+func RunKey(artifact, workdir string, c Command, run int, ident string) string {
+	if ident != "" {
+		return Hash("run", artifact, workdir, c.SelectionFree(), "config", ident)
+	}
 	return Hash("run", artifact, workdir, c.identity(), strconv.Itoa(run))
+}
+
+// SelectionFree is the command's identity without what selects its runs:
+// the run filter and OMNeT++'s --repeat, whose change renumbers runs but
+// leaves each one computing what its configuration says.
+func (c Command) SelectionFree() string {
+	d := c
+	d.Filter = ""
+	d.Argv = nil
+	for _, a := range c.Argv {
+		if !strings.HasPrefix(a, "--repeat=") {
+			d.Argv = append(d.Argv, a)
+		}
+	}
+	b, _ := json.Marshal(d)
+	return string(b)
 }
 
 // RunJob asks a runner to execute one run.
@@ -257,13 +288,36 @@ type JobSettings struct {
 	Host  string `json:"host,omitempty"` // the client's host id; Local is valid only there
 }
 
-// RunJob is the job of one run of the campaign, in the submission named.
+// RunJob is the job of one run of the campaign, in the submission named;
+// ident is the run's RunList.Idents entry ("" where the list has none).
 // It is the one way a run job is made (client submit, dashboard retry).
-func (c *Campaign) RunJob(run int, submission string) RunJob {
+func (c *Campaign) RunJob(run int, ident, submission string) RunJob {
 	return RunJob{Version: Version, Campaign: c.ID, Run: run,
-		Key:      RunKey(c.Artifact, c.Workdir, c.Command, run),
+		Key:      c.RunKey(run, ident),
 		Snapshot: c.Snapshot, Artifact: c.Artifact, Workdir: c.Workdir, Command: c.Command, Layout: c.Layout,
 		JobSettings: c.Settings, Submission: submission}
+}
+
+// RunKey is the key of one of the campaign's runs.
+func (c *Campaign) RunKey(run int, ident string) string {
+	return RunKey(c.Artifact, c.Workdir, c.Command, run, ident)
+}
+
+// Ident is the ident of run in the list ("" when the list has none).
+func (l *RunList) Ident(run int) string {
+	if l == nil || len(l.Idents) != len(l.Runs) {
+		return ""
+	}
+	i := sort.SearchInts(l.Runs, run)
+	if i < len(l.Runs) && l.Runs[i] == run {
+		return l.Idents[i]
+	}
+	for j, n := range l.Runs { // a list that is not sorted
+		if n == run {
+			return l.Idents[j]
+		}
+	}
+	return ""
 }
 
 // BatchKey groups run jobs that one process may execute together.

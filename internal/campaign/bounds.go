@@ -59,17 +59,33 @@ func Precheck(o Options) error {
 // asked, so that nothing is held per run; a program's run list is held as
 // the program gave it.
 type runSet struct {
-	tmpl *simswarm.Command // template campaigns
-	n    int
-	list []int    // run list campaigns
-	vars []string // may be shorter than list, or nil
+	tmpl   *simswarm.Command // template campaigns
+	n      int
+	list   []int    // run list campaigns
+	vars   []string // may be shorter than list, or nil
+	idents []string // parallel to list, or nil: runs known by number
 }
 
 func templateRuns(c simswarm.Command) runSet {
 	return runSet{tmpl: &c, n: sweep.Count(c)}
 }
 
-func listRuns(runs []int, vars []string) runSet { return runSet{list: runs, vars: vars, n: len(runs)} }
+func listRuns(l *simswarm.RunList) runSet {
+	s := runSet{list: l.Runs, vars: l.Vars, n: len(l.Runs)}
+	if len(l.Idents) == len(l.Runs) {
+		s.idents = l.Idents
+	}
+	return s
+}
+
+// Ident is what decides the result of the run at position i ("" where the
+// program did not tell: the run is known by its number).
+func (s runSet) Ident(i int) string {
+	if i < len(s.idents) {
+		return s.idents[i]
+	}
+	return ""
+}
 
 func (s runSet) Len() int { return s.n }
 

@@ -407,7 +407,7 @@ func (c *Client) runList(ctx context.Context, p *prepared) (runSet, error) {
 	if l, ok, err := c.Eng.RunList(ctx, key); err != nil {
 		return runSet{}, err
 	} else if ok && l.Error == "" {
-		return listRuns(l.Runs, l.Vars), nil
+		return listRuns(l), nil
 	}
 	w, err := c.Eng.WaitList(ctx, key)
 	if err != nil {
@@ -433,7 +433,7 @@ func (c *Client) runList(ctx context.Context, p *prepared) (runSet, error) {
 			if l.Error != "" {
 				return runSet{}, setupErr("run list: %s", l.Error)
 			}
-			return listRuns(l.Runs, l.Vars), nil
+			return listRuns(l), nil
 		}
 	}
 }

@@ -30,6 +30,10 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 	}
 	// A campaign never submitted has no outcomes to look up.
 	_, known, _ := c.Eng.Campaign(ctx, p.id)
+	var why *reasons
+	if len(p.runs.idents) > 0 {
+		why = c.reasons(ctx, p)
+	}
 	for i := 0; i < n; i++ {
 		select {
 		case <-c.Opt.Interrupt:
@@ -41,7 +45,13 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 		}
 		run := p.runs.Run(i)
 		state := "would run"
-		if known {
+		if why != nil {
+			// Known by what it computes: done wherever it was done.
+			state = why.state(ctx, i)
+			if state == "done" {
+				sum.Cached++
+			}
+		} else if known {
 			if rec, ok, err := c.Eng.RunStatus(ctx, p.id, run); err == nil && ok &&
 				rec.State == simswarm.RunSucceeded && present(p.results, rec) {
 				state = "done"

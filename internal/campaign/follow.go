@@ -50,6 +50,9 @@ type tracker struct {
 	left     int // runs whose outcome has not come yet
 	// prov keeps each finished run's provenance beside its results.
 	prov *results.ProvenanceLog
+	// own says which run key each result file belongs to, as the
+	// provenance file says (nil: no provenance yet).
+	own  *results.ProvenanceIndex
 	camp *simswarm.Campaign
 }
 
@@ -73,7 +76,7 @@ func newTracker(c *Client, p *prepared) *tracker {
 		sum:      &Summary{Campaign: p.id, Runs: p.runs.Len(), Results: p.results, Build: c.built},
 		failures: map[int]*Failure{}}
 	for i := range t.states {
-		t.states[i].key = keyOf(simswarm.RunKey(p.artifact, p.workdir, p.cmd, p.runs.Run(i)))
+		t.states[i].key = keyOf(simswarm.RunKey(p.artifact, p.workdir, p.cmd, p.runs.Run(i), p.runs.Ident(i)))
 	}
 	return t
 }
@@ -103,9 +106,12 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	}
 	defer w.Stop()
 	t := newTracker(c, p)
-	t.prov, t.camp = results.OpenProvenance(p.results), &camp
+	t.prov, t.camp, t.own = results.OpenProvenance(p.results), &camp, loadOwners(p.results)
 	t.known(ctx, w)
 	if err := c.Eng.SubmitCampaign(ctx, camp); err != nil {
+		return nil, err
+	}
+	if err := t.adopt(ctx); err != nil {
 		return nil, err
 	}
 	submit, err := t.plan(ctx)
@@ -133,7 +139,7 @@ func (t *tracker) known(ctx context.Context, w *engine.StatusWatch) {
 			return
 		}
 		st := t.state(rec.Run)
-		if st != nil && rec.State == simswarm.RunSucceeded && keyOf(rec.Key) == st.key && t.c.restore(ctx, t.p, rec) {
+		if st != nil && rec.State == simswarm.RunSucceeded && keyOf(rec.Key) == st.key && t.owns(rec) && t.c.restore(ctx, t.p, rec) {
 			st.cached = true
 			t.sum.fingerprint(rec.Run, rec.Fingerprint)
 			t.provenance(rec)
@@ -358,8 +364,13 @@ func (t *tracker) cancelOne(st *runState) {
 
 // submit enqueues the jobs of runs, in this client's submission.
 func (c *Client) submit(ctx context.Context, p *prepared, runs []int) error {
+	index := p.runs.indexer()
 	return c.Eng.SubmitRuns(ctx, len(runs), func(i int) simswarm.RunJob {
-		return p.camp.RunJob(runs[i], p.submission)
+		ident := ""
+		if at, ok := index(runs[i]); ok {
+			ident = p.runs.Ident(at)
+		}
+		return p.camp.RunJob(runs[i], ident, p.submission)
 	})
 }
 

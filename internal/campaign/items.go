@@ -288,5 +288,5 @@ func plainRuns(cmd simswarm.Command) (runSet, bool) {
 		return runSet{}, false
 	}
 	runs, ok := omnetpp.PlainRunNumbers(cmd.Filter)
-	return listRuns(runs, nil), ok
+	return listRuns(&simswarm.RunList{Runs: runs}), ok
 }

@@ -140,7 +140,18 @@ func (s *Server) actRetry(w http.ResponseWriter, r *http.Request) {
 // a submission of their own.
 func (s *Server) enqueue(ctx context.Context, c *simswarm.Campaign, runs []int) error {
 	sub := newSubmission()
-	return s.eng.SubmitRuns(ctx, len(runs), func(i int) simswarm.RunJob { return c.RunJob(runs[i], sub) })
+	var list *simswarm.RunList
+	if c.Command.Kind != simswarm.KindTemplate {
+		// Runs known by what they compute need their idents for their keys.
+		l, ok, err := s.eng.RunList(ctx, simswarm.ListKey(c.Artifact, c.Workdir, c.Command))
+		if err != nil {
+			return err
+		}
+		if ok {
+			list = l
+		}
+	}
+	return s.eng.SubmitRuns(ctx, len(runs), func(i int) simswarm.RunJob { return c.RunJob(runs[i], list.Ident(runs[i]), sub) })
 }
 
 func newSubmission() string {

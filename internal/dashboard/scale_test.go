@@ -42,7 +42,7 @@ func TestCampaignPage100k(t *testing.T) {
 	now := time.Now()
 	var recs []*simswarm.RunRecord
 	for n := 0; n < runs; n++ {
-		rec := &simswarm.RunRecord{Key: simswarm.RunKey(c.Artifact, c.Workdir, cmd, n), Campaign: c.ID, Run: n,
+		rec := &simswarm.RunRecord{Key: simswarm.RunKey(c.Artifact, c.Workdir, cmd, n, ""), Campaign: c.ID, Run: n,
 			Worker: fmt.Sprintf("node%d-1", n%4), Host: fmt.Sprintf("node%d", n%4), Batch: 1}
 		switch {
 		case n%10 < 7:

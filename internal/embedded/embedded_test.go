@@ -81,7 +81,7 @@ func TestJobsOfAKilledProcessComeBackAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := simswarm.Campaign{ID: "fedcba9876543210", Workdir: ".", Command: simswarm.Command{Kind: simswarm.KindTemplate, Template: "true {resultdir}"}}
-	if err := first.Eng.SubmitRuns(ctx, 1, func(int) simswarm.RunJob { return c.RunJob(0, "s") }); err != nil {
+	if err := first.Eng.SubmitRuns(ctx, 1, func(int) simswarm.RunJob { return c.RunJob(0, "", "s") }); err != nil {
 		t.Fatal(err)
 	}
 	held, err := first.Eng.Take(ctx, engine.QueueRun, 1, 5*time.Second)

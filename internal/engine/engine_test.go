@@ -45,7 +45,7 @@ func campaign(id string) simswarm.Campaign {
 
 func submit(t *testing.T, e *Engine, c simswarm.Campaign, runs ...int) {
 	t.Helper()
-	if err := e.SubmitRuns(context.Background(), len(runs), func(i int) simswarm.RunJob { return c.RunJob(runs[i], "sub1") }); err != nil {
+	if err := e.SubmitRuns(context.Background(), len(runs), func(i int) simswarm.RunJob { return c.RunJob(runs[i], "", "sub1") }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -248,8 +248,8 @@ func TestRecords(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c := campaign("c7")
-	j := c.RunJob(2, "sub9")
-	if j.Key != simswarm.RunKey(c.Artifact, c.Workdir, c.Command, 2) || j.JobSettings != c.Settings || j.Submission != "sub9" || j.Version != simswarm.Version {
+	j := c.RunJob(2, "", "sub9")
+	if j.Key != simswarm.RunKey(c.Artifact, c.Workdir, c.Command, 2, "") || j.JobSettings != c.Settings || j.Submission != "sub9" || j.Version != simswarm.Version {
 		t.Fatalf("RunJob = %+v", j)
 	}
 	w, err := b.WatchStatus(ctx, c.ID)

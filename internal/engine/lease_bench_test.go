@@ -70,7 +70,7 @@ func BenchmarkLeases(b *testing.B) {
 	idle := measure(b, mon, srv.Process.Pid, 5*time.Second)
 
 	c := simswarm.Campaign{ID: "be4c4be4c4be4c4b", Workdir: ".", Command: simswarm.Command{Kind: simswarm.KindOmnetpp, Argv: []string{"./sim"}}}
-	if err := client.SubmitRuns(ctx, runners*held, func(i int) simswarm.RunJob { return c.RunJob(i, "bench") }); err != nil {
+	if err := client.SubmitRuns(ctx, runners*held, func(i int) simswarm.RunJob { return c.RunJob(i, "", "bench") }); err != nil {
 		b.Fatal(err)
 	}
 	hctx, stopBeats := context.WithCancel(ctx)

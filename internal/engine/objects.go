@@ -21,6 +21,9 @@ func BuildLogObject(key string) string  { return "log/" + key }
 // PackObject holds a snapshot's files as one stream (snapshot.WritePack).
 func PackObject(snapKey string) string { return "pack/" + snapKey }
 
+// RunConfigObject holds a run list's -q runconfig output.
+func RunConfigObject(listKey string) string { return "runconfig/" + listKey }
+
 // HasObject reports whether the store holds name.
 func (e *Engine) HasObject(ctx context.Context, name string) (bool, error) {
 	_, err := e.blob.GetInfo(ctx, name)

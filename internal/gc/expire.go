@@ -74,10 +74,11 @@ func keptRuns(ctx context.Context, eng *engine.Engine) (map[string]bool, error) 
 	if err != nil {
 		return nil, err
 	}
+	keys := newKeyer(eng)
 	for _, s := range status {
 		if id, n, ok := simswarm.ParseStatusKey(s.Key); ok {
 			if c, ok := keep[id]; ok {
-				out[simswarm.RunKey(c.Artifact, c.Workdir, c.Command, n)] = true
+				out[keys.key(ctx, c, n)] = true
 			}
 		}
 	}

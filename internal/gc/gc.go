@@ -183,11 +183,15 @@ func reached(ctx context.Context, eng *engine.Engine, horizon time.Time) (*reach
 	}
 	snaps := map[string]bool{}
 	arts := map[string]bool{}
+	keys := newKeyer(eng)
 	for _, c := range live {
 		r.record(engine.BucketCampaigns, c.ID)
 		snaps[c.Snapshot] = true
 		arts[c.Artifact] = true
 		r.record(engine.BucketLists, simswarm.ListKey(c.Artifact, c.Workdir, c.Command))
+		if l := keys.list(ctx, c); l != nil && l.Config != "" {
+			r.objects[l.Config] = true
+		}
 	}
 	for _, j := range pending {
 		snaps[j.Snapshot] = true
@@ -196,7 +200,7 @@ func reached(ctx context.Context, eng *engine.Engine, horizon time.Time) (*reach
 		}
 	}
 	// Runs of recent campaigns, by their status keys: the run key follows
-	// from the campaign, so no record needs reading.
+	// from the campaign and its run list, so no record needs reading.
 	status, err := eng.Records(ctx, engine.BucketStatus)
 	if err != nil {
 		return nil, nil, nil, err
@@ -207,7 +211,7 @@ func reached(ctx context.Context, eng *engine.Engine, horizon time.Time) (*reach
 		if !ok || !isLive {
 			continue
 		}
-		key := simswarm.RunKey(c.Artifact, c.Workdir, c.Command, n)
+		key := keys.key(ctx, c, n)
 		r.record(engine.BucketStatus, s.Key)
 		r.record(engine.BucketRuns, key)
 		r.objects[engine.ResultObject(key)] = true
@@ -307,4 +311,34 @@ func label(kind string) string {
 
 func amount(u engine.KindUsage) string {
 	return strconv.Itoa(u.Count) + " (" + status.HumanBytes(u.Bytes) + ")"
+}
+
+// keyer finds the run keys of campaigns, reading each campaign's run list
+// once: a run known by what it computes has its key from the list's idents.
+type keyer struct {
+	eng   *engine.Engine
+	lists map[string]*simswarm.RunList
+}
+
+func newKeyer(eng *engine.Engine) *keyer {
+	return &keyer{eng: eng, lists: map[string]*simswarm.RunList{}}
+}
+
+func (k *keyer) list(ctx context.Context, c simswarm.Campaign) *simswarm.RunList {
+	if c.Command.Kind == simswarm.KindTemplate {
+		return nil
+	}
+	if l, ok := k.lists[c.ID]; ok {
+		return l
+	}
+	l, ok, err := k.eng.RunList(ctx, simswarm.ListKey(c.Artifact, c.Workdir, c.Command))
+	if err != nil || !ok {
+		l = nil
+	}
+	k.lists[c.ID] = l
+	return l
+}
+
+func (k *keyer) key(ctx context.Context, c simswarm.Campaign, run int) string {
+	return c.RunKey(run, k.list(ctx, c).Ident(run))
 }

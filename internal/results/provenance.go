@@ -132,6 +132,16 @@ func parseVars(s string) []Attr {
 	return out
 }
 
+// seenKey tells records apart: a run's outcome, under the names its files
+// have (a run renumbered when its campaign grew is recorded again).
+func (p *Provenance) seenKey() string {
+	first := ""
+	if len(p.Files) > 0 {
+		first = p.Files[0]
+	}
+	return p.Key + "|" + p.Finished + "|" + first
+}
+
 // ProvenanceLog appends records to a results directory's provenance file,
 // once per (run key, finish time).
 type ProvenanceLog struct {
@@ -145,7 +155,7 @@ type ProvenanceLog struct {
 func OpenProvenance(dir string) *ProvenanceLog {
 	l := &ProvenanceLog{path: filepath.Join(dir, ProvenanceFile), seen: map[string]bool{}}
 	_ = eachProvenance(l.path, func(p *Provenance, _ int) error {
-		l.seen[p.Key+"|"+p.Finished] = true
+		l.seen[p.seenKey()] = true
 		return nil
 	})
 	return l
@@ -155,7 +165,7 @@ func OpenProvenance(dir string) *ProvenanceLog {
 func (l *ProvenanceLog) Add(p Provenance) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k := p.Key + "|" + p.Finished
+	k := p.seenKey()
 	if l.seen[k] {
 		return nil
 	}

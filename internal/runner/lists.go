@@ -102,7 +102,7 @@ func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm
 		return err
 	}
 	query := func(what string) ([]byte, error) {
-		res, err := proc.Run(ctx, proc.Spec{Argv: append(append([]string(nil), argv...), "-q", what), Dir: wd, Timeout: listTimeout, TailBytes: 8 << 20})
+		res, err := proc.Run(ctx, proc.Spec{Argv: append(append([]string(nil), argv...), "-q", what), Dir: wd, Timeout: listTimeout, TailBytes: configBytes})
 		if err != nil {
 			return nil, fmt.Errorf("run %s: %w", argv[0], err)
 		}
@@ -138,7 +138,47 @@ func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm
 			}
 		}
 	}
+	r.identify(ctx, j, out, query)
 	return nil
+}
+
+// configBytes bounds what a run-list query may print: -q runconfig of a
+// big INET campaign is a few lines per entry per run.
+const configBytes = 64 << 20
+
+// identify finds what decides each run's result from -q runconfig, so that
+// runs are known by what they compute. It is best effort: where the
+// program cannot tell (or tells it for other runs than its run numbers),
+// runs stay known by their numbers, as before.
+func (r *Runner) identify(ctx context.Context, j *simswarm.ListJob, out *simswarm.RunList, query func(string) ([]byte, error)) {
+	b, err := query("runconfig")
+	if err != nil {
+		r.Log.Info("runner: no run configurations; runs are known by their numbers", "err", err)
+		return
+	}
+	if len(b) >= configBytes {
+		r.Log.Warn("runner: -q runconfig printed too much; runs are known by their numbers", "bytes", len(b))
+		return
+	}
+	cfgs, err := omnetpp.ParseRunConfig(b)
+	if err != nil || len(cfgs) != len(out.Runs) {
+		r.Log.Info("runner: run configurations do not match the run numbers; runs are known by their numbers", "err", err)
+		return
+	}
+	idents := make([]string, len(out.Runs))
+	for i, c := range cfgs {
+		if c.Number != out.Runs[i] || len(c.Entries) == 0 {
+			return
+		}
+		idents[i] = c.Identity()
+	}
+	name := engine.RunConfigObject(j.Key)
+	if err := r.Eng.PutBytes(ctx, name, b); err != nil {
+		r.Log.Warn("runner: store run configurations", "err", err)
+	} else {
+		out.Config = name
+	}
+	out.Idents = idents
 }
 
 func lastLine(b []byte) string {

@@ -39,7 +39,7 @@ func TestRedeliveredJobAnsweredFromItsOutcome(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "log")
 	c := simswarm.Campaign{ID: "0a0a0a0a0a0a0a0a", Workdir: ".", Snapshot: "s", Artifact: "a",
 		Command: simswarm.Command{Kind: simswarm.KindTemplate, Template: "echo ran >> " + log + "; : {resultdir}"}}
-	j := c.RunJob(0, "sub-1")
+	j := c.RunJob(0, "", "sub-1")
 	stored := &simswarm.RunRecord{Key: j.Key, Campaign: c.ID, Run: 0, State: simswarm.RunFailed, Exit: 3, Submission: "sub-1",
 		Host: "elsewhere", Finished: time.Now().Add(-time.Minute).Round(0)}
 	if err := eng.RecordRun(ctx, stored); err != nil {
@@ -81,7 +81,7 @@ func TestRedeliveredJobAnsweredFromItsOutcome(t *testing.T) {
 	// A new submission of the failed run executes it (it cannot: the
 	// snapshot does not exist, so the tree cannot be made; what matters is
 	// that the runner tries instead of answering from the store).
-	j2 := c.RunJob(0, "sub-2")
+	j2 := c.RunJob(0, "", "sub-2")
 	if err := eng.SubmitRuns(ctx, 1, func(int) simswarm.RunJob { return j2 }); err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -283,6 +284,41 @@ func (s *Stage) Adopt(src, name string) error {
 	}
 	s.dst[c] = true
 	s.moves = append(s.moves, move{full, c})
+	return nil
+}
+
+// Take adds to the set a regular file already in the directory, to land
+// as name: it moves into the stage now, so that files trading names (runs
+// renumbered when a campaign grew) never overwrite each other. A stage
+// removed before its commit loses what it took.
+func (s *Stage) Take(from, name string) error {
+	c, err := s.claim(name)
+	if err != nil {
+		return err
+	}
+	fc, err := CheckName(from)
+	if err != nil {
+		return err
+	}
+	if err := s.d.checkWay(fc); err != nil {
+		return err
+	}
+	fi, err := s.d.root.Lstat(fc)
+	if err != nil {
+		return fmt.Errorf("%s: %w", from, explain(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", from)
+	}
+	src := path.Join(s.rel, "took", strconv.Itoa(len(s.moves)))
+	if err := s.d.root.MkdirAll(path.Dir(src), 0o755); err != nil {
+		return fmt.Errorf("take %s: %w", from, explain(err))
+	}
+	if err := s.d.root.Rename(fc, src); err != nil {
+		return fmt.Errorf("take %s: %w", from, explain(err))
+	}
+	s.dst[c] = true
+	s.moves = append(s.moves, move{src, c})
 	return nil
 }
 
