@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/aws"
 	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/embedded"
 	"github.com/simswarm/simswarm/internal/engine"
@@ -40,6 +41,8 @@ type runFlags struct {
 	keepResults             bool
 	dashboard               string
 	list                    string
+	estimateNodes           int
+	instanceType            string
 }
 
 func (r *runFlags) add(f *pflag.FlagSet, run bool) {
@@ -67,6 +70,8 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	r.accel.add(f, "")
 	f.BoolVar(&r.detach, "detach", false, "submit the campaign and return; follow it later with simswarm attach")
 	f.StringVar(&r.dashboard, "dashboard", "", "serve the dashboard on `ADDR` (e.g. 127.0.0.1:9181) while the campaign runs")
+	f.IntVar(&r.estimateNodes, "estimate-nodes", 0, "with --dry-run: estimate the wall time and AWS cost on `N` nodes of --instance-type")
+	f.StringVar(&r.instanceType, "instance-type", "c5.xlarge", "with --estimate-nodes: the EC2 instance `TYPE` of each node")
 	f.StringVar(&r.list, "list", "", "run the commands of `FILE`, one per line: a working directory, then the command (results of each in results/<dir>-<hash>)")
 }
 
@@ -87,6 +92,19 @@ func (r *runFlags) options() (campaign.Options, error) {
 		return o, usageErr("--max-runs must be at least 1, not %d", r.maxRuns)
 	}
 	o.MaxRuns = r.maxRuns
+	if r.estimateNodes != 0 {
+		if !r.dryRun {
+			return o, usageErr("--estimate-nodes estimates a campaign before it runs: use it with --dry-run")
+		}
+		if r.estimateNodes < 0 {
+			return o, usageErr("--estimate-nodes must be at least 1, not %d", r.estimateNodes)
+		}
+		cpus, ok := aws.VCPUs(r.instanceType)
+		if _, priced := aws.HourlyPrice(r.instanceType); !ok || !priced {
+			return o, usageErr("--instance-type %q: not an instance type simswarm has prices for (such as c5.xlarge, c6i.4xlarge, m5.large)", r.instanceType)
+		}
+		o.EstimateSlots = r.estimateNodes * cpus
+	}
 	if r.slots < 1 {
 		return o, usageErr("-j must be at least 1, not %d", r.slots)
 	}
@@ -214,6 +232,12 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 		if sum.Detached {
 			fmt.Fprintf(human, "campaign %s submitted: %d runs, %d already done; follow it with: simswarm attach %s\n",
 				sum.Campaign, sum.Runs, sum.Cached, sum.Campaign)
+		}
+		if o.DryRun && rf.estimateNodes > 0 && sum.Estimate != nil {
+			price, _ := aws.HourlyPrice(rf.instanceType)
+			hours := sum.Estimate.Seconds / 3600
+			fmt.Fprintf(human, "expected AWS cost: $%.2f for %d x %s at $%.4f/h each (on-demand, us-east-1; runs only, not cluster start-up or storage)\n",
+				hours*price*float64(rf.estimateNodes), rf.estimateNodes, rf.instanceType, price)
 		}
 		if rf.asJSON {
 			return writeJSON(stdout, sum)

@@ -1,5 +1,10 @@
 package aws
 
+import (
+	"strconv"
+	"strings"
+)
+
 // hourlyUSD are on-demand Linux prices in us-east-1 (USD per hour) of the
 // instance types a cluster is likely made of. They are for an estimate
 // only: prices differ between regions and change; EBS storage and traffic
@@ -22,4 +27,25 @@ var hourlyUSD = map[string]float64{
 func HourlyPrice(instanceType string) (float64, bool) {
 	p, ok := hourlyUSD[instanceType]
 	return p, ok
+}
+
+// VCPUs is how many vCPUs (run slots) an instance type has, read from its
+// size as EC2 names them (large 2, xlarge 4, 8xlarge 32, medium 2), and
+// whether the size is one of those.
+func VCPUs(instanceType string) (int, bool) {
+	_, size, ok := strings.Cut(instanceType, ".")
+	if !ok {
+		return 0, false
+	}
+	switch size {
+	case "medium", "large":
+		return 2, true
+	case "xlarge":
+		return 4, true
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(size, "xlarge"))
+	if err != nil || !strings.HasSuffix(size, "xlarge") || n < 2 {
+		return 0, false
+	}
+	return 4 * n, true
 }

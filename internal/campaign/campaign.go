@@ -54,6 +54,9 @@ type Options struct {
 	Quiet         bool
 	Stdout        io.Writer
 	Interrupt     <-chan struct{} // closed on Ctrl-C: cancel the campaign
+	// EstimateSlots is the slots --dry-run estimates the wall time on (0:
+	// the connected runners').
+	EstimateSlots int
 	// Server and Creds are how workers would reach this engine, for the
 	// hint that names the command starting a missing one ("" : embedded).
 	Server, Creds string
@@ -95,6 +98,8 @@ type Summary struct {
 	// Projects lists every project of a campaign whose project uses
 	// others, in build order, with what each one's build did.
 	Projects []ProjectInfo `json:"projects,omitempty"`
+	// Estimate is --dry-run's expected wall time, when earlier runs were timed.
+	Estimate *Estimate `json:"estimate,omitempty"`
 }
 
 // BuildInfo says what the campaign's build did.

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/sweep"
@@ -34,6 +36,8 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 	if len(p.runs.idents) > 0 {
 		why = c.reasons(ctx, p)
 	}
+	hist := openHistory(c.Opt.StateDir, p.proj.Name())
+	var todo []int // positions that would run, for the estimate
 	for i := 0; i < n; i++ {
 		select {
 		case <-c.Opt.Interrupt:
@@ -58,12 +62,38 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 				sum.Cached++
 			}
 		}
+		if state != "done" && len(todo) < estimateMax {
+			todo = append(todo, i)
+		}
 		if _, err := fmt.Fprintf(out, "run %d\t%s\t%s\n", run, state, p.runs.Vars(i)); err != nil {
 			return sum, err
 		}
 	}
 	fmt.Fprintf(out, "%d would run, %d already done\n", n-sum.Cached, sum.Cached)
+	slots, where := c.Opt.EstimateSlots, "the "+strconv.Itoa(c.Opt.EstimateSlots)+" slots asked for"
+	if slots == 0 {
+		slots, where = c.slots(ctx), "the runners' slots"
+	}
+	if len(todo) > 0 && len(todo) < estimateMax {
+		sum.Estimate = estimate(hist, p, todo, slots)
+		switch e := sum.Estimate; {
+		case slots == 0:
+			fmt.Fprintln(out, "expected wall time: unknown (no runner is connected)")
+		case e == nil:
+			fmt.Fprintln(out, "expected wall time: unknown (no earlier run of this campaign was timed)")
+		default:
+			fmt.Fprintf(out, "expected wall time: %s on %d slots (%s; %d of %d runs timed before, the others taken as their mean; longest run %s, lower bound %s)\n",
+				seconds(e.Seconds), e.Slots, where, e.Known, e.Runs, seconds(e.Longest), seconds(e.Lower))
+		}
+	}
 	return sum, nil
+}
+
+// estimateMax bounds the runs --dry-run keeps for its estimate.
+const estimateMax = 10_000_000
+
+func seconds(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(100 * time.Millisecond).String()
 }
 
 // buildState says what a project's build came to, for --dry-run.

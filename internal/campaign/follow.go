@@ -54,6 +54,9 @@ type tracker struct {
 	// provenance file says (nil: no provenance yet).
 	own  *results.ProvenanceIndex
 	camp *simswarm.Campaign
+	hist *History
+	// expected is the model's wall time of the runs submitted (0: unknown).
+	expected time.Duration
 }
 
 // provenance notes a finished run in results/provenance.jsonl; a failure to
@@ -107,6 +110,12 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	defer w.Stop()
 	t := newTracker(c, p)
 	t.prov, t.camp, t.own = results.OpenProvenance(p.results), &camp, loadOwners(p.results)
+	t.hist = openHistory(c.Opt.StateDir, p.proj.Name())
+	defer func() {
+		if err := t.hist.save(); err != nil {
+			c.warnf("keep run times for the next campaign: %v", err)
+		}
+	}()
 	t.known(ctx, w)
 	if err := c.Eng.SubmitCampaign(ctx, camp); err != nil {
 		return nil, err
@@ -185,6 +194,16 @@ func (t *tracker) plan(ctx context.Context) ([]int, error) {
 	}
 	t.left = t.p.runs.Len() - t.sum.Cached
 	t.counts = progress.Counts{Total: t.p.runs.Len(), Done: t.sum.Cached}
+	longestFirst(t.hist, t.p, submit, t.index)
+	positions := make([]int, 0, len(submit))
+	for _, n := range submit {
+		if i, ok := t.index(n); ok {
+			positions = append(positions, i)
+		}
+	}
+	if e := estimate(t.hist, t.p, positions, t.c.slots(ctx)); e != nil {
+		t.expected = time.Duration(e.Seconds * float64(time.Second))
+	}
 	return submit, nil
 }
 
@@ -193,6 +212,7 @@ func (t *tracker) plan(ctx context.Context) ([]int, error) {
 func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, error) {
 	c, p := t.c, t.p
 	t.bar = progress.New(c.Opt.Progress, p.runs.Len(), c.Opt.Quiet)
+	t.bar.Expect(t.expected)
 	defer t.bar.Finish()
 	t.bar.Update(t.counts)
 	cw, err := c.Eng.WatchCampaign(ctx, p.id)
@@ -306,6 +326,9 @@ func (t *tracker) count(rec *simswarm.RunRecord) {
 		s.Cached++
 		t.counts.Done++
 	case rec.State == simswarm.RunSucceeded:
+		if i, ok := t.index(rec.Run); ok && t.hist != nil {
+			t.hist.note(t.p, i, rec.Wall)
+		}
 		s.fingerprint(rec.Run, rec.Fingerprint)
 		s.Succeeded++
 		s.Executed++

@@ -32,7 +32,14 @@ type Bar struct {
 	last  time.Time
 	start time.Time
 	quiet bool
+	// expect is the whole campaign's expected wall time from earlier
+	// runs' times (0: none known); the ETA follows it until the runs'
+	// own rate says more.
+	expect time.Duration
 }
+
+// Expect sets the campaign's expected wall time.
+func (b *Bar) Expect(d time.Duration) { b.expect = d }
 
 // New makes a bar for total runs. quiet shows nothing.
 func New(w io.Writer, total int, quiet bool) *Bar {
@@ -68,7 +75,7 @@ func (b *Bar) Update(c Counts) {
 		return
 	}
 	b.last = time.Now()
-	fmt.Fprintf(b.w, "progress: %s (%s)\n", c, eta(b.start, c))
+	fmt.Fprintf(b.w, "progress: %s (%s)\n", c, b.eta(c))
 }
 
 // Finish ends the bar's line.
@@ -79,11 +86,17 @@ func (b *Bar) Finish() {
 	}
 }
 
-func eta(start time.Time, c Counts) string {
+func (b *Bar) eta(c Counts) string {
 	fin := c.Done + c.Failed
+	elapsed := time.Since(b.start)
+	// Earlier runs' times know the long runs; a rate over the first few
+	// does not. The model rules for the first half of the campaign.
+	if b.expect > 0 && elapsed < b.expect && fin*2 < c.Total {
+		return "ETA " + (b.expect - elapsed).Round(time.Second).String() + " (from earlier run times)"
+	}
 	if fin == 0 {
 		return "ETA unknown"
 	}
-	left := time.Duration(float64(time.Since(start)) / float64(fin) * float64(c.Total-fin))
+	left := time.Duration(float64(elapsed) / float64(fin) * float64(c.Total-fin))
 	return "ETA " + left.Round(time.Second).String()
 }
