@@ -125,8 +125,8 @@ func (n number) MarshalJSON() ([]byte, error) {
 
 // combo is what the rounds know of one combination of iteration variables.
 type combo struct {
-	key  string
-	vars []results.Attr
+	key   string
+	vars  []results.Attr
 	reps  int // repetitions asked for so far: 0 .. reps-1
 	accs  []results.Acc
 	first int // lowest run number seen: combinations are shown in run order
@@ -141,7 +141,7 @@ type rounds struct {
 	globs  []string          // a template's [results] files
 	argv   []string          // OMNeT++: the command without -r
 	filter string            // the user's own -r expression
-	keys   map[string]bool // run keys of the rounds' succeeded runs
+	keys   map[string]bool   // run keys of the rounds' succeeded runs
 	combos []*combo
 	byKey  map[string]*combo
 	dir    string
