@@ -196,13 +196,11 @@ func TestOMNeTPPUntil(t *testing.T) {
 	}
 }
 
-// TestUntilTemplate: --until on a simswarm.toml template whose runs write
-// CSV files: the template's {repetition} grows in rounds as an OMNeT++
-// repetition does, per value of its variable.
-func TestUntilTemplate(t *testing.T) {
+// untilTemplate makes a simswarm.toml project whose runs write CSV files:
+// each run prints one value, its variable x plus noise seeded by the
+// repetition (awk's rand, deterministic per seed).
+func untilTemplate(t *testing.T) string {
 	dir := t.TempDir()
-	// Each run prints one value: its variable plus noise seeded by the
-	// repetition (awk's rand, deterministic per seed).
 	toml := `[build]
 command = ""
 [run]
@@ -213,13 +211,18 @@ x = [10, 40]
 files = ["out-*.csv"]
 `
 	os.WriteFile(filepath.Join(dir, "simswarm.toml"), []byte(toml), 0o644)
-	state := t.TempDir()
-	r := runSimswarm(t, dir, state, "run", "-j", "2", "--json", "--until", "v ci95 < 5%", "--max-repetitions", "40")
+	return dir
+}
+
+// checkUntilTemplate checks what --until 'v ci95 < 5%' --max-repetitions
+// 40 did on untilTemplate's project.
+func checkUntilTemplate(t *testing.T, dir string, r result) {
+	t.Helper()
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	rep := untilJSON(t, r)
-	if len(rep.Combinations) != 2 || !rep.Met {
+	if len(rep.Combinations) != 2 || !rep.Met || len(rep.Rounds) < 2 {
 		t.Fatalf("%+v\n%s", rep, r.stderr)
 	}
 	reps := map[string]int{}
@@ -238,6 +241,25 @@ files = ["out-*.csv"]
 	if len(files(t, filepath.Join(dir, "results"), "out-40.csv")) != 1 {
 		t.Errorf("no out-40.csv: the first repetition of x=40 is not run 40")
 	}
+}
+
+// TestUntilTemplate: --until on a simswarm.toml template grows its
+// {repetition} in rounds as an OMNeT++ repetition grows, per value of its
+// variable, on the embedded engine.
+func TestUntilTemplate(t *testing.T) {
+	dir := untilTemplate(t)
+	r := runSimswarm(t, dir, t.TempDir(), "run", "-j", "2", "--json", "--until", "v ci95 < 5%", "--max-repetitions", "40")
+	checkUntilTemplate(t, dir, r)
+}
+
+// TestClusterUntil: the same on a cluster (server, builder, two runners
+// in network namespaces): the rounds only drive campaigns, so they work
+// wherever a campaign does.
+func TestClusterUntil(t *testing.T) {
+	c := newCluster(t, 2)
+	dir := untilTemplate(t)
+	r := c.client(t, dir, "run", "--json", "--until", "v ci95 < 5%", "--max-repetitions", "40")
+	checkUntilTemplate(t, dir, r)
 }
 
 // TestUntilBadInputs: each mistake is one line and exit 2, before an
