@@ -183,6 +183,9 @@ func Run(ctx context.Context, c *campaign.Client, spec Spec) (*Report, error) {
 			want = r.selectGrowth(&opt, grow)
 		}
 		sum, err := (&campaign.Client{Eng: c.Eng, Opt: opt}).Run(ctx)
+		if err == nil && opt.DryRun {
+			fmt.Fprintf(r.out, "--until: this is the first round (%d repetitions of every combination); the next rounds depend on its results\n", first)
+		}
 		if err != nil || opt.DryRun {
 			return nil, err
 		}
