@@ -313,6 +313,17 @@ func (r *rounds) templateRuns(keep func(key string, rep int) bool, limit int) []
 	return runs
 }
 
+// withoutRepetition is a run's combination: its variables but repetition.
+func withoutRepetition(vars []results.Attr) []results.Attr {
+	var out []results.Attr
+	for _, a := range vars {
+		if a.Name != "repetition" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func comboKey(vars []results.Attr) string {
 	var b strings.Builder
 	for _, a := range vars {
@@ -367,12 +378,7 @@ func (r *rounds) read(ctx context.Context, first bool) error {
 		if mine[p.Key] == nil {
 			continue
 		}
-		var vars []results.Attr
-		for _, a := range p.Vars {
-			if a.Name != "repetition" {
-				vars = append(vars, a)
-			}
-		}
+		vars := withoutRepetition(p.Vars)
 		k := comboKey(vars)
 		cb := r.byKey[k]
 		if cb == nil {
@@ -398,13 +404,7 @@ func (r *rounds) read(ctx context.Context, first bool) error {
 		if p == nil || mine[p.Key] == nil {
 			continue
 		}
-		var vars []results.Attr
-		for _, a := range mine[p.Key].Vars {
-			if a.Name != "repetition" {
-				vars = append(vars, a)
-			}
-		}
-		cb := r.byKey[comboKey(vars)]
+		cb := r.byKey[comboKey(withoutRepetition(mine[p.Key].Vars))]
 		add := func(name string, v float64) {
 			if len(r.seen) < 100000 {
 				r.seen[name] = true

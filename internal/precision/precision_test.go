@@ -1,12 +1,15 @@
 package precision
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/results"
 )
 
@@ -185,5 +188,38 @@ func TestCheck(t *testing.T) {
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestRoundSelection: what a round asks OMNeT++ and a template for.
+func TestRoundSelection(t *testing.T) {
+	a := []results.Attr{{Name: "numHosts", Value: "10"}, {Name: "ia", Value: `"exp(2s)"`}}
+	b := []results.Attr{{Name: "numHosts", Value: "20"}, {Name: "ia", Value: `"exp(2s)"`}}
+	r := &rounds{spec: Spec{Max: 20}, argv: []string{"./aloha", "-c", "X"}, filter: "$numHosts<30", byKey: map[string]*combo{}}
+	for _, v := range [][]results.Attr{a, b} {
+		cb := &combo{key: comboKey(v), vars: v}
+		r.combos = append(r.combos, cb)
+		r.byKey[cb.key] = cb
+	}
+	var opt campaign.Options
+	r.selectFirst(&opt, 3)
+	if got := strings.Join(opt.Argv, " "); got != "./aloha --repeat=20 -c X -r ($numHosts<30) && ($repetition<3)" {
+		t.Errorf("first round: %s", got)
+	}
+	want := r.selectGrowth(&opt, map[string][2]int{comboKey(b): {3, 6}})
+	if got := opt.Argv[len(opt.Argv)-1]; want != 3 || got != `($numHosts<30) && (($numHosts==20 && $ia=="exp(2s)" && $repetition>=3 && $repetition<6))` {
+		t.Errorf("second round: %d runs, -r %s", want, got)
+	}
+
+	// A template: run n is combination n/20, repetition n%20.
+	tr := &rounds{spec: Spec{Max: 20}, tmpl: &simswarm.Command{Kind: simswarm.KindTemplate, Vars: []simswarm.Var{{Name: "x", Values: []string{"1", "2"}}}, Repeat: 20}}
+	opt = campaign.Options{}
+	tr.selectFirst(&opt, 3)
+	if opt.Repeat != 20 || fmt.Sprint(opt.Runs) != "[0 1 2 20 21 22]" {
+		t.Errorf("template, first round: repeat %d, runs %v", opt.Repeat, opt.Runs)
+	}
+	tr.selectGrowth(&opt, map[string][2]int{comboKey([]results.Attr{{Name: "x", Value: "2"}}): {3, 5}})
+	if fmt.Sprint(opt.Runs) != "[23 24]" {
+		t.Errorf("template, second round: runs %v", opt.Runs)
 	}
 }
