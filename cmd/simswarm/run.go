@@ -22,6 +22,7 @@ import (
 	"github.com/simswarm/simswarm/internal/embedded"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/omnetpp"
+	"github.com/simswarm/simswarm/internal/precision"
 	"github.com/simswarm/simswarm/internal/proc"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -43,6 +44,8 @@ type runFlags struct {
 	list                    string
 	estimateNodes           int
 	instanceType            string
+	until                   []string
+	maxReps                 int
 }
 
 func (r *runFlags) add(f *pflag.FlagSet, run bool) {
@@ -73,6 +76,8 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	f.IntVar(&r.estimateNodes, "estimate-nodes", 0, "with --dry-run: estimate the wall time and AWS cost on `N` nodes of --instance-type")
 	f.StringVar(&r.instanceType, "instance-type", "c5.xlarge", "with --estimate-nodes: the EC2 instance `TYPE` of each node")
 	f.StringVar(&r.list, "list", "", "run the commands of `FILE`, one per line: a working directory, then the command (results of each in results/<dir>-<hash>)")
+	f.StringArrayVar(&r.until, "until", nil, "add repetitions in rounds until `TARGET` holds for every combination of iteration variables: 'MODULE.SCALAR ci95 < 5%' or '... ci95 < 0.01' (repeatable: all must hold)")
+	f.IntVar(&r.maxReps, "max-repetitions", precision.DefaultMax, "with --until: repetitions per combination at most")
 }
 
 func (r *runFlags) options() (campaign.Options, error) {
@@ -150,6 +155,9 @@ configuration, build or run-list error (nothing ran), 130 interrupted.`,
 				return err
 			}
 			o.Argv = args
+			if len(rf.until) > 0 || cmd.Flags().Changed("max-repetitions") {
+				return runUntil(cmd, &rf, o)
+			}
 			if rf.list != "" {
 				if len(args) > 0 {
 					return usageErr("--list names the commands: give no command after it (got %q)", strings.Join(args, " "))
@@ -195,6 +203,50 @@ func attachCommand() *cobra.Command {
 	}
 	rf.add(cmd.Flags(), false)
 	return cmd
+}
+
+// runUntil is simswarm run --until: the campaign grown in rounds by the
+// precision package.
+func runUntil(cmd *cobra.Command, rf *runFlags, o campaign.Options) error {
+	spec := precision.Spec{Max: rf.maxReps}
+	for _, u := range rf.until {
+		t, err := precision.ParseTarget(u)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		spec.Targets = append(spec.Targets, t)
+	}
+	switch {
+	case rf.list != "" && len(spec.Targets) > 0:
+		return usageErr("--until grows one campaign: it cannot be combined with --list")
+	case rf.detach && len(spec.Targets) > 0:
+		return usageErr("--until reads each round's results before the next: it cannot be combined with --detach")
+	}
+	if err := precision.Check(o.Dir, o.Argv, spec); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	var rep *precision.Report
+	var human io.Writer
+	err := withClient(cmd, rf, &o, func(ctx context.Context, c *campaign.Client) error {
+		human = c.Opt.Stdout
+		var err error
+		rep, err = precision.Run(ctx, c, spec)
+		return err
+	})
+	if err != nil || rep == nil { // an error, or --dry-run (the first round's)
+		return err
+	}
+	if rep.Failed != nil {
+		printSummary(human, rep.Failed)
+		return &exitError{code: 1}
+	}
+	if err := precision.Print(human, rep); err != nil {
+		return err
+	}
+	if rf.asJSON {
+		return writeJSON(cmd.OutOrStdout(), rep)
+	}
+	return nil
 }
 
 // campaignID is the form of simswarm.CampaignID's ids.

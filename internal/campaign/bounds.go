@@ -48,6 +48,7 @@ func Precheck(o Options) error {
 	if err != nil {
 		return &SetupError{Err: err}
 	}
+	o.selectTemplate(&cmd)
 	if cmd.Kind == simswarm.KindTemplate && !o.DryRun {
 		return o.tooMany(sweep.Size(cmd), "the run template ("+sweep.Factors(cmd)+")")
 	}
@@ -67,6 +68,13 @@ type runSet struct {
 }
 
 func templateRuns(c simswarm.Command) runSet {
+	if runs, ok := templateSelection(c); ok {
+		vars := make([]string, len(runs))
+		for i, n := range runs {
+			vars[i] = sweep.Describe(c, n)
+		}
+		return listRuns(&simswarm.RunList{Runs: runs, Vars: vars})
+	}
 	return runSet{tmpl: &c, n: sweep.Count(c)}
 }
 

@@ -60,6 +60,13 @@ type Options struct {
 	// Server and Creds are how workers would reach this engine, for the
 	// hint that names the command starting a missing one ("" : embedded).
 	Server, Creds string
+	// Repeat, when positive, replaces a run template's repeat, and Runs,
+	// when not nil, restricts a template campaign to those run numbers:
+	// how simswarm run --until grows a template's repetitions in rounds
+	// while its run numbers stay those of the final size. (An OMNeT++
+	// command says the same with --repeat and -r among its arguments.)
+	Repeat int
+	Runs   []int
 }
 
 // SetupError is a problem found before any run started: usage,
@@ -214,6 +221,7 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 	if p.cmd, err = command(proj, o.Argv); err != nil {
 		return nil, &SetupError{Err: err}
 	}
+	o.selectTemplate(&p.cmd)
 	if p.cmd.Kind == simswarm.KindTemplate && !o.DryRun {
 		// Before a snapshot or build is paid for.
 		if err := o.tooMany(sweep.Size(p.cmd), "the run template ("+sweep.Factors(p.cmd)+")"); err != nil {

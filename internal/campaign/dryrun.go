@@ -23,7 +23,7 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 		fmt.Fprintf(out, "project %s\t%s\t%s\n", pr.Dir, buildState(pr.Build), pr.Root)
 	}
 	size := fmt.Sprint(n)
-	if p.cmd.Kind == simswarm.KindTemplate {
+	if p.cmd.Kind == simswarm.KindTemplate && p.cmd.Filter == "" {
 		size = sweep.Size(p.cmd).String()
 	}
 	fmt.Fprintf(out, "campaign %s: %s runs of %s in %s\n", p.id, size, describe(p.cmd), p.proj.Workdir)

@@ -369,3 +369,9 @@ func ExportTemplate(ctx context.Context, w io.Writer, dir string, files []string
 	}
 	return rep, rw.close()
 }
+
+// TemplateRecords calls fn with every record of a template result file
+// (a CSV row, a JSON object): its keys in order and their values as text.
+func TemplateRecords(file string, fn func(keys []string, values map[string]string) error) error {
+	return eachRecord(file, fn)
+}

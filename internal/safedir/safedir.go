@@ -459,6 +459,11 @@ func (d *Dir) Sweep() (int, error) {
 	}
 	names, err := f.Readdirnames(-1)
 	f.Close()
+	if errors.Is(err, fs.ErrNotExist) {
+		// Removed between the open and the read, by a stage that was the
+		// last one in it (back-to-back campaigns: simswarm run --until).
+		return 0, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("sweep %s: %w", d.path, explain(err))
 	}
