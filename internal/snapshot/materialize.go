@@ -69,32 +69,12 @@ type stateRec struct {
 // from the manifest or is already in dir) are refused. Fetch is called from
 // several goroutines at once.
 func Materialize(ctx context.Context, dir string, m *Manifest, fetch Fetch) (err error) {
-	if m == nil {
-		return errors.New("snapshot: materialize: nil manifest")
-	}
-	if err := m.validate(); err != nil {
+	mt, err := openTree(dir, m)
+	if err != nil {
 		return err
 	}
-	want := make(map[string]bool, len(m.Entries))
-	for _, e := range m.Entries {
-		if e.Path == StateFile {
-			return fmt.Errorf("snapshot: manifest entry %q: the name is reserved for Materialize's state file", e.Path)
-		}
-		want[e.Path] = true
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("snapshot: materialize: %w", err)
-	}
-	// All file operations go through os.Root, which refuses to leave dir even
-	// if a symlink appears under our feet; the explicit parent checks below
-	// additionally refuse symlinks that stay inside dir.
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return fmt.Errorf("snapshot: materialize: %w", err)
-	}
-	defer root.Close()
-
-	mt := &materializer{root: root, dir: dir, fetch: fetch, files: loadState(root)}
+	defer mt.root.Close()
+	mt.fetch = fetch
 	// The state is saved even after a failure, recording what was done, so
 	// the next call neither rewrites finished files nor forgets files it
 	// must remove later.
@@ -108,9 +88,50 @@ func Materialize(ctx context.Context, dir string, m *Manifest, fetch Fetch) (err
 			err = serr
 		}
 	}()
+	if err := mt.removeOld(ctx, m); err != nil {
+		return err
+	}
+	if err := mt.writeAll(ctx, m.Entries); err != nil {
+		return err
+	}
+	complete = true
+	return nil
+}
 
-	// Removals first: a file of the old tree may stand where the new tree
-	// needs a directory. Deepest paths first, so emptied directories can go.
+// openTree checks m and opens dir with its state for materialising m.
+func openTree(dir string, m *Manifest) (*materializer, error) {
+	if m == nil {
+		return nil, errors.New("snapshot: materialize: nil manifest")
+	}
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	for _, e := range m.Entries {
+		if e.Path == StateFile {
+			return nil, fmt.Errorf("snapshot: manifest entry %q: the name is reserved for Materialize's state file", e.Path)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("snapshot: materialize: %w", err)
+	}
+	// All file operations go through os.Root, which refuses to leave dir even
+	// if a symlink appears under our feet; the explicit parent checks below
+	// additionally refuse symlinks that stay inside dir.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: materialize: %w", err)
+	}
+	return &materializer{root: root, dir: dir, files: loadState(root)}, nil
+}
+
+// removeOld removes the files of the previous manifest that m lacks. It
+// comes before any write: a file of the old tree may stand where the new
+// tree needs a directory. Deepest paths first, so emptied directories can go.
+func (mt *materializer) removeOld(ctx context.Context, m *Manifest) error {
+	want := make(map[string]bool, len(m.Entries))
+	for _, e := range m.Entries {
+		want[e.Path] = true
+	}
 	var gone []string
 	for p := range mt.files {
 		if !want[p] {
@@ -126,11 +147,6 @@ func Materialize(ctx context.Context, dir string, m *Manifest, fetch Fetch) (err
 			return err
 		}
 	}
-
-	if err := mt.writeAll(ctx, m.Entries); err != nil {
-		return err
-	}
-	complete = true
 	return nil
 }
 
@@ -294,39 +310,50 @@ func perm(mode string) fs.FileMode {
 
 // writeOne makes one entry right, leaving it alone when it already is.
 func (mt *materializer) writeOne(ctx context.Context, e *Entry) error {
-	if err := mt.checkParents(e.Path); err != nil {
+	need, err := mt.settle(e)
+	if err != nil || !need {
 		return err
+	}
+	return mt.writeFile(e, func(w io.Writer) error { return mt.fetch(ctx, e.Hash, w) })
+}
+
+// settle makes e right where that takes no content (a symlink; a file that
+// already holds it, whose executable bit at most is off) and reports
+// whether e's content must still be written.
+func (mt *materializer) settle(e *Entry) (bool, error) {
+	if err := mt.checkParents(e.Path); err != nil {
+		return false, err
 	}
 	fi, err := mt.root.Lstat(e.Path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+		return false, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	exists := err == nil
 	if exists && fi.IsDir() {
-		return fmt.Errorf("snapshot: materialize %s: a directory is in the way", e.Path)
+		return false, fmt.Errorf("snapshot: materialize %s: a directory is in the way", e.Path)
 	}
 
 	if e.Mode == ModeSymlink {
 		if exists && fi.Mode().Type() == fs.ModeSymlink {
 			if target, err := mt.root.Readlink(e.Path); err == nil && target == e.Link {
 				mt.setRec(e.Path, stateRec{Mode: ModeSymlink, Link: e.Link})
-				return nil
+				return false, nil
 			}
 		}
-		return mt.writeSymlink(e)
+		return false, mt.writeSymlink(e)
 	}
 
 	if exists && fi.Mode().IsRegular() && mt.upToDate(e, fi) {
 		// Only the executable bit may be off; chmod keeps the mtime.
 		if (fi.Mode().Perm()&0o100 != 0) != (e.Mode == ModeExec) {
 			if err := mt.root.Chmod(e.Path, perm(e.Mode)); err != nil {
-				return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+				return false, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 			}
 		}
 		mt.setRec(e.Path, stateRec{Mode: e.Mode, Hash: e.Hash, Size: fi.Size(), MTime: fi.ModTime().UnixNano()})
-		return nil
+		return false, nil
 	}
-	return mt.writeFile(ctx, e)
+	return true, nil
 }
 
 // upToDate reports whether the regular file fi at e.Path already holds e's
@@ -404,7 +431,22 @@ func (v *verifyWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (mt *materializer) writeFile(ctx context.Context, e *Entry) (err error) {
+// CorruptError is a blob whose content is not what the manifest says: the
+// file it was meant for is not written. A caller that took the blob from a
+// cache of its own drops it there and fetches it again.
+type CorruptError struct {
+	Path, Hash string
+	detail     string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("snapshot: materialize %s: blob %s %s", e.Path, e.Hash, e.detail)
+}
+
+// writeFile writes e's content, which fill writes to the writer it is
+// given, under a temporary name, and renames it into place only once the
+// content proved to be e's.
+func (mt *materializer) writeFile(e *Entry, fill func(io.Writer) error) (err error) {
 	if err := mt.mkdirs(e.Path); err != nil {
 		return err
 	}
@@ -421,14 +463,14 @@ func (mt *materializer) writeFile(ctx context.Context, e *Entry) (err error) {
 	}()
 	bw := bufio.NewWriterSize(f, 256<<10)
 	v := &verifyWriter{w: bw, h: sha256.New(), limit: e.Size}
-	if ferr := mt.fetch(ctx, e.Hash, v); ferr != nil && !v.over {
+	if ferr := fill(v); ferr != nil && !v.over {
 		return fmt.Errorf("snapshot: materialize %s: fetching blob %s: %w", e.Path, e.Hash, ferr)
 	}
 	if got := hex.EncodeToString(v.h.Sum(nil)); v.over || got != e.Hash || v.n != e.Size {
 		if v.over {
-			return fmt.Errorf("snapshot: materialize %s: blob %s is longer than the %d bytes the manifest says", e.Path, e.Hash, e.Size)
+			return &CorruptError{e.Path, e.Hash, fmt.Sprintf("is longer than the %d bytes the manifest says", e.Size)}
 		}
-		return fmt.Errorf("snapshot: materialize %s: blob %s is corrupt: got %d bytes with sha256 %s, want %d bytes", e.Path, e.Hash, v.n, got, e.Size)
+		return &CorruptError{e.Path, e.Hash, fmt.Sprintf("is corrupt: got %d bytes with sha256 %s, want %d bytes", v.n, got, e.Size)}
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))

@@ -3,13 +3,18 @@ package snapshot
 import (
 	"archive/tar"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/simswarm/simswarm/internal/fserr"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -128,30 +133,141 @@ func (c BlobCache) Missing(m *Manifest) (hashes []string, bytes int64) {
 	return hashes, bytes
 }
 
-// ReadPack stores the pack entries the cache lacks, skipping the others,
-// and returns how many it stored.
-func (c BlobCache) ReadPack(r io.Reader) (int, error) {
+// Remove drops hash from the cache.
+func (c BlobCache) Remove(hash string) error {
+	err := os.Remove(c.path(hash))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// adopt makes the cache hold hash by a hard link to file, whose content
+// was verified as it was written and which fi describes: no second copy,
+// no second hash. The link is made under a temporary name and checked to
+// be that very file before it takes the blob's name. Where no link can be
+// made (the cache on another file system), the content is copied.
+func (c BlobCache) adopt(hash, file string, fi fs.FileInfo) error {
+	p := c.path(hash)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(p), ".link-"+rand.Text())
+	if os.Link(file, tmp) == nil {
+		if li, err := os.Lstat(tmp); err == nil && os.SameFile(li, fi) {
+			if err := os.Rename(tmp, p); err != nil {
+				os.Remove(tmp)
+				return err
+			}
+			return nil
+		}
+		os.Remove(tmp)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return c.Put(hash, f)
+}
+
+// MaterializePack lays the files of m whose content the pack r holds out
+// in dir straight from the stream: each content is written once, where
+// the tree needs it, and verified against its hash while it is written (a
+// file whose content does not match is never renamed into place). The
+// host's cache then takes each verified file by a hard link (adopt), so a
+// later tree of a snapshot sharing it finds it there at no second write.
+// A content the tree does not need but the cache lacks goes into the
+// cache.
+//
+// It leaves the rest of the tree (symlinks, a second path of the same
+// content, files the pack lacks) to Materialize, which completes it from
+// the cache: call Materialize after it. Both keep one state file, so
+// Materialize leaves what this wrote untouched. It returns how many
+// contents it took from the pack.
+//
+// The cache's file and the tree's file are then one file: a run that
+// writes into its tree in place changes the cached content too. A tree
+// taking the content from the cache verifies it as it copies it (a
+// CorruptError, after which the caller drops the entry and fetches it
+// again), and only trees laid out from a pack share files with the cache,
+// never with each other, so such a run can spoil nothing but its own tree.
+func MaterializePack(ctx context.Context, dir string, m *Manifest, r io.Reader, cache BlobCache) (n int, err error) {
+	mt, err := openTree(dir, m)
+	if err != nil {
+		return 0, err
+	}
+	defer mt.root.Close()
+	defer func() {
+		if serr := mt.saveState(""); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	if err := mt.removeOld(ctx, m); err != nil {
+		return 0, err
+	}
+	need := map[string]*Entry{}
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		if e.Mode == ModeSymlink || need[e.Hash] != nil {
+			continue
+		}
+		write, err := mt.settle(e)
+		if err != nil {
+			return 0, err
+		}
+		if write {
+			need[e.Hash] = e
+		}
+	}
 	zr, err := zstd.NewReader(r)
 	if err != nil {
 		return 0, err
 	}
 	defer zr.Close()
 	tr := tar.NewReader(zr)
-	n := 0
+	buf := make([]byte, 1<<20)
 	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
 		h, err := tr.Next()
 		if err == io.EOF {
 			return n, nil
 		}
 		if err != nil {
-			return n, fmt.Errorf("read pack: %w", err)
+			return n, fmt.Errorf("snapshot: read pack: %w", err)
 		}
-		if h.Typeflag != tar.TypeReg || !validHash(h.Name) || c.Has(h.Name) {
+		if h.Typeflag != tar.TypeReg || !validHash(h.Name) {
 			continue
 		}
-		if err := c.Put(h.Name, tr); err != nil {
-			return n, fmt.Errorf("read pack: %w", err)
+		e := need[h.Name]
+		if e == nil {
+			if !cache.Has(h.Name) {
+				if err := cache.Put(h.Name, tr); err != nil {
+					return n, fmt.Errorf("snapshot: read pack: %w", err)
+				}
+				n++
+			}
+			continue
+		}
+		delete(need, h.Name)
+		if err := mt.writeFile(e, func(w io.Writer) error {
+			_, err := io.CopyBuffer(w, tr, buf)
+			return err
+		}); err != nil {
+			return n, err
 		}
 		n++
+		if cache.Has(h.Name) {
+			continue
+		}
+		fi, err := mt.root.Lstat(e.Path)
+		if err == nil {
+			err = cache.adopt(h.Name, filepath.Join(dir, filepath.FromSlash(e.Path)), fi)
+		}
+		if err != nil {
+			return n, fmt.Errorf("snapshot: blob cache: %s: %w", e.Path, fserr.WithoutPath(err))
+		}
 	}
 }
