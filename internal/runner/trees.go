@@ -283,12 +283,15 @@ func (c *treeCache) layOut(ctx context.Context, snap string, man *snapshot.Manif
 			if err != nil {
 				return got, fmt.Errorf("fetch snapshot %s: %w", simswarm.Short(snap), err)
 			}
-			_, err = snapshot.MaterializePack(ctx, dir, man, obj, bc)
+			_, complete, err := snapshot.MaterializePack(ctx, dir, man, obj, bc)
 			obj.Close()
 			if err != nil {
 				return got, fmt.Errorf("fetch snapshot %s: %w", simswarm.Short(snap), err)
 			}
 			got.pack = true
+			if complete {
+				return got, nil
+			}
 		}
 	}
 	for round := 0; ; round++ {

@@ -73,7 +73,7 @@ func Materialize(ctx context.Context, dir string, m *Manifest, fetch Fetch) (err
 	if err != nil {
 		return err
 	}
-	defer mt.root.Close()
+	defer mt.close()
 	mt.fetch = fetch
 	// The state is saved even after a failure, recording what was done, so
 	// the next call neither rewrites finished files nor forgets files it
@@ -160,6 +160,8 @@ type materializer struct {
 
 	dirsOK sync.Map // directory path -> true once checked to be a real directory
 	tmpSeq atomic.Int64
+	subs   sync.Map // directory path -> *os.Root (dirRoot)
+	nsubs  atomic.Int32
 }
 
 func (mt *materializer) setRec(p string, r stateRec) {
@@ -314,7 +316,8 @@ func (mt *materializer) writeOne(ctx context.Context, e *Entry) error {
 	if err != nil || !need {
 		return err
 	}
-	return mt.writeFile(e, func(w io.Writer) error { return mt.fetch(ctx, e.Hash, w) })
+	_, err = mt.writeFile(e, func(w io.Writer) error { return mt.fetch(ctx, e.Hash, w) })
+	return err
 }
 
 // settle makes e right where that takes no content (a symlink; a file that
@@ -445,50 +448,109 @@ func (e *CorruptError) Error() string {
 
 // writeFile writes e's content, which fill writes to the writer it is
 // given, under a temporary name, and renames it into place only once the
-// content proved to be e's.
-func (mt *materializer) writeFile(e *Entry, fill func(io.Writer) error) (err error) {
-	if err := mt.mkdirs(e.Path); err != nil {
-		return err
-	}
-	tmp := mt.tmpName(path.Dir(e.Path))
-	f, err := mt.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm(e.Mode))
+// content proved to be e's. It returns the file as written.
+func (mt *materializer) writeFile(e *Entry, fill func(io.Writer) error) (_ fs.FileInfo, err error) {
+	dr, release, err := mt.dirRoot(path.Dir(e.Path))
 	if err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+		return nil, err
+	}
+	defer release()
+	base := path.Base(e.Path)
+	tmp := mt.tmpName(".")
+	f, err := dr.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm(e.Mode))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			mt.root.Remove(tmp)
+			dr.Remove(tmp)
 		}
 	}()
 	bw := bufio.NewWriterSize(f, 256<<10)
 	v := &verifyWriter{w: bw, h: sha256.New(), limit: e.Size}
 	if ferr := fill(v); ferr != nil && !v.over {
-		return fmt.Errorf("snapshot: materialize %s: fetching blob %s: %w", e.Path, e.Hash, ferr)
+		return nil, fmt.Errorf("snapshot: materialize %s: fetching blob %s: %w", e.Path, e.Hash, ferr)
 	}
 	if got := hex.EncodeToString(v.h.Sum(nil)); v.over || got != e.Hash || v.n != e.Size {
 		if v.over {
-			return &CorruptError{e.Path, e.Hash, fmt.Sprintf("is longer than the %d bytes the manifest says", e.Size)}
+			return nil, &CorruptError{e.Path, e.Hash, fmt.Sprintf("is longer than the %d bytes the manifest says", e.Size)}
 		}
-		return &CorruptError{e.Path, e.Hash, fmt.Sprintf("is corrupt: got %d bytes with sha256 %s, want %d bytes", v.n, got, e.Size)}
+		return nil, &CorruptError{e.Path, e.Hash, fmt.Sprintf("is corrupt: got %d bytes with sha256 %s, want %d bytes", v.n, got, e.Size)}
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+		return nil, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	// The umask may have narrowed the mode given to OpenFile.
 	if err := f.Chmod(perm(e.Mode)); err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+		return nil, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+	// Size and mtime are final once written: neither close nor rename
+	// changes them.
+	fi, err := f.Stat()
+	if err == nil {
+		err = f.Close()
 	}
-	if err := mt.root.Rename(tmp, e.Path); err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
-	}
-	fi, err := mt.root.Lstat(e.Path)
 	if err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+		return nil, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+	}
+	if err := dr.Rename(tmp, base); err != nil {
+		return nil, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	mt.setRec(e.Path, stateRec{Mode: e.Mode, Hash: e.Hash, Size: fi.Size(), MTime: fi.ModTime().UnixNano()})
-	return nil
+	return fi, nil
+}
+
+// maxDirRoots bounds the directories a materializer keeps open.
+const maxDirRoots = 256
+
+// dirRoot returns a root on directory d of the tree, creating it: a
+// file's writes then name it by its last component alone, where each
+// operation through the tree's root would walk every directory above it
+// again (a syscall each way per component, for each of a file's five
+// operations). Up to maxDirRoots stay open for the next file there.
+func (mt *materializer) dirRoot(d string) (*os.Root, func(), error) {
+	if d == "." {
+		return mt.root, func() {}, nil
+	}
+	if r, ok := mt.subs.Load(d); ok {
+		return r.(*os.Root), func() {}, nil
+	}
+	if err := mt.root.MkdirAll(d, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("snapshot: materialize %s: %w", d, fserr.WithoutPath(err))
+	}
+	r, err := mt.root.OpenRoot(d)
+	if err != nil {
+		return nil, nil, fmt.Errorf("snapshot: materialize %s: %w", d, fserr.WithoutPath(err))
+	}
+	if mt.nsubs.Add(1) > maxDirRoots {
+		mt.nsubs.Add(-1)
+		return r, func() { r.Close() }, nil
+	}
+	if old, loaded := mt.subs.LoadOrStore(d, r); loaded {
+		mt.nsubs.Add(-1)
+		r.Close()
+		r = old.(*os.Root)
+	}
+	return r, func() {}, nil
+}
+
+// empty reports whether the tree's directory holds nothing at all.
+func (mt *materializer) empty() bool {
+	f, err := mt.root.Open(".")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, err = f.Readdirnames(1)
+	return err == io.EOF
+}
+
+// close releases the tree and the directories kept open.
+func (mt *materializer) close() {
+	mt.subs.Range(func(_, r any) bool {
+		r.(*os.Root).Close()
+		return true
+	})
+	mt.root.Close()
 }

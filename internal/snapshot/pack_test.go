@@ -84,12 +84,9 @@ func TestMaterializePack(t *testing.T) {
 		t.Fatalf("an empty cache misses %d contents, want 71", len(miss))
 	}
 	dst := t.TempDir()
-	n, err := MaterializePack(ctx, dst, m, bytes.NewReader(pack), bc)
-	if err != nil || n != 71 {
-		t.Fatalf("the pack gave %d contents (%v), want 71", n, err)
-	}
-	if err := Materialize(ctx, dst, m, bc.Fetch); err != nil {
-		t.Fatal(err)
+	n, complete, err := MaterializePack(ctx, dst, m, bytes.NewReader(pack), bc)
+	if err != nil || n != 71 || !complete {
+		t.Fatalf("the pack gave %d contents (complete %v, %v), want 71 and a whole tree", n, complete, err)
 	}
 	if got := materialized(t, dst); got.Key() != m.Key() {
 		t.Fatalf("tree from the pack differs from the source:\n got %s\nwant %s", got.Encode(), m.Encode())
@@ -114,8 +111,8 @@ func TestMaterializePack(t *testing.T) {
 
 	// A pack that brings nothing new stores nothing and rewrites nothing.
 	before := lstat(t, dst, "src/f5.cc")
-	if n, err := MaterializePack(ctx, dst, m, bytes.NewReader(pack), bc); err != nil || n != 0 {
-		t.Errorf("a second pack into the finished tree took %d contents (%v)", n, err)
+	if n, complete, err := MaterializePack(ctx, dst, m, bytes.NewReader(pack), bc); err != nil || n != 0 || !complete {
+		t.Errorf("a second pack into the finished tree took %d contents (complete %v, %v)", n, complete, err)
 	}
 	if after := lstat(t, dst, "src/f5.cc"); !os.SameFile(before, after) || !before.ModTime().Equal(after.ModTime()) {
 		t.Error("a file already in place was rewritten")
@@ -143,7 +140,7 @@ func TestMaterializePackWrittenInPlace(t *testing.T) {
 	_, m, pack := packTree(t)
 	bc := BlobCache{Dir: t.TempDir()}
 	dst := t.TempDir()
-	if _, err := MaterializePack(ctx, dst, m, bytes.NewReader(pack), bc); err != nil {
+	if _, _, err := MaterializePack(ctx, dst, m, bytes.NewReader(pack), bc); err != nil {
 		t.Fatal(err)
 	}
 	e, _ := entry(m, "src/f3.cc")
@@ -217,7 +214,7 @@ func TestMaterializePackBad(t *testing.T) {
 	for name, p := range cases {
 		bc := BlobCache{Dir: t.TempDir()}
 		dst := t.TempDir()
-		_, err := MaterializePack(ctx, dst, m, bytes.NewReader(p), bc)
+		_, _, err := MaterializePack(ctx, dst, m, bytes.NewReader(p), bc)
 		if err == nil {
 			t.Errorf("%s pack: no error", name)
 			continue
