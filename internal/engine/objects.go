@@ -51,23 +51,34 @@ func (e *Engine) PutBytes(ctx context.Context, name string, b []byte) error {
 
 // OpenObject reads the object name; close it when done.
 func (e *Engine) OpenObject(ctx context.Context, name string) (io.ReadCloser, error) {
+	// Without a deadline the jetstream client gives the whole read its
+	// default API timeout of 5 s, which a pack or an artifact of a few
+	// hundred MB on a busy host outlasts ("nats: timeout" midway).
+	cancel := func() {}
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancel = context.WithTimeout(ctx, 6*time.Hour)
+	}
 	r, err := e.blob.Get(ctx, name)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("fetch %s: %w", name, err)
 	}
-	return r, nil
+	return &object{r, cancel}, nil
+}
+
+type object struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (o *object) Close() error {
+	err := o.ReadCloser.Close()
+	o.cancel()
+	return err
 }
 
 // GetObject copies the object name to w.
 func (e *Engine) GetObject(ctx context.Context, name string, w io.Writer) error {
-	// Without a deadline the jetstream client gives the whole read its
-	// default API timeout of 5 s, which a pack or an artifact of a few
-	// hundred MB on a busy host outlasts ("nats: timeout" midway).
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 6*time.Hour)
-		defer cancel()
-	}
 	r, err := e.OpenObject(ctx, name)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/layout"
 	"github.com/simswarm/simswarm/internal/snapshot"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -189,10 +191,7 @@ func (c *treeCache) materialise(ctx context.Context, tree, snap, art string, l *
 	if err != nil {
 		return err
 	}
-	got, err := c.fetchSources(ctx, snap, man)
-	if err == nil {
-		err = snapshot.Materialize(ctx, dir, man, c.blobs().Fetch)
-	}
+	got, err := c.layOut(ctx, snap, man, dir)
 	unlockBlobs()
 	if err != nil {
 		return fmt.Errorf("materialise snapshot %s: %w", simswarm.Short(snap), err)
@@ -267,54 +266,77 @@ type fetched struct {
 	pack  bool
 }
 
-// fetchSources brings the files of a snapshot the host lacks into its blob
-// cache: as the snapshot's pack (one stream) when most of a big tree is
-// missing, which is every tree's first time on a host; else one file at a
-// time, which is a rerun after a few files changed.
-func (c *treeCache) fetchSources(ctx context.Context, snap string, man *snapshot.Manifest) (fetched, error) {
+// layOut lays the snapshot out in dir, fetching what the host's blob cache
+// lacks: as the snapshot's pack (one stream) when most of a big tree is
+// missing, which is every tree's first time on a host, written straight
+// into the tree (and linked into the cache from there); else one file at a
+// time into the cache, which is a rerun after a few files changed. What the
+// pack did not bring comes from the cache.
+func (c *treeCache) layOut(ctx context.Context, snap string, man *snapshot.Manifest, dir string) (fetched, error) {
 	bc := c.blobs()
 	missing, bytes := bc.Missing(man)
 	got := fetched{files: len(missing), bytes: bytes}
-	if len(missing) == 0 {
-		return got, nil
-	}
-	distinct := len(man.Blobs())
-	if len(missing) >= snapshot.PackMin && 2*len(missing) >= distinct {
+	if len(missing) >= snapshot.PackMin && 2*len(missing) >= len(man.Blobs()) {
 		if has, _ := c.eng.HasObject(ctx, engine.PackObject(snap)); has {
 			c.log.Info("fetching sources", "snapshot", simswarm.Short(snap), "files", len(missing), "bytes", bytes, "pack", true)
-			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(c.eng.GetObject(ctx, engine.PackObject(snap), pw)) }()
-			_, err := bc.ReadPack(pr)
-			pr.CloseWithError(err)
+			obj, err := c.eng.OpenObject(ctx, engine.PackObject(snap))
+			if err != nil {
+				return got, fmt.Errorf("fetch snapshot %s: %w", simswarm.Short(snap), err)
+			}
+			_, complete, err := snapshot.MaterializePack(ctx, dir, man, obj, bc)
+			obj.Close()
 			if err != nil {
 				return got, fmt.Errorf("fetch snapshot %s: %w", simswarm.Short(snap), err)
 			}
 			got.pack = true
-			if missing, _ = bc.Missing(man); len(missing) == 0 {
+			if complete {
 				return got, nil
 			}
 		}
 	}
-	if !got.pack {
+	for round := 0; ; round++ {
+		if err := c.fetchFiles(ctx, snap, man, !got.pack || round > 0); err != nil {
+			return got, err
+		}
+		err := snapshot.Materialize(ctx, dir, man, bc.Fetch)
+		var bad *snapshot.CorruptError
+		if err == nil || round == 2 || !errors.As(err, &bad) {
+			return got, err
+		}
+		// The entry is the file of the tree it came with (MaterializePack),
+		// and a run there wrote into it: fetch the content again.
+		c.log.Warn("cached source content changed on disk, fetching it again", "snapshot", simswarm.Short(snap), "path", bad.Path, "hash", bad.Hash)
+		if err := bc.Remove(bad.Hash); err != nil {
+			return got, fmt.Errorf("blob cache: %w", err)
+		}
+		got.files++
+	}
+}
+
+// fetchFiles brings the contents of a snapshot the blob cache lacks into
+// it, one object each.
+func (c *treeCache) fetchFiles(ctx context.Context, snap string, man *snapshot.Manifest, say bool) error {
+	bc := c.blobs()
+	missing, bytes := bc.Missing(man)
+	if len(missing) == 0 {
+		return nil
+	}
+	if say {
 		c.log.Info("fetching sources", "snapshot", simswarm.Short(snap), "files", len(missing), "bytes", bytes, "pack", false)
 	}
-	errc := make(chan error, len(missing))
-	sem := make(chan struct{}, 8)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
 	for _, h := range missing {
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem }()
+		g.Go(func() error {
 			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(c.eng.GetObject(ctx, engine.FileObject(h), pw)) }()
+			go func() { pw.CloseWithError(c.eng.GetObject(gctx, engine.FileObject(h), pw)) }()
 			err := bc.Put(h, pr)
 			pr.CloseWithError(err)
-			errc <- err
-		}()
+			return err
+		})
 	}
-	for range missing {
-		if err := <-errc; err != nil {
-			return got, fmt.Errorf("fetch snapshot %s: %w", simswarm.Short(snap), err)
-		}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("fetch snapshot %s: %w", simswarm.Short(snap), err)
 	}
-	return got, nil
+	return nil
 }

@@ -69,32 +69,12 @@ type stateRec struct {
 // from the manifest or is already in dir) are refused. Fetch is called from
 // several goroutines at once.
 func Materialize(ctx context.Context, dir string, m *Manifest, fetch Fetch) (err error) {
-	if m == nil {
-		return errors.New("snapshot: materialize: nil manifest")
-	}
-	if err := m.validate(); err != nil {
+	mt, err := openTree(dir, m)
+	if err != nil {
 		return err
 	}
-	want := make(map[string]bool, len(m.Entries))
-	for _, e := range m.Entries {
-		if e.Path == StateFile {
-			return fmt.Errorf("snapshot: manifest entry %q: the name is reserved for Materialize's state file", e.Path)
-		}
-		want[e.Path] = true
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("snapshot: materialize: %w", err)
-	}
-	// All file operations go through os.Root, which refuses to leave dir even
-	// if a symlink appears under our feet; the explicit parent checks below
-	// additionally refuse symlinks that stay inside dir.
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return fmt.Errorf("snapshot: materialize: %w", err)
-	}
-	defer root.Close()
-
-	mt := &materializer{root: root, dir: dir, fetch: fetch, files: loadState(root)}
+	defer mt.close()
+	mt.fetch = fetch
 	// The state is saved even after a failure, recording what was done, so
 	// the next call neither rewrites finished files nor forgets files it
 	// must remove later.
@@ -108,9 +88,50 @@ func Materialize(ctx context.Context, dir string, m *Manifest, fetch Fetch) (err
 			err = serr
 		}
 	}()
+	if err := mt.removeOld(ctx, m); err != nil {
+		return err
+	}
+	if err := mt.writeAll(ctx, m.Entries); err != nil {
+		return err
+	}
+	complete = true
+	return nil
+}
 
-	// Removals first: a file of the old tree may stand where the new tree
-	// needs a directory. Deepest paths first, so emptied directories can go.
+// openTree checks m and opens dir with its state for materialising m.
+func openTree(dir string, m *Manifest) (*materializer, error) {
+	if m == nil {
+		return nil, errors.New("snapshot: materialize: nil manifest")
+	}
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	for _, e := range m.Entries {
+		if e.Path == StateFile {
+			return nil, fmt.Errorf("snapshot: manifest entry %q: the name is reserved for Materialize's state file", e.Path)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("snapshot: materialize: %w", err)
+	}
+	// All file operations go through os.Root, which refuses to leave dir even
+	// if a symlink appears under our feet; the explicit parent checks below
+	// additionally refuse symlinks that stay inside dir.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: materialize: %w", err)
+	}
+	return &materializer{root: root, dir: dir, files: loadState(root)}, nil
+}
+
+// removeOld removes the files of the previous manifest that m lacks. It
+// comes before any write: a file of the old tree may stand where the new
+// tree needs a directory. Deepest paths first, so emptied directories can go.
+func (mt *materializer) removeOld(ctx context.Context, m *Manifest) error {
+	want := make(map[string]bool, len(m.Entries))
+	for _, e := range m.Entries {
+		want[e.Path] = true
+	}
 	var gone []string
 	for p := range mt.files {
 		if !want[p] {
@@ -126,11 +147,6 @@ func Materialize(ctx context.Context, dir string, m *Manifest, fetch Fetch) (err
 			return err
 		}
 	}
-
-	if err := mt.writeAll(ctx, m.Entries); err != nil {
-		return err
-	}
-	complete = true
 	return nil
 }
 
@@ -144,6 +160,8 @@ type materializer struct {
 
 	dirsOK sync.Map // directory path -> true once checked to be a real directory
 	tmpSeq atomic.Int64
+	subs   sync.Map // directory path -> *os.Root (dirRoot)
+	nsubs  atomic.Int32
 }
 
 func (mt *materializer) setRec(p string, r stateRec) {
@@ -294,39 +312,51 @@ func perm(mode string) fs.FileMode {
 
 // writeOne makes one entry right, leaving it alone when it already is.
 func (mt *materializer) writeOne(ctx context.Context, e *Entry) error {
-	if err := mt.checkParents(e.Path); err != nil {
+	need, err := mt.settle(e)
+	if err != nil || !need {
 		return err
+	}
+	_, err = mt.writeFile(e, func(w io.Writer) error { return mt.fetch(ctx, e.Hash, w) })
+	return err
+}
+
+// settle makes e right where that takes no content (a symlink; a file that
+// already holds it, whose executable bit at most is off) and reports
+// whether e's content must still be written.
+func (mt *materializer) settle(e *Entry) (bool, error) {
+	if err := mt.checkParents(e.Path); err != nil {
+		return false, err
 	}
 	fi, err := mt.root.Lstat(e.Path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+		return false, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	exists := err == nil
 	if exists && fi.IsDir() {
-		return fmt.Errorf("snapshot: materialize %s: a directory is in the way", e.Path)
+		return false, fmt.Errorf("snapshot: materialize %s: a directory is in the way", e.Path)
 	}
 
 	if e.Mode == ModeSymlink {
 		if exists && fi.Mode().Type() == fs.ModeSymlink {
 			if target, err := mt.root.Readlink(e.Path); err == nil && target == e.Link {
 				mt.setRec(e.Path, stateRec{Mode: ModeSymlink, Link: e.Link})
-				return nil
+				return false, nil
 			}
 		}
-		return mt.writeSymlink(e)
+		return false, mt.writeSymlink(e)
 	}
 
 	if exists && fi.Mode().IsRegular() && mt.upToDate(e, fi) {
 		// Only the executable bit may be off; chmod keeps the mtime.
 		if (fi.Mode().Perm()&0o100 != 0) != (e.Mode == ModeExec) {
 			if err := mt.root.Chmod(e.Path, perm(e.Mode)); err != nil {
-				return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+				return false, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 			}
 		}
 		mt.setRec(e.Path, stateRec{Mode: e.Mode, Hash: e.Hash, Size: fi.Size(), MTime: fi.ModTime().UnixNano()})
-		return nil
+		return false, nil
 	}
-	return mt.writeFile(ctx, e)
+	return true, nil
 }
 
 // upToDate reports whether the regular file fi at e.Path already holds e's
@@ -404,49 +434,123 @@ func (v *verifyWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (mt *materializer) writeFile(ctx context.Context, e *Entry) (err error) {
-	if err := mt.mkdirs(e.Path); err != nil {
-		return err
-	}
-	tmp := mt.tmpName(path.Dir(e.Path))
-	f, err := mt.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm(e.Mode))
+// CorruptError is a blob whose content is not what the manifest says: the
+// file it was meant for is not written. A caller that took the blob from a
+// cache of its own drops it there and fetches it again.
+type CorruptError struct {
+	Path, Hash string
+	detail     string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("snapshot: materialize %s: blob %s %s", e.Path, e.Hash, e.detail)
+}
+
+// writeFile writes e's content, which fill writes to the writer it is
+// given, under a temporary name, and renames it into place only once the
+// content proved to be e's. It returns the file as written.
+func (mt *materializer) writeFile(e *Entry, fill func(io.Writer) error) (_ fs.FileInfo, err error) {
+	dr, release, err := mt.dirRoot(path.Dir(e.Path))
 	if err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+		return nil, err
+	}
+	defer release()
+	base := path.Base(e.Path)
+	tmp := mt.tmpName(".")
+	f, err := dr.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm(e.Mode))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			mt.root.Remove(tmp)
+			dr.Remove(tmp)
 		}
 	}()
 	bw := bufio.NewWriterSize(f, 256<<10)
 	v := &verifyWriter{w: bw, h: sha256.New(), limit: e.Size}
-	if ferr := mt.fetch(ctx, e.Hash, v); ferr != nil && !v.over {
-		return fmt.Errorf("snapshot: materialize %s: fetching blob %s: %w", e.Path, e.Hash, ferr)
+	if ferr := fill(v); ferr != nil && !v.over {
+		return nil, fmt.Errorf("snapshot: materialize %s: fetching blob %s: %w", e.Path, e.Hash, ferr)
 	}
 	if got := hex.EncodeToString(v.h.Sum(nil)); v.over || got != e.Hash || v.n != e.Size {
 		if v.over {
-			return fmt.Errorf("snapshot: materialize %s: blob %s is longer than the %d bytes the manifest says", e.Path, e.Hash, e.Size)
+			return nil, &CorruptError{e.Path, e.Hash, fmt.Sprintf("is longer than the %d bytes the manifest says", e.Size)}
 		}
-		return fmt.Errorf("snapshot: materialize %s: blob %s is corrupt: got %d bytes with sha256 %s, want %d bytes", e.Path, e.Hash, v.n, got, e.Size)
+		return nil, &CorruptError{e.Path, e.Hash, fmt.Sprintf("is corrupt: got %d bytes with sha256 %s, want %d bytes", v.n, got, e.Size)}
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+		return nil, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	// The umask may have narrowed the mode given to OpenFile.
 	if err := f.Chmod(perm(e.Mode)); err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+		return nil, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+	// Size and mtime are final once written: neither close nor rename
+	// changes them.
+	fi, err := f.Stat()
+	if err == nil {
+		err = f.Close()
 	}
-	if err := mt.root.Rename(tmp, e.Path); err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
-	}
-	fi, err := mt.root.Lstat(e.Path)
 	if err != nil {
-		return fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+		return nil, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
+	}
+	if err := dr.Rename(tmp, base); err != nil {
+		return nil, fmt.Errorf("snapshot: materialize %s: %w", e.Path, fserr.WithoutPath(err))
 	}
 	mt.setRec(e.Path, stateRec{Mode: e.Mode, Hash: e.Hash, Size: fi.Size(), MTime: fi.ModTime().UnixNano()})
-	return nil
+	return fi, nil
+}
+
+// maxDirRoots bounds the directories a materializer keeps open.
+const maxDirRoots = 256
+
+// dirRoot returns a root on directory d of the tree, creating it: a
+// file's writes then name it by its last component alone, where each
+// operation through the tree's root would walk every directory above it
+// again (a syscall each way per component, for each of a file's five
+// operations). Up to maxDirRoots stay open for the next file there.
+func (mt *materializer) dirRoot(d string) (*os.Root, func(), error) {
+	if d == "." {
+		return mt.root, func() {}, nil
+	}
+	if r, ok := mt.subs.Load(d); ok {
+		return r.(*os.Root), func() {}, nil
+	}
+	if err := mt.root.MkdirAll(d, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("snapshot: materialize %s: %w", d, fserr.WithoutPath(err))
+	}
+	r, err := mt.root.OpenRoot(d)
+	if err != nil {
+		return nil, nil, fmt.Errorf("snapshot: materialize %s: %w", d, fserr.WithoutPath(err))
+	}
+	if mt.nsubs.Add(1) > maxDirRoots {
+		mt.nsubs.Add(-1)
+		return r, func() { r.Close() }, nil
+	}
+	if old, loaded := mt.subs.LoadOrStore(d, r); loaded {
+		mt.nsubs.Add(-1)
+		r.Close()
+		r = old.(*os.Root)
+	}
+	return r, func() {}, nil
+}
+
+// empty reports whether the tree's directory holds nothing at all.
+func (mt *materializer) empty() bool {
+	f, err := mt.root.Open(".")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, err = f.Readdirnames(1)
+	return err == io.EOF
+}
+
+// close releases the tree and the directories kept open.
+func (mt *materializer) close() {
+	mt.subs.Range(func(_, r any) bool {
+		r.(*os.Root).Close()
+		return true
+	})
+	mt.root.Close()
 }

@@ -5,11 +5,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/simswarm/simswarm/internal/fserr"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -128,30 +132,160 @@ func (c BlobCache) Missing(m *Manifest) (hashes []string, bytes int64) {
 	return hashes, bytes
 }
 
-// ReadPack stores the pack entries the cache lacks, skipping the others,
-// and returns how many it stored.
-func (c BlobCache) ReadPack(r io.Reader) (int, error) {
+// Remove drops hash from the cache.
+func (c BlobCache) Remove(hash string) error {
+	err := os.Remove(c.path(hash))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// adopt makes the cache hold hash by a hard link to file, whose content
+// was verified as it was written and which fi describes: no second copy,
+// no second hash. A link appears whole or not at all, so it takes the
+// blob's name at once; should it not be that very file (the tree changed
+// under us), it goes again. Where no link can be made (the cache on
+// another file system), the content is copied.
+func (c BlobCache) adopt(hash, file string, fi fs.FileInfo) error {
+	p := c.path(hash)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	err := os.Link(file, p)
+	if errors.Is(err, fs.ErrExist) {
+		return nil // another runner process on this cache was first
+	}
+	if err == nil {
+		if li, err := os.Lstat(p); err == nil && os.SameFile(li, fi) {
+			return nil
+		}
+		os.Remove(p)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return c.Put(hash, f)
+}
+
+// MaterializePack lays the files of m out in dir straight from the pack r:
+// each content is written once, where the tree needs it, and verified
+// against its hash while it is written (a file whose content does not
+// match is never renamed into place). The host's cache then takes each
+// verified file by a hard link (adopt), so a later tree of a snapshot
+// sharing it finds it there at no second write. A content the tree does
+// not need but the cache lacks goes into the cache. What the stream does
+// not carry (symlinks, a second path of the same content) is taken from
+// the cache.
+//
+// complete reports whether the tree is whole; it is not when the pack
+// lacked contents the cache does not have either: fetch those into the
+// cache, then call Materialize, which finishes the tree leaving what this
+// wrote untouched (both keep one state file). n is how many contents
+// came from the pack.
+//
+// The cache's file and the tree's file are then one file: a run that
+// writes into its tree in place changes the cached content too. A tree
+// taking the content from the cache verifies it as it copies it (a
+// CorruptError, after which the caller drops the entry and fetches it
+// again), and only trees laid out from a pack share files with the cache,
+// never with each other, so such a run can spoil nothing but its own tree.
+func MaterializePack(ctx context.Context, dir string, m *Manifest, r io.Reader, cache BlobCache) (n int, complete bool, err error) {
+	mt, err := openTree(dir, m)
+	if err != nil {
+		return 0, false, err
+	}
+	defer mt.close()
+	defer func() {
+		key := ""
+		if complete {
+			key = m.Key()
+		}
+		if serr := mt.saveState(key); serr != nil && err == nil {
+			complete, err = false, serr
+		}
+	}()
+	if err := mt.removeOld(ctx, m); err != nil {
+		return 0, false, err
+	}
+	// In a directory that holds nothing yet (a runner's new tree), every
+	// file is to be written: no need to look at each path first.
+	fresh := len(mt.files) == 0 && mt.empty()
+	need := map[string]*Entry{}
+	var rest []Entry
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		if e.Mode == ModeSymlink || need[e.Hash] != nil {
+			rest = append(rest, *e)
+			continue
+		}
+		write := true
+		if !fresh {
+			if write, err = mt.settle(e); err != nil {
+				return 0, false, err
+			}
+		}
+		if write {
+			need[e.Hash] = e
+		}
+	}
 	zr, err := zstd.NewReader(r)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer zr.Close()
 	tr := tar.NewReader(zr)
-	n := 0
+	buf := make([]byte, 1<<20)
 	for {
+		if err := ctx.Err(); err != nil {
+			return n, false, err
+		}
 		h, err := tr.Next()
 		if err == io.EOF {
-			return n, nil
+			break
 		}
 		if err != nil {
-			return n, fmt.Errorf("read pack: %w", err)
+			return n, false, fmt.Errorf("snapshot: read pack: %w", err)
 		}
-		if h.Typeflag != tar.TypeReg || !validHash(h.Name) || c.Has(h.Name) {
+		if h.Typeflag != tar.TypeReg || !validHash(h.Name) {
 			continue
 		}
-		if err := c.Put(h.Name, tr); err != nil {
-			return n, fmt.Errorf("read pack: %w", err)
+		e := need[h.Name]
+		if e == nil {
+			if !cache.Has(h.Name) {
+				if err := cache.Put(h.Name, tr); err != nil {
+					return n, false, fmt.Errorf("snapshot: read pack: %w", err)
+				}
+				n++
+			}
+			continue
+		}
+		delete(need, h.Name)
+		fi, err := mt.writeFile(e, func(w io.Writer) error {
+			_, err := io.CopyBuffer(w, tr, buf)
+			return err
+		})
+		if err != nil {
+			return n, false, err
 		}
 		n++
+		if err := cache.adopt(h.Name, filepath.Join(dir, filepath.FromSlash(e.Path)), fi); err != nil {
+			return n, false, fmt.Errorf("snapshot: blob cache: %s: %w", e.Path, fserr.WithoutPath(err))
+		}
 	}
+	for _, e := range need {
+		rest = append(rest, *e)
+	}
+	for _, e := range rest {
+		if e.Mode != ModeSymlink && !cache.Has(e.Hash) {
+			return n, false, nil
+		}
+	}
+	mt.fetch = cache.Fetch
+	if err := mt.writeAll(ctx, rest); err != nil {
+		return n, false, err
+	}
+	return n, true, nil
 }
