@@ -15,28 +15,38 @@ import (
 	"github.com/simswarm/simswarm/internal/testkit"
 )
 
-// TestRedeliveredJobAnsweredFromItsOutcome: a job that comes back after
-// its outcome was stored (its ack lost with a server) is answered from the
-// store, failed outcome included, and never executed again; a job of
-// another submission of the same failed run does execute.
-func TestRedeliveredJobAnsweredFromItsOutcome(t *testing.T) {
+// twoEngines starts an embedded engine with the given lease (0: the
+// default) and returns two connections to it: the test's and the runner's.
+func twoEngines(t *testing.T, ctx context.Context, lease time.Duration) (eng, weng *engine.Engine) {
+	t.Helper()
 	srv, err := engine.StartEmbedded(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect("setup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eng, err = engine.Setup(ctx, nc, 1, lease); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Close)
+	if weng, err = srv.Open(ctx, "runner"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(weng.Close)
+	return eng, weng
+}
+
+// TestRedeliveredJobAnsweredFromItsOutcome: a job that comes back after
+// its outcome was stored (its ack lost with a server) is answered from the
+// store, failed outcome included, and never executed again; a job of
+// another submission of the same failed run does execute.
+func TestRedeliveredJobAnsweredFromItsOutcome(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	eng, err := srv.Setup(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	weng, err := srv.Open(ctx, "runner")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer weng.Close()
+	eng, weng := twoEngines(t, ctx, 0)
 	log := filepath.Join(t.TempDir(), "log")
 	c := simswarm.Campaign{ID: "0a0a0a0a0a0a0a0a", Workdir: ".", Snapshot: "s", Artifact: "a",
 		Command: simswarm.Command{Kind: simswarm.KindTemplate, Template: "echo ran >> " + log + "; : {resultdir}"}}
@@ -102,29 +112,11 @@ func TestRedeliveredJobAnsweredFromItsOutcome(t *testing.T) {
 // store; when its holder falls silent without an outcome (it died), the
 // job runs.
 func TestJobHeldElsewhereWaits(t *testing.T) {
-	srv, err := engine.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// A 1 s lease: renewals and notices every third of it, a notice
 	// standing for 1 s.
-	nc, err := srv.Connect("setup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.Setup(ctx, nc, 1, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	weng, err := srv.Open(ctx, "runner")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer weng.Close()
+	eng, weng := twoEngines(t, ctx, time.Second)
 	c := simswarm.Campaign{ID: "0b0b0b0b0b0b0b0b", Workdir: ".", Snapshot: "s", Artifact: "a",
 		Command: simswarm.Command{Kind: simswarm.KindTemplate, Template: "true {resultdir}"}}
 	stored, silent := c.RunJob(0, "sub-1"), c.RunJob(1, "sub-1")
