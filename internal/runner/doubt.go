@@ -11,8 +11,8 @@ import (
 
 // A single server killed (SIGKILL) and started again hands out jobs whose
 // holders are alive and still running or storing them: JetStream writes a
-// consumer's state lazily (at most every 100 ms, whatever the fsync
-// policy), so deliveries of its last moments are lost and come out again as
+// consumer's state lazily (at most every 100 ms; an fsync policy syncs
+// those writes but makes none sooner), so deliveries of its last moments are lost and come out again as
 // first deliveries; and the pending ones it did write carry the time of
 // their last renewal before the kill, so after a restart longer than the
 // lease they are redelivered within a second or two, before their holders
