@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -121,19 +120,13 @@ func TestFaultClientKilled(t *testing.T) {
 	f.checkStoredOnce(t, 16)
 }
 
-// TestFaultServerRestart: the server is SIGKILLed mid-campaign and started
-// again a second later, with a short lease; the live runners' jobs are not
-// redelivered and nothing runs twice.
+// TestFaultServerRestart: the server is SIGKILLed mid-campaign, as a run
+// finishes, and started again a second later, with a lease shorter than
+// the time it is away. The restarted server hands out again jobs whose
+// holders live (their leases look lapsed; deliveries of its last moments
+// were not written), and nothing runs twice: the holders say what they
+// hold when they are back (runner/doubt.go).
 func TestFaultServerRestart(t *testing.T) {
-	if os.Getenv("SIMSWARM_KNOWN_FAULTS") == "" {
-		// Still fails on the engine protocol (issue 10 stays open for it):
-		// after a single server's kill -9 and restart, 2-3 of 16 runs that
-		// had finished run again: the restarted server lost the last run
-		// records and the consumer's acks and delivery counts, and hands
-		// the jobs out as first deliveries. Set SIMSWARM_KNOWN_FAULTS=1 to
-		// run it.
-		t.Skip("known fault, issue 10: a server restart re-runs 2-3 finished runs of 16; SIMSWARM_KNOWN_FAULTS=1 runs this test")
-	}
 	f := newFaultLab(t, faultOpts{servers: 1, runners: 2, serverArgs: []string{"--lease", "2s"}})
 	dir, log := faultProject(t, 16)
 	client := f.client(t, dir, log, 1)

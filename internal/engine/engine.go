@@ -39,6 +39,9 @@ const (
 	// subjectJobs carries JobQuestions: a worker whose job came back asks
 	// the others whether one still holds it or stored its outcome.
 	subjectJobs = "simswarm.jobquestion"
+	// subjectHeld carries HeldNotices: a worker whose connection came back
+	// names the jobs it still holds from before.
+	subjectHeld = "simswarm.jobsheld"
 )
 
 // Token makes s usable as one token of a subject or a key: worker ids hold
@@ -110,6 +113,9 @@ type Engine struct {
 	consMu sync.Mutex
 	cons   map[Queue]jetstream.Consumer
 	leases leaseKeeper
+
+	reconnMu sync.Mutex
+	onReconn []func()
 }
 
 func (e *Engine) log() *slog.Logger {
@@ -237,5 +243,24 @@ func Open(ctx context.Context, nc *nats.Conn) (*Engine, error) {
 func newEngine(nc *nats.Conn, js jetstream.JetStream, lease time.Duration) *Engine {
 	e := &Engine{nc: nc, js: js, Lease: lease, kv: map[Bucket]jetstream.KeyValue{}, cons: map[Queue]jetstream.Consumer{}}
 	e.leases.eng = e
+	// The engine owns its connection, so it owns the connection's one
+	// reconnect handler and hands the event on (OnReconnect).
+	nc.SetReconnectHandler(func(*nats.Conn) {
+		e.reconnMu.Lock()
+		fns := append([]func(){}, e.onReconn...)
+		e.reconnMu.Unlock()
+		for _, fn := range fns {
+			fn()
+		}
+	})
 	return e
+}
+
+// OnReconnect calls fn each time the engine's connection is re-established
+// after it was lost (a server restarted, or the client moved to another
+// server of a cluster).
+func (e *Engine) OnReconnect(fn func()) {
+	e.reconnMu.Lock()
+	defer e.reconnMu.Unlock()
+	e.onReconn = append(e.onReconn, fn)
 }

@@ -526,6 +526,49 @@ func (e *Engine) AskAboutJob(ctx context.Context, q JobQuestion, wait time.Durat
 	return &a
 }
 
+// HeldNotice is what a worker whose engine connection came back publishes
+// while it still holds jobs it took before: a single server killed and
+// restarted may have lost those deliveries (JetStream writes a consumer's
+// state lazily) or see their leases as lapsed, and hand the jobs out again,
+// as first deliveries or later ones.
+type HeldNotice struct {
+	From string   `json:"from"`
+	Seqs []uint64 `json:"seqs"` // the jobs' stream sequences
+}
+
+// AnnounceHeld publishes a HeldNotice. It is news, repeated by its sender
+// every renewal period while it holds the jobs: a notice not repeated
+// within HeldNoticeFor has lapsed.
+func (e *Engine) AnnounceHeld(n HeldNotice) error {
+	b, _ := json.Marshal(n)
+	if err := e.nc.Publish(subjectHeld, b); err != nil {
+		return fmt.Errorf("announce held jobs: %w", err)
+	}
+	return nil
+}
+
+// HeldNoticeFor is how long a HeldNotice stands unless repeated: three
+// renewal periods, as for a lease.
+func (e *Engine) HeldNoticeFor() time.Duration { return 3 * e.renewEvery() }
+
+// RenewEvery is how often held jobs are renewed (and HeldNotices repeated).
+func (e *Engine) RenewEvery() time.Duration { return e.renewEvery() }
+
+// OnHeldNotice calls fn with the other workers' HeldNotices until stop is
+// called.
+func (e *Engine) OnHeldNotice(worker string, fn func(HeldNotice)) (stop func(), err error) {
+	sub, err := e.nc.Subscribe(subjectHeld, func(m *nats.Msg) {
+		var n HeldNotice
+		if json.Unmarshal(m.Data, &n) == nil && n.From != worker {
+			fn(n)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to held-job notices: %w", err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
 // PublishBuildProgress tells a waiting client how its build goes; it is
 // news, not state: nobody listening loses nothing.
 func (e *Engine) PublishBuildProgress(request string, p simswarm.BuildProgress) {

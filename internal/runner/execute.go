@@ -98,10 +98,11 @@ func (r *Runner) storeAgain(ctx context.Context, j *job, rec *simswarm.RunRecord
 // answerStored finishes a job whose outcome is already stored: its run
 // succeeded under the same key (in this campaign or another: a finished run
 // is never redone), or this very submission's job already ran (it came back
-// because its acknowledgement was lost).
-func (r *Runner) answerStored(ctx context.Context, j *job) bool {
+// because its acknowledgement was lost). For a job that came back (again),
+// a miss is checked with the stream leader and the other runners.
+func (r *Runner) answerStored(ctx context.Context, j *job, again bool) bool {
 	prev, ok, err := r.Eng.Run(ctx, j.Key)
-	if (err != nil || !ok) && j.lease.Delivered > 1 {
+	if (err != nil || !ok) && again {
 		prev, ok, err = r.Eng.RunSettled(ctx, j.Key, 15*time.Second)
 		if err == nil && !ok {
 			prev = r.settledElsewhere(ctx, j)

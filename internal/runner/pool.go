@@ -29,8 +29,11 @@ type pool struct {
 	mu    sync.Mutex
 	wake  *sync.Cond
 	ready []*job
-	free  int // slots waiting for a group
-	group int // the batch size the last group's campaign wants: what the next will want
+	// admitting counts jobs taken and not yet in ready: those that came
+	// back, or may be held elsewhere, wait for their earlier holder.
+	admitting int
+	free      int // slots waiting for a group
+	group     int // the batch size the last group's campaign wants: what the next will want
 	// prefetch: the last group's runs are short enough that holding the
 	// next groups pays (measured). noPrefetchUntil: a held job waited too
 	// long anyway, so for a while the pool takes jobs for free slots only.
@@ -77,7 +80,7 @@ func (p *pool) fill(ctx context.Context) {
 		}
 		p.expire()
 		p.mu.Lock()
-		need := p.want() - len(p.ready)
+		need := p.want() - len(p.ready) - p.admitting
 		idle := p.free > 0
 		p.mu.Unlock()
 		if need <= 0 {
@@ -104,13 +107,23 @@ func (p *pool) fill(ctx context.Context) {
 			continue
 		}
 		for _, l := range leases {
-			if l.Delivered > 1 {
-				// A job that comes back may wait for its earlier holder.
-				go p.readmit(ctx, l)
+			// A job that comes back, or that may be held by another runner
+			// after a reconnection, or whose earlier delivery this runner
+			// still holds, waits for its earlier holder.
+			if l.Delivered > 1 || p.r.doubted(l) || p.r.hold(l) != nil {
+				p.mu.Lock()
+				p.admitting++
+				p.mu.Unlock()
+				go func() {
+					p.readmit(ctx, l)
+					p.mu.Lock()
+					p.admitting--
+					p.mu.Unlock()
+					p.wake.Broadcast()
+				}()
 				continue
 			}
-			p.r.hold(l)
-			if j, ok := p.r.admit(ctx, l); ok {
+			if j, ok := p.r.admit(ctx, l, false); ok {
 				p.add(ctx, j)
 			}
 		}
@@ -271,10 +284,11 @@ func (p *pool) close() {
 	}
 }
 
-// readmit admits a job that comes back. When this runner still stores the
-// outcome of an earlier delivery of it (its lease lapsed while the engine
-// was out of reach), that outcome, once stored, answers this one: running
-// it again would do the run twice.
+// readmit admits a job that comes back, or may be held elsewhere. When this
+// runner or another still holds an earlier delivery of it (its lease
+// lapsed while the engine was out of reach, or a restarted server lost its
+// delivery), that one's outcome, once stored, answers this one: running it
+// again would do the run twice.
 func (p *pool) readmit(ctx context.Context, l *engine.Lease) {
 	for earlier := p.r.hold(l); earlier != nil; earlier = p.r.hold(l) {
 		select {
@@ -284,7 +298,11 @@ func (p *pool) readmit(ctx context.Context, l *engine.Lease) {
 			return
 		}
 	}
-	if j, ok := p.r.admit(ctx, l); ok {
+	if !p.r.waitHolders(ctx, l) {
+		l.Nak(0)
+		return
+	}
+	if j, ok := p.r.admit(ctx, l, true); ok {
 		p.add(ctx, j)
 	}
 }
@@ -316,7 +334,8 @@ func (r *Runner) hold(l *engine.Lease) <-chan struct{} {
 
 // admit decodes a taken job and answers at once the ones that need no
 // process: malformed, from another version, given up on, or already done.
-func (r *Runner) admit(ctx context.Context, l *engine.Lease) (*job, bool) {
+// A job that came back (again: whether it came back) is looked up harder.
+func (r *Runner) admit(ctx context.Context, l *engine.Lease, again bool) (*job, bool) {
 	var rj simswarm.RunJob
 	if err := json.Unmarshal(l.Data(), &rj); err != nil {
 		r.Log.Error("runner: drop malformed job", "subject", l.Subject(), "err", err)
@@ -334,7 +353,7 @@ func (r *Runner) admit(ctx context.Context, l *engine.Lease) (*job, bool) {
 			Reason: fmt.Sprintf("gave up after %d deliveries: the workers that took it stopped", l.Delivered-1)})
 		return nil, false
 	}
-	if r.answerStored(ctx, j) {
+	if r.answerStored(ctx, j, again) {
 		return nil, false
 	}
 	return j, true

@@ -52,7 +52,10 @@ type Runner struct {
 	// the jobs come back.
 	recent   map[string]remembered
 	recentMu sync.Mutex
-	faults   int // consecutive failures to prepare a run on this host
+	// doubt: jobs that may be held by another runner after a reconnection
+	// (doubt.go).
+	doubt  doubt
+	faults int // consecutive failures to prepare a run on this host
 	// draining: finish the runs in progress, take no new jobs (set from
 	// the dashboard through engine.Drain).
 	draining atomic.Bool
@@ -85,6 +88,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 	r.active = map[*runCtx]bool{}
 	r.held = map[uint64]*engine.Lease{}
 	r.recent = map[string]remembered{}
+	r.doubt.init()
 	r.trees.dir = r.Dir
 	r.trees.eng = r.Eng
 	r.trees.log = r.Log
@@ -113,10 +117,17 @@ func (r *Runner) Serve(ctx context.Context) error {
 		return fmt.Errorf("runner: %w", err)
 	}
 	defer stopHolds()
+	stopNotices, err := r.Eng.OnHeldNotice(r.ID, r.noteHeld)
+	if err != nil {
+		return fmt.Errorf("runner: %w", err)
+	}
+	defer stopNotices()
+	r.Eng.OnReconnect(r.onReconnect)
 
 	var wg sync.WaitGroup
-	wg.Add(r.Slots + 3)
+	wg.Add(r.Slots + 4)
 	go func() { defer wg.Done(); r.heartbeat(ctx) }()
+	go func() { defer wg.Done(); r.announceHeld(ctx) }()
 	go func() { defer wg.Done(); r.serveLists(ctx) }()
 	go func() { defer wg.Done(); r.pool.fill(ctx) }()
 	for i := 0; i < r.Slots; i++ {
