@@ -119,7 +119,7 @@ func TestJobHeldElsewhereWaits(t *testing.T) {
 	eng, weng := twoEngines(t, ctx, time.Second)
 	c := simswarm.Campaign{ID: "0b0b0b0b0b0b0b0b", Workdir: ".", Snapshot: "s", Artifact: "a",
 		Command: simswarm.Command{Kind: simswarm.KindTemplate, Template: "true {resultdir}"}}
-	stored, silent := c.RunJob(0, "sub-1"), c.RunJob(1, "sub-1")
+	stored, silent := c.RunJob(0, "", "sub-1"), c.RunJob(1, "", "sub-1")
 	// The holder announces both jobs: the first two messages of a fresh
 	// stream, sequences 1 and 2.
 	held := []uint64{1, 2}
