@@ -117,6 +117,12 @@ func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm
 		}
 		return res.Tail, nil
 	}
+	// One process tells runs, variables and configurations where the
+	// program answers -q runconfig (OMNeT++ 6); others get -q runnumbers
+	// and -q runs, and their runs are known by number.
+	if r.identify(ctx, j, out, query) {
+		return nil
+	}
 	stdout, err := query("runnumbers")
 	if err != nil {
 		return err
@@ -138,7 +144,6 @@ func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm
 			}
 		}
 	}
-	r.identify(ctx, j, out, query)
 	return nil
 }
 
@@ -146,39 +151,37 @@ func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm
 // big INET campaign is a few lines per entry per run.
 const configBytes = 64 << 20
 
-// identify finds what decides each run's result from -q runconfig, so that
-// runs are known by what they compute. It is best effort: where the
-// program cannot tell (or tells it for other runs than its run numbers),
-// runs stay known by their numbers, as before.
-func (r *Runner) identify(ctx context.Context, j *simswarm.ListJob, out *simswarm.RunList, query func(string) ([]byte, error)) {
+// identify reads the run list from -q runconfig: every run's number,
+// variables and what decides its result, so that runs are known by what
+// they compute. false where the program cannot tell (no such query, an
+// error, a run without entries, too much output): the caller asks for run
+// numbers instead, whose errors say what is wrong.
+func (r *Runner) identify(ctx context.Context, j *simswarm.ListJob, out *simswarm.RunList, query func(string) ([]byte, error)) bool {
 	b, err := query("runconfig")
-	if err != nil {
-		r.Log.Info("runner: no run configurations; runs are known by their numbers", "err", err)
-		return
-	}
-	if len(b) >= configBytes {
-		r.Log.Warn("runner: -q runconfig printed too much; runs are known by their numbers", "bytes", len(b))
-		return
+	if err != nil || len(b) >= configBytes {
+		return false
 	}
 	cfgs, err := omnetpp.ParseRunConfig(b)
-	if err != nil || len(cfgs) != len(out.Runs) {
-		r.Log.Info("runner: run configurations do not match the run numbers; runs are known by their numbers", "err", err)
-		return
+	if err != nil || len(cfgs) == 0 {
+		return false
 	}
-	idents := make([]string, len(out.Runs))
+	runs, vars, idents := make([]int, len(cfgs)), make([]string, len(cfgs)), make([]string, len(cfgs))
 	for i, c := range cfgs {
-		if c.Number != out.Runs[i] || len(c.Entries) == 0 {
-			return
+		if len(c.Entries) == 0 {
+			return false
 		}
-		idents[i] = c.Identity()
+		runs[i], vars[i], idents[i] = c.Number, c.Vars, c.Identity()
 	}
 	name := engine.RunConfigObject(j.Key)
 	if err := r.Eng.PutBytes(ctx, name, b); err != nil {
+		// Without it --dry-run cannot say why a run reruns; the runs
+		// are still known by what they compute.
 		r.Log.Warn("runner: store run configurations", "err", err)
 	} else {
 		out.Config = name
 	}
-	out.Idents = idents
+	out.Runs, out.Vars, out.Idents = runs, vars, idents
+	return true
 }
 
 func lastLine(b []byte) string {
