@@ -63,12 +63,17 @@ func (e *Engine) OpenObject(ctx context.Context, name string) (io.ReadCloser, er
 		cancel()
 		return nil, fmt.Errorf("fetch %s: %w", name, err)
 	}
-	return &object{r, cancel}, nil
+	// The client's reader waits for chunks without watching ctx once the
+	// get has started: a cancelled fetch (another file of the same tree
+	// failed on a full disk) would block its reader forever. Closing the
+	// reader ends the wait.
+	stop := context.AfterFunc(ctx, func() { r.Close() })
+	return &object{r, func() { stop(); cancel() }}, nil
 }
 
 type object struct {
 	io.ReadCloser
-	cancel context.CancelFunc
+	cancel func()
 }
 
 func (o *object) Close() error {
