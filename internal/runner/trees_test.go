@@ -70,23 +70,9 @@ func sameTree(t *testing.T, tree, root string, man *snapshot.Manifest) {
 // spoils neither the second tree nor later ones (the cache shares that
 // file, and the changed content is fetched again, not copied).
 func TestTreeFromPackThenOneFile(t *testing.T) {
-	srv, err := engine.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	eng, err := srv.Setup(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	weng, err := srv.Open(ctx, "runner")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer weng.Close()
+	eng, weng := twoEngines(t, ctx, 0)
 
 	src := t.TempDir()
 	for i := range 200 {
