@@ -70,7 +70,7 @@ func (t *tracker) adopt(ctx context.Context) error {
 	for _, a := range found {
 		a.files = renumbered(a.rec.Files, config, a.rec.Run, p.runs.Run(a.at))
 		switch {
-		case a.rec.LocalDir == p.results && present(p.results, a.rec) && t.owns(a.rec):
+		case inPlace(p.results, t.own, a.rec):
 			take = append(take, a)
 		case a.rec.LocalDir == "" && a.rec.Object == "" && inline(a.rec):
 			deliver = append(deliver, a)
@@ -172,16 +172,23 @@ func (t *tracker) adopted(ctx context.Context, a adopted) {
 // owns reports whether the results directory's files of rec are still
 // rec's: another run with the same numbering may have written over them
 // (sizes alike) after the campaign was renumbered.
-func (t *tracker) owns(rec *simswarm.RunRecord) bool {
-	if t.own == nil {
+func (t *tracker) owns(rec *simswarm.RunRecord) bool { return owned(t.p.results, t.own, rec) }
+
+func owned(dir string, own *results.ProvenanceIndex, rec *simswarm.RunRecord) bool {
+	if own == nil {
 		return true
 	}
 	for _, f := range rec.Files {
-		if pr := t.own.Lookup(path.Join(t.p.results, f.Name)); pr != nil && pr.Key != rec.Key {
+		if pr := own.Lookup(path.Join(dir, f.Name)); pr != nil && pr.Key != rec.Key {
 			return false
 		}
 	}
 	return true
+}
+
+// inPlace reports whether rec's files are in dir, as rec left them.
+func inPlace(dir string, own *results.ProvenanceIndex, rec *simswarm.RunRecord) bool {
+	return rec.LocalDir == dir && present(dir, rec) && owned(dir, own, rec)
 }
 
 func inline(rec *simswarm.RunRecord) bool {
@@ -303,10 +310,7 @@ func (r *reasons) state(ctx context.Context, i int) string {
 	key := simswarm.RunKey(p.artifact, p.workdir, p.cmd, p.runs.Run(i), p.runs.Ident(i))
 	rec, ok, err := r.c.Eng.Run(ctx, key)
 	if err == nil && ok && rec.State == simswarm.RunSucceeded {
-		t := &tracker{p: p, own: r.own}
-		switch {
-		case rec.LocalDir == p.results && present(p.results, rec) && t.owns(rec),
-			rec.LocalDir == "" && (rec.Object != "" || inline(rec)):
+		if inPlace(p.results, r.own, rec) || (rec.LocalDir == "" && (rec.Object != "" || inline(rec))) {
 			return "done"
 		}
 		return "would run again: its results are no longer in " + p.results
