@@ -61,6 +61,22 @@ type Command struct {
 	Vars     []Var    `json:"vars,omitempty"`
 	Repeat   int      `json:"repeat,omitempty"`
 	Args     []string `json:"args,omitempty"`
+	// Env is what the command needs of the user's environment where it
+	// runs: the variables that point into the campaign's projects
+	// (INET_ROOT, a launcher's directory on PATH), pointing into the run's
+	// tree instead (see internal/projenv).
+	Env []EnvVar `json:"env,omitempty"`
+}
+
+// EnvVar is one environment variable a build or run gets on its worker.
+type EnvVar struct {
+	Name string `json:"name"`
+	// Value is the value, with "{tree}" standing for the root of the tree
+	// the worker laid out.
+	Value string `json:"value"`
+	// Prepend marks a search path (PATH, PYTHONPATH...): Value goes in
+	// front of the worker's own, which is kept.
+	Prepend bool `json:"prepend,omitempty"`
 }
 
 // Var is one iteration variable of a template command.
@@ -138,6 +154,7 @@ func LastBuildKey(project string) string {
 type Recipe struct {
 	Command   string   `json:"command"`             // run via /bin/sh -c at the project root; "" = no build
 	Artifacts []string `json:"artifacts,omitempty"` // globs of outputs; empty = every new or changed non-object file
+	Env       []EnvVar `json:"env,omitempty"`       // the build's share of the user's environment, as Command.Env
 }
 
 // BuildKey identifies a build request before the toolchain is known.

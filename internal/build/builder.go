@@ -30,6 +30,7 @@ import (
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/layout"
 	"github.com/simswarm/simswarm/internal/proc"
+	"github.com/simswarm/simswarm/internal/projenv"
 	"github.com/simswarm/simswarm/internal/snapshot"
 	"golang.org/x/sys/unix"
 )
@@ -212,6 +213,7 @@ func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswa
 	var logBuf bytes.Buffer
 	if job.Recipe.Command != "" {
 		env, jobs, warnings := b.environment(ctx)
+		env = projenv.Environ(env, job.Recipe.Env, top)
 		rec.Warnings = warnings
 		for _, w := range warnings {
 			fmt.Fprintf(&logBuf, "simswarm: warning: %s\n", w)

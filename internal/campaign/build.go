@@ -25,7 +25,7 @@ func (e *BuildError) Error() string { return e.Msg }
 
 // build has a builder build the snapshot and returns the artifact key. The
 // builder answers from its cache in milliseconds when nothing changed.
-func (c *Client) build(ctx context.Context, proj *project.Project, snap string, l *simswarm.Layout) (string, error) {
+func (c *Client) build(ctx context.Context, proj *project.Project, snap string, l *simswarm.Layout, env []simswarm.EnvVar) (string, error) {
 	if c.Opt.NoBuild {
 		last, ok, err := c.Eng.Build(ctx, simswarm.LastBuildKey(proj.Name()))
 		if err != nil {
@@ -37,6 +37,9 @@ func (c *Client) build(ctx context.Context, proj *project.Project, snap string, 
 		return last.Artifact, nil
 	}
 	recipe := proj.Recipe()
+	if recipe.Command != "" {
+		recipe.Env = env
+	}
 	key := simswarm.LayoutBuildKey(snap, recipe, l)
 	req := nonce()
 	w, err := c.Eng.WaitBuild(ctx, key)

@@ -246,6 +246,7 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 		return nil, err
 	}
 	p.workdir = treeWorkdir(p.layout, proj.Workdir)
+	p.cmd.Env = projectEnv(graph, graph.Main())
 	p.id = simswarm.CampaignID(p.artifact, p.workdir, p.cmd)
 	if p.runs, err = c.runList(ctx, p); err != nil {
 		return nil, err

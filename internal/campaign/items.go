@@ -119,6 +119,7 @@ func (c *Client) RunItems(ctx context.Context, items []Item) ([]ItemOutcome, err
 		}
 		p.snapshot, p.artifact, p.layout = g.snap, g.art, g.layout
 		p.workdir = treeWorkdir(p.layout, proj.Workdir)
+		p.cmd.Env = projectEnv(graph, graph.Main())
 		p.id = simswarm.CampaignID(p.artifact, p.workdir, p.cmd)
 		ps[i] = p
 	}

@@ -2,11 +2,13 @@ package campaign
 
 import (
 	"context"
+	"os"
 	"path"
 	"path/filepath"
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/project"
+	"github.com/simswarm/simswarm/internal/projenv"
 )
 
 // ProjectInfo is one project of a campaign whose project uses others.
@@ -31,7 +33,7 @@ func (c *Client) prepareProjects(ctx context.Context, g *project.Graph, results 
 			return "", "", nil, nil, err
 		}
 		l = layoutOf(g, n, snaps, arts)
-		if arts[n], err = c.build(ctx, n.Project, snaps[n], l); err != nil {
+		if arts[n], err = c.build(ctx, n.Project, snaps[n], l, projectEnv(g, n)); err != nil {
 			return "", "", nil, nil, err
 		}
 		infos = append(infos, ProjectInfo{Root: n.Root, Dir: n.Rel, Snapshot: simswarm.Short(snaps[n]), Artifact: simswarm.Short(arts[n]), Build: c.built})
@@ -61,4 +63,19 @@ func treeWorkdir(l *simswarm.Layout, workdir string) string {
 		return workdir
 	}
 	return path.Join(l.Place, workdir)
+}
+
+// projectEnv is what of the user's environment points into n or the
+// projects it uses (INET_ROOT, a launcher's directory on PATH), pointing
+// into the tree laid out for n instead.
+func projectEnv(g *project.Graph, n *project.Node) []simswarm.EnvVar {
+	place, deps, dirs := g.Placement(n)
+	roots := map[string]string{n.Root: "."}
+	if len(deps) > 0 {
+		roots[n.Root] = place
+		for i, d := range deps {
+			roots[d.Root] = dirs[i]
+		}
+	}
+	return projenv.Capture(os.Environ(), roots)
 }

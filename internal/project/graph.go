@@ -1,9 +1,11 @@
 package project
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -244,7 +246,12 @@ func (r *resolver) references(n *Node, argv []string) ([]omnetpp.Ref, error) {
 	}
 	wd := filepath.Join(root, filepath.FromSlash(n.Workdir))
 	prog := argv[0]
-	if !filepath.IsAbs(prog) {
+	if onPath, ok := Launcher(prog); ok {
+		// INET's `inet`, found on PATH after `source setenv`: the project
+		// holding it is used, wherever the simulation's directory is.
+		prog = onPath
+		refs = append(refs, omnetpp.Ref{Dir: filepath.Dir(onPath), Via: "the program " + argv[0] + " (" + onPath + " on PATH)"})
+	} else if !filepath.IsAbs(prog) {
 		prog = filepath.Join(wd, prog)
 	}
 	if b, err := readHead(prog, 64<<10); err == nil {
@@ -440,4 +447,40 @@ func (g *Graph) Placement(n *Node) (place string, deps []*Node, dirs []string) {
 		dirs = append(dirs, rel(d.Root))
 	}
 	return rel(n.Root), deps, dirs
+}
+
+// Launcher finds a program named without a slash on PATH when it is a
+// project's launcher script (INET's bin/inet, Simu5G's bin/simu5g), not
+// the simulator's own tools: a shell script in a directory without
+// OMNeT++'s opp_run, one level below a project's root (bin/). The simulator is the runner's environment, never a
+// project to snapshot.
+func Launcher(prog string) (string, bool) {
+	if prog == "" || strings.Contains(prog, "/") {
+		return "", false
+	}
+	found, err := exec.LookPath(prog)
+	if err != nil {
+		return "", false
+	}
+	if abs, err := filepath.Abs(found); err == nil {
+		found = abs
+	}
+	bin := filepath.Dir(found)
+	top := filepath.Dir(bin)
+	if exists(filepath.Join(bin, "opp_run")) || top == "/" {
+		return "", false
+	}
+	// A script in ~/bin is the user's own, not a project's.
+	if !exists(filepath.Join(top, "Makefile")) && !exists(filepath.Join(top, ".project")) && !exists(filepath.Join(top, ConfigFile)) {
+		return "", false
+	}
+	head, err := readHead(found, 128)
+	if err != nil || !bytes.HasPrefix(head, []byte("#!")) {
+		return "", false
+	}
+	first, _, _ := bytes.Cut(head, []byte("\n"))
+	if !bytes.Contains(first, []byte("sh")) {
+		return "", false
+	}
+	return found, true
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/proc"
+	"github.com/simswarm/simswarm/internal/projenv"
 	"github.com/simswarm/simswarm/internal/safedir"
 	"github.com/simswarm/simswarm/internal/sweep"
 )
@@ -221,6 +222,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 		r.finishAll(ctx, jobs, &simswarm.RunRecord{State: simswarm.RunFailed, Reason: err.Error()})
 		return nil
 	}
+	env := commandEnv(tree, first.Command, argv)
 	consolePath := filepath.Join(scratch, "console")
 	file, err := os.Create(consolePath)
 	if err != nil {
@@ -248,6 +250,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 	res, err := proc.Run(pctx, proc.Spec{
 		Argv:      argv,
 		Dir:       filepath.Join(tree, filepath.FromSlash(first.Workdir)),
+		Env:       env,
 		Output:    io.MultiWriter(console, split),
 		Timeout:   timeout,
 		TailBytes: tailBytes,
@@ -458,6 +461,19 @@ func runsOf(jobs []*job) []int {
 		out[i] = j.Run
 	}
 	return out
+}
+
+// commandEnv is the environment of a command's processes in tree: the
+// runner's own with the command's share of the user's environment pointing
+// into tree; a program named without a slash is looked up in it (argv[0]
+// is replaced), so that INET's `inet` is the tree's launcher, not the one
+// on the runner's PATH.
+func commandEnv(tree string, c simswarm.Command, argv []string) []string {
+	env := projenv.Environ(proc.Environ(), c.Env, tree)
+	if len(c.Env) > 0 && len(argv) > 0 {
+		argv[0] = projenv.LookPath(argv[0], env)
+	}
+	return env
 }
 
 // commandLine is the process that executes runs of a command.

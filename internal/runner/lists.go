@@ -98,22 +98,24 @@ func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm
 	if j.Command.Filter != "" {
 		argv = append(argv, "-r", j.Command.Filter)
 	}
+	prog := argv[0]
+	env := commandEnv(dir, j.Command, argv)
 	if err := checkProgram(wd, argv[0]); err != nil {
 		return err
 	}
 	query := func(what string) ([]byte, error) {
-		res, err := proc.Run(ctx, proc.Spec{Argv: append(append([]string(nil), argv...), "-q", what), Dir: wd, Timeout: listTimeout, TailBytes: configBytes})
+		res, err := proc.Run(ctx, proc.Spec{Argv: append(append([]string(nil), argv...), "-q", what), Dir: wd, Env: env, Timeout: listTimeout, TailBytes: configBytes})
 		if err != nil {
-			return nil, fmt.Errorf("run %s: %w", argv[0], err)
+			return nil, fmt.Errorf("run %s: %w", prog, err)
 		}
 		if res.Failed() {
 			if why := omnetpp.LibraryProblem(res.Tail); why != "" {
-				return nil, fmt.Errorf("%s cannot start on runner %s: %s", argv[0], r.Host, why)
+				return nil, fmt.Errorf("%s cannot start on runner %s: %s", prog, r.Host, why)
 			}
 			if errs := omnetpp.ErrorLines(res.Tail, 1); len(errs) > 0 {
-				return nil, fmt.Errorf("%s -q %s: %s", argv[0], what, errs[0])
+				return nil, fmt.Errorf("%s -q %s: %s", prog, what, errs[0])
 			}
-			return nil, fmt.Errorf("%s -q %s: %s: %s", argv[0], what, res.Describe(), lastLine(res.Tail))
+			return nil, fmt.Errorf("%s -q %s: %s: %s", prog, what, res.Describe(), lastLine(res.Tail))
 		}
 		return res.Tail, nil
 	}
@@ -128,7 +130,7 @@ func (r *Runner) resolve(ctx context.Context, j *simswarm.ListJob, out *simswarm
 		return err
 	}
 	if out.Runs, err = omnetpp.ParseRunNumbers(stdout); err != nil {
-		return fmt.Errorf("%s -q runnumbers printed something else than run numbers: %w", argv[0], err)
+		return fmt.Errorf("%s -q runnumbers printed something else than run numbers: %w", prog, err)
 	}
 	// Iteration variables are a courtesy for --dry-run and the dashboard;
 	// a program without -q runs still works.
