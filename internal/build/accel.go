@@ -109,10 +109,14 @@ func ParseHosts(spec string, perHost int) ([]Host, error) {
 
 // environment prepares what a build runs with: PATH leading to compiler
 // wrappers, the ccache and distcc settings, and the make parallelism.
-// Problems that only slow the build down come back as warnings.
-func (b *Builder) environment(ctx context.Context) (env []string, jobs int, warnings []string) {
+// Problems that only slow the build down come back as warnings. plain
+// asks for none of the wrappers (a workspace seeded from the user's build).
+func (b *Builder) environment(ctx context.Context, plain bool) (env []string, jobs int, warnings []string) {
 	env = proc.Environ() // without SIMSWARM_* (credentials)
 	jobs = b.Jobs
+	if plain {
+		return env, jobs, nil
+	}
 	a := b.Accel
 	hosts, err := ParseHosts(a.DistccHosts, a.PerHost)
 	if err != nil {

@@ -200,9 +200,20 @@ func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswa
 	}); err != nil {
 		return fmt.Errorf("prepare workspace: %w", err)
 	}
+	// A workspace seeded from the user's own build compiles as the user
+	// did, without compiler wrappers: a Makefile may take its options from
+	// the compiler it finds (INET turns precompiled headers off when `which
+	// $(CC)` names ccache), and other options would compile every one of
+	// the user's objects again.
+	userBuild := top + ".userbuild"
 	if _, err := os.Stat(filepath.Join(ws, snapshot.StateFile)); err != nil && job.Seed != "" && job.Host == b.Host {
-		n, err := seed(ws, job.Seed, man)
-		b.Log.Info("builder: fresh workspace seeded from the user's tree", "from", job.Seed, "files", n, "err", err)
+		n, built, err := seed(ws, job.Seed, man)
+		if built {
+			_ = os.WriteFile(userBuild, []byte(job.Seed+"\n"), 0o644)
+		} else {
+			_ = os.Remove(userBuild)
+		}
+		b.Log.Info("builder: fresh workspace seeded from the user's tree", "from", job.Seed, "files", n, "built", built, "err", err)
 	}
 	fetch := func(ctx context.Context, hash string, w io.Writer) error {
 		return b.Eng.GetObject(ctx, engine.FileObject(hash), w)
@@ -212,7 +223,8 @@ func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswa
 	}
 	var logBuf bytes.Buffer
 	if job.Recipe.Command != "" {
-		env, jobs, warnings := b.environment(ctx)
+		_, err := os.Stat(userBuild)
+		env, jobs, warnings := b.environment(ctx, err == nil)
 		env = projenv.Environ(env, job.Recipe.Env, top)
 		rec.Warnings = warnings
 		for _, w := range warnings {
