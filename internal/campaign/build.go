@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/project"
 	"golang.org/x/term"
 )
@@ -41,6 +43,9 @@ func (c *Client) build(ctx context.Context, proj *project.Project, snap string, 
 		recipe.Env = env
 	}
 	key := simswarm.LayoutBuildKey(snap, recipe, l)
+	if c.Opt.DryRun && recipe.Command != "" {
+		return c.builtAlready(ctx, key)
+	}
 	req := nonce()
 	w, err := c.Eng.WaitBuild(ctx, key)
 	if err != nil {
@@ -84,6 +89,22 @@ func (c *Client) build(ctx context.Context, proj *project.Project, snap string, 
 			return rec.Artifact, nil
 		}
 	}
+}
+
+// builtAlready is build for --dry-run, which builds nothing: the artifact
+// of a build this engine already has, or "" (and c.built nil) when it has
+// none.
+func (c *Client) builtAlready(ctx context.Context, key string) (string, error) {
+	c.built = nil
+	rec, ok, err := c.Eng.Build(ctx, key)
+	if err != nil || !ok || rec.State != simswarm.BuildSucceeded {
+		return "", err
+	}
+	if has, err := c.Eng.HasObject(ctx, engine.ArtifactObject(rec.Artifact)); err != nil || !has {
+		return "", err
+	}
+	c.built = &BuildInfo{ID: simswarm.Short(key), Cached: true, Files: rec.Files}
+	return rec.Artifact, nil
 }
 
 // buildView shows a build's progress: a line redrawn on a terminal, a line
@@ -155,7 +176,10 @@ func (v *buildView) done(rec *simswarm.BuildRecord) {
 const secondsPerSource = 2.5
 
 // announceColdBuild says, before a build that no builder has done yet,
-// how long it is likely to take: INET has ~2000 sources, hours on 2 cores.
+// how long it is likely to take: INET has ~700 to ~1700 sources, 20
+// minutes to hours on 2 cores. Not before a build that starts from an
+// earlier one (the builder's workspace keeps its objects) or from the
+// user's own build.
 func (c *Client) announceColdBuild(ctx context.Context, proj *project.Project, key, snap string, recipe simswarm.Recipe) {
 	if c.Opt.Quiet || c.Opt.Progress == nil || recipe.Command == "" || c.Opt.Rebuild {
 		return
@@ -163,17 +187,37 @@ func (c *Client) announceColdBuild(ctx context.Context, proj *project.Project, k
 	if rec, ok, _ := c.Eng.Build(ctx, key); ok && rec.State == simswarm.BuildSucceeded {
 		return
 	}
-	n := c.sources[snap]
-	if n == 0 {
+	if _, ok, _ := c.Eng.Build(ctx, simswarm.LastBuildKey(proj.Name())); ok {
 		return
 	}
+	if c.Opt.Local && userBuilt(proj.Root) {
+		fmt.Fprintf(c.Opt.Progress, "simswarm: %s has no build on this engine yet; the builder starts from your own build there, so only what is not built there compiles\n", proj.Root)
+		return
+	}
+	if c.sources[snap] == 0 {
+		return
+	}
+	fmt.Fprintf(c.Opt.Progress, "simswarm: %s has no build on this engine yet: %s\n", proj.Root, c.coldBuild(proj, snap))
+}
+
+// coldBuild tells what building snap from scratch costs.
+func (c *Client) coldBuild(proj *project.Project, snap string) string {
+	n := c.sources[snap]
 	cores := runtime.NumCPU()
 	est := time.Duration(float64(n) * secondsPerSource / float64(cores) * float64(time.Second))
-	how := fmt.Sprintf("about %s on %d cores from scratch", est.Round(time.Second), cores)
-	if c.Opt.Local {
+	how := fmt.Sprintf("%d sources to compile, about %s on %d cores from scratch", n, est.Round(time.Second), cores)
+	switch {
+	case c.Opt.Local && userBuilt(proj.Root):
 		how += "; the builder starts from your own build in " + proj.Root + ", so only what is not built there compiles"
-	} else {
+	case !c.Opt.Local:
 		how += " on one builder of that size; its compiler cache and distcc servers shorten it"
 	}
-	fmt.Fprintf(c.Opt.Progress, "simswarm: %s has no build on this engine yet: %d sources to compile, %s\n", proj.Root, n, how)
+	return how
+}
+
+// userBuilt tells whether the user built the project in place: an
+// opp_makemake build leaves its objects under out/.
+func userBuilt(root string) bool {
+	fi, err := os.Stat(filepath.Join(root, "out"))
+	return err == nil && fi.IsDir()
 }

@@ -39,7 +39,7 @@ func (c *Client) prepareProjects(ctx context.Context, g *project.Graph, results 
 		infos = append(infos, ProjectInfo{Root: n.Root, Dir: n.Rel, Snapshot: simswarm.Short(snaps[n]), Artifact: simswarm.Short(arts[n]), Build: c.built})
 	}
 	m := g.Main()
-	if len(g.Nodes) == 1 {
+	if len(g.Nodes) == 1 && arts[m] != "" {
 		infos = nil
 	}
 	return snaps[m], arts[m], l, infos, nil
