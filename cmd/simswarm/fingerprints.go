@@ -17,8 +17,8 @@ func init() { extraCommands = append(extraCommands, fingerprintsCommand) }
 
 func fingerprintsCommand() *cobra.Command {
 	var rf runFlags
-	var program, match, root, cpu string
-	var tags []string
+	var program, match, root, cpu, calculator string
+	var tags, include, exclude []string
 	var update, rerun bool
 	cmd := &cobra.Command{
 		Use:   "fingerprints [flags] SUITE.csv...",
@@ -26,10 +26,13 @@ func fingerprintsCommand() *cobra.Command {
 		Long: `Fingerprints reads fingerprint test suites in INET's CSV format (working
 directory, arguments, simulation time limit, fingerprints, expected result,
 tags), runs every selected test as one campaign (embedded, or on a cluster
-with --server), and prints a verdict table. Beside each suite it writes
-NAME.UPDATED.csv (the suite with the fingerprints computed), NAME.FAILED.csv
-and NAME.ERROR.csv. A test whose build and line are unchanged is not run
-again: its earlier verdict is reused (--rerun forces a run).
+with --server), and prints a verdict table. INET's suites run as INET's own
+fingerprinttest runs them: with inet::FingerprintCalculator and the options
+it adds for ~tND and tyf fingerprints. Beside each suite it writes, as INET's
+tool does, NAME.csv.UPDATED (the suite with the fingerprints computed) when
+a fingerprint changed, NAME.csv.FAILED and NAME.csv.ERROR. A test whose
+build and line are unchanged is not run again: its earlier verdict is
+reused (--rerun forces a run).
 Exit status: 0 every test met its expected result, 1 some did not, 2 usage or
 a suite error (nothing ran), 130 interrupted.`,
 		Example: `  cd inet/tests/fingerprint && simswarm fingerprints examples.csv
@@ -67,6 +70,13 @@ a suite error (nothing ran), 130 interrupted.`,
 			if fo.Program, err = programOf(program, root); err != nil {
 				return err
 			}
+			if fingerprint.IsINET(root) {
+				fo.Profile = fingerprint.INET()
+			}
+			if cmd.Flags().Changed("calculator") {
+				fo.Profile.Calculator = calculator
+			}
+			fo.Profile.Include, fo.Profile.Exclude = include, exclude
 			// Every suite error is found before an engine starts.
 			_, items, err := fingerprint.Load(fo)
 			if err != nil {
@@ -80,6 +90,9 @@ a suite error (nothing ran), 130 interrupted.`,
 				return err
 			}
 			fc := &fingerprint.Campaign{Root: root, Results: results}
+			// What a suite run writes never changes what the next one
+			// snapshots, wherever the suites and results lie.
+			o.Outputs = append(fingerprint.Outputs(args), results)
 			if rerun {
 				for _, dir := range fc.ResultDirs(items) {
 					if err := os.RemoveAll(dir); err != nil {
@@ -117,6 +130,9 @@ a suite error (nothing ran), 130 interrupted.`,
 	f.StringVar(&match, "match", "", "run only the tests whose working directory and arguments match `REGEX`")
 	f.StringSliceVar(&tags, "tags", nil, "run only the tests with one of these tags (repeatable, comma-separated)")
 	f.StringVar(&cpu, "cpu-time-limit", "", "CPU time budget of each test (default 60s)")
+	f.StringVar(&calculator, "calculator", "", "the fingerprint calculator `CLASS` (default: inet::FingerprintCalculator for INET's suites, OMNeT++'s own otherwise; '' for OMNeT++'s)")
+	f.StringSliceVar(&include, "fpfilter", nil, "check only the fingerprints of these ingredient sets, as INET's -f (e.g. tplx; repeatable, comma-separated)")
+	f.StringSliceVarP(&exclude, "excludefpfilter", "F", nil, "leave the fingerprints of these ingredient sets unchecked, as INET's -F (e.g. -F tyf)")
 	f.BoolVar(&update, "update", false, "rewrite the suites in place with the computed fingerprints (comments and order kept)")
 	f.BoolVar(&rerun, "rerun", false, "run every selected test again, even where its earlier verdict would be reused")
 	for _, name := range []string{"list", "detach", "dry-run", "json"} {

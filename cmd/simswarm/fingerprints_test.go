@@ -147,14 +147,14 @@ func TestOMNeTPPFingerprints(t *testing.T) {
 	updated := strings.NewReplacer("1234-5678/tplx", slotted).Replace(text)
 	pure2 := calculated(t, filepath.Join(ws, "aloha"), "./aloha", "-c", "PureAloha2", "-r", "0", "--sim-time-limit=100s")
 	updated = strings.Replace(updated, "100s, 0000-0000/tplx, FAIL", "100s, "+pure2+", FAIL", 1)
-	if got := readFile(t, filepath.Join(tests, "samples.UPDATED.csv")); got != updated {
-		t.Errorf("UPDATED.csv:\n%s\nwant\n%s", got, updated)
+	if got := readFile(t, filepath.Join(tests, "samples.csv.UPDATED")); got != updated {
+		t.Errorf("UPDATED:\n%s\nwant\n%s", got, updated)
 	}
-	if got := readFile(t, filepath.Join(tests, "samples.FAILED.csv")); !strings.Contains(got, "SlottedAloha1") || strings.Count(got, "/aloha/") != 1 {
-		t.Errorf("FAILED.csv:\n%s", got)
+	if got := readFile(t, filepath.Join(tests, "samples.csv.FAILED")); !strings.Contains(got, "SlottedAloha1") || strings.Count(got, "/aloha/") != 1 {
+		t.Errorf("FAILED:\n%s", got)
 	}
-	if got := readFile(t, filepath.Join(tests, "samples.ERROR.csv")); !strings.Contains(got, "NoSuchConfig") || strings.Contains(got, "CQN") {
-		t.Errorf("ERROR.csv:\n%s", got)
+	if got := readFile(t, filepath.Join(tests, "samples.csv.ERROR")); !strings.Contains(got, "NoSuchConfig") || strings.Contains(got, "CQN") {
+		t.Errorf("ERROR:\n%s", got)
 	}
 	if readFile(t, suite) != text {
 		t.Error("the suite changed without --update")

@@ -67,6 +67,11 @@ type Options struct {
 	// command says the same with --repeat and -r among its arguments.)
 	Repeat int
 	Runs   []int
+	// Outputs are files and directories the command writes into the
+	// projects besides the results directory (a fingerprint suite's
+	// UPDATED, FAILED and ERROR files): never part of a snapshot, or each
+	// run of the command would change what the next one builds and runs.
+	Outputs []string
 }
 
 // SetupError is a problem found before any run started: usage,
@@ -342,7 +347,7 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 	// Every results directory this project ever used stays out of its
 	// snapshot: results are outputs, and counting them would make each
 	// campaign rebuild the next.
-	for _, d := range dirs {
+	for _, d := range append(dirs, c.Opt.Outputs...) {
 		if rel, err := filepath.Rel(proj.Root, d); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
 			opts.Exclude = append(opts.Exclude, filepath.ToSlash(rel))
 		}

@@ -6,11 +6,11 @@ import "testing"
 // shape) must not share a results directory: the second's files would
 // replace the first's, and neither would be found done on a rerun.
 func TestResultDirsDistinct(t *testing.T) {
-	a := &Test{WorkDir: "examples/a", Args: "-c A -r 0", SimTimeLimit: "10s"}
-	b := &Test{WorkDir: "examples/a", Args: "-c A -r 0", SimTimeLimit: "20s"}
+	a := &Test{WorkDir: "examples/a", Args: "-c A -r 0", SimTimeLimit: "10s", Fingerprints: []string{"1234-5678/tplx"}}
+	b := &Test{WorkDir: "examples/a", Args: "-c A -r 0", SimTimeLimit: "20s", Fingerprints: []string{"1234-5678/tplx"}}
 	var items []Item
 	for _, tt := range []*Test{a, b, a} {
-		args, err := tt.CommandArgs(0)
+		args, err := tt.CommandArgs(0, Profile{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -110,3 +110,16 @@ func FindRoot(suite string) (string, error) {
 	}
 	return "", fmt.Errorf("%s: no directory at or above the suite holds its first working directory %s; give --root", s.Tests[0].Where(), wd)
 }
+
+// IsINET tells whether root is INET (its launcher bin/inet and its
+// fingerprint calculator's source): its suites are run as INET's own
+// fingerprinttest runs them (see INET).
+func IsINET(root string) bool {
+	return isExecutable(filepath.Join(root, "bin", "inet")) &&
+		isFile(filepath.Join(root, "src", "inet", "common", "FingerprintCalculator.h"))
+}
+
+func isFile(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,6 +37,7 @@ type Options struct {
 	// opp_run's -l and -n) that runs a test in workdir.
 	Program      func(workdir string) ([]string, error)
 	CPUTimeLimit time.Duration
+	Profile      Profile   // what the suite's own tool adds (INET's calculator)
 	Update       bool      // rewrite the suites in place with the computed fingerprints
 	Out          io.Writer // the verdict table and summary
 }
@@ -87,9 +89,12 @@ func Load(opts Options) ([]*Suite, []Item, error) {
 			if !opts.Selection.Has(t) {
 				continue
 			}
-			args, err := t.CommandArgs(opts.CPUTimeLimit)
+			args, err := t.CommandArgs(opts.CPUTimeLimit, opts.Profile)
 			if err != nil {
 				return nil, nil, err
+			}
+			if args == nil {
+				continue // none of its fingerprints is checked
 			}
 			prog, err := opts.Program(t.WorkDir)
 			if err != nil {
@@ -99,7 +104,7 @@ func Load(opts Options) ([]*Suite, []Item, error) {
 		}
 	}
 	if len(items) == 0 {
-		return nil, nil, errors.New("no test is selected: check --match and --tags")
+		return nil, nil, errors.New("no test is selected: check --match, --tags and the ingredient filters")
 	}
 	return suites, items, nil
 }
@@ -156,18 +161,34 @@ func Run(ctx context.Context, c Campaigner, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-// sibling is INET's name for a file beside a suite: x.csv -> x.UPDATED.csv.
-func sibling(suite, kind string) string {
-	ext := filepath.Ext(suite)
-	return strings.TrimSuffix(suite, ext) + "." + kind + ext
+// sibling is INET's name for a file beside a suite: x.csv ->
+// x.csv.UPDATED, which INET's .gitignore ignores (*.UPDATED, *.FAILED).
+func sibling(suite, kind string) string { return suite + "." + kind }
+
+// Outputs are the files Run may write beside the suites.
+func Outputs(suites []string) []string {
+	var out []string
+	for _, s := range suites {
+		if abs, err := filepath.Abs(s); err == nil {
+			s = abs
+		}
+		for _, kind := range []string{"UPDATED", "FAILED", "ERROR"} {
+			out = append(out, sibling(s, kind))
+		}
+	}
+	return out
 }
 
 func writeOutputs(s *Suite, byTest map[*Test]Verdict, update func(*Test) []string, inPlace bool) ([]string, error) {
 	var failed, errored []*Test
+	changed := false
 	for _, t := range s.Tests {
 		v, ok := byTest[t]
 		if !ok {
 			continue
+		}
+		if fps := update(t); fps != nil && !slices.Equal(fps, t.Fingerprints) {
+			changed = true
 		}
 		switch v.Outcome {
 		case Fail:
@@ -188,24 +209,25 @@ func writeOutputs(s *Suite, byTest map[*Test]Verdict, update func(*Test) []strin
 		written = append(written, name)
 		return nil
 	}
-	if err := write(sibling(s.Path, "UPDATED"), func(w io.Writer) error { return s.WriteTo(w, update) }); err != nil {
-		return written, err
-	}
-	// A FAILED or ERROR file left from an earlier run would tell of
-	// failures that are gone: each is written when it has tests and
-	// removed when it has none.
+	// An UPDATED, FAILED or ERROR file left from an earlier run would tell
+	// of changes and failures that are gone: each is written when it has
+	// something to say (UPDATED: a fingerprint changed, as INET's tool
+	// writes it) and removed when it has not.
 	for _, f := range []struct {
-		kind  string
-		tests []*Test
-	}{{"FAILED", failed}, {"ERROR", errored}} {
+		kind string
+		say  bool
+		fill func(io.Writer) error
+	}{
+		{"UPDATED", changed, func(w io.Writer) error { return s.WriteTo(w, update) }},
+		{"FAILED", len(failed) > 0, func(w io.Writer) error { return s.Subset(w, failed, nil) }},
+		{"ERROR", len(errored) > 0, func(w io.Writer) error { return s.Subset(w, errored, nil) }},
+	} {
 		name := sibling(s.Path, f.kind)
-		if len(f.tests) == 0 {
-			if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if f.say {
+			if err := write(name, f.fill); err != nil {
 				return written, err
 			}
-			continue
-		}
-		if err := write(name, func(w io.Writer) error { return s.Subset(w, f.tests, nil) }); err != nil {
+		} else if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return written, err
 		}
 	}

@@ -3,6 +3,7 @@ package fingerprint
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -11,28 +12,94 @@ import (
 // tooling gives every test the same budget.
 const DefaultCPUTimeLimit = 60 * time.Second
 
-// Args is the command line after the program for one test, in the order
-// INET's launcher passes it. cpuLimit 0 means DefaultCPUTimeLimit.
-func (t *Test) CommandArgs(cpuLimit time.Duration) ([]string, error) {
+// Profile is what a suite's own tool adds to its tests: INET's
+// fingerprinttest runs every test with INET's fingerprint calculator
+// (which knows the ingredients ~, U, N, I and D), adds options where a test
+// checks certain ingredient sets, and can leave ingredient sets out.
+type Profile struct {
+	// Calculator is the --fingerprintcalculator-class; "" for OMNeT++'s.
+	Calculator string
+	// PerIngredients adds options to a test that checks a fingerprint of
+	// exactly these ingredients.
+	PerIngredients map[string][]string
+	// Include and Exclude select the fingerprints checked by their
+	// ingredients (INET's -f and -F); a test left with none is not run.
+	Include, Exclude []string
+}
+
+// INET is what INET's tests/fingerprint/fingerprinttest (INET 4.5) adds:
+// its calculator, CRC and FCS computed for ~tND (packet data is compared),
+// and a fake GUI's display refreshes for tyf.
+func INET() Profile {
+	return Profile{
+		Calculator: "inet::FingerprintCalculator",
+		PerIngredients: map[string][]string{
+			"~tND": {`--**.crcMode="computed"`, `--**.fcsMode="computed"`},
+			"tyf": {"--cmdenv-fake-gui=true",
+				"--cmdenv-fake-gui-before-event-probability=0.1",
+				"--cmdenv-fake-gui-after-event-probability=0.1",
+				"--cmdenv-fake-gui-on-hold-probability=0.1",
+				"--cmdenv-fake-gui-on-hold-numsteps=3",
+				"--cmdenv-fake-gui-on-simtime-probability=0.1",
+				"--cmdenv-fake-gui-on-simtime-numsteps=3",
+				`--**.fadeOutMode="animationTime"`,
+				`--**.signalAnimationSpeedChangeTimeMode="animationTime"`},
+		},
+	}
+}
+
+// Checked is the fingerprints of t that p checks, in the suite's order.
+func (p Profile) Checked(t *Test) []string {
+	var out []string
+	for _, fp := range t.Fingerprints {
+		ing := Ingredients(fp)
+		if (len(p.Include) == 0 || slices.Contains(p.Include, ing)) && !slices.Contains(p.Exclude, ing) {
+			out = append(out, fp)
+		}
+	}
+	return out
+}
+
+// CommandArgs is the command line after the program for one test, in the
+// order INET's tool passes it. cpuLimit 0 means DefaultCPUTimeLimit; nil
+// when p checks none of its fingerprints.
+func (t *Test) CommandArgs(cpuLimit time.Duration, p Profile) ([]string, error) {
 	argv, err := t.Argv()
 	if err != nil {
 		return nil, fmt.Errorf("%s: arguments: %w", t.Where(), err)
+	}
+	fps := p.Checked(t)
+	if len(fps) == 0 {
+		return nil, nil
 	}
 	if cpuLimit <= 0 {
 		cpuLimit = DefaultCPUTimeLimit
 	}
 	out := []string{"-u", "Cmdenv"}
 	out = append(out, argv...)
+	var extra []string
+	for _, fp := range fps {
+		for _, o := range p.PerIngredients[Ingredients(fp)] {
+			if !slices.Contains(extra, o) {
+				extra = append(extra, o)
+			}
+		}
+	}
+	slices.Sort(extra) // a set: the same test gives the same command line
+	out = append(out, extra...)
 	if t.SimTimeLimit != "" {
 		out = append(out, "--sim-time-limit="+strings.ReplaceAll(t.SimTimeLimit, " ", ""))
 	}
 	// OMNeT++ takes several fingerprints separated by commas; the suites
 	// separate them with ';' because their fields are comma-separated.
 	out = append(out,
-		"--fingerprint="+strings.Join(t.Fingerprints, ","),
+		"--fingerprint="+strings.Join(fps, ","),
 		"--cpu-time-limit="+formatSeconds(cpuLimit),
 		"--vector-recording=false",
 		"--scalar-recording=true")
+	if p.Calculator != "" {
+		out = append(out, "--fingerprintcalculator-class="+p.Calculator)
+	}
 	return out, nil
 }
 
@@ -149,5 +216,23 @@ func (v Verdict) Updated() []string {
 	if v.Got == Error || len(v.Calculated) == 0 {
 		return nil
 	}
-	return v.Calculated
+	// The fingerprints the run did not check (an ingredient filter) stay
+	// as they were.
+	byIng := map[string]string{}
+	for _, c := range v.Calculated {
+		byIng[Ingredients(c)] = c
+	}
+	out := make([]string, len(v.Test.Fingerprints))
+	used := 0
+	for i, e := range v.Test.Fingerprints {
+		out[i] = e
+		if c, ok := byIng[Ingredients(e)]; ok {
+			out[i] = c
+			used++
+		}
+	}
+	if used != len(v.Calculated) {
+		return v.Calculated
+	}
+	return out
 }

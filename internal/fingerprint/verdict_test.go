@@ -22,7 +22,7 @@ func oneTest(t *testing.T, line string) *Test {
 
 func TestCommandArgs(t *testing.T) {
 	tt := oneTest(t, "/a/, -f omnetpp.ini -c 'Two Words' -r 0, 10ms, 1234-5678/tplx;abcd-ef01/tpx, PASS,")
-	got, err := tt.CommandArgs(0)
+	got, err := tt.CommandArgs(0, Profile{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestCommandArgs(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q", got)
 	}
-	got, _ = oneTest(t, "/a/, -c X, , 1234-5678/tplx, PASS,").CommandArgs(1500 * time.Millisecond)
+	got, _ = oneTest(t, "/a/, -c X, , 1234-5678/tplx, PASS,").CommandArgs(1500*time.Millisecond, Profile{})
 	if strings.Contains(strings.Join(got, " "), "sim-time-limit") || !strings.Contains(strings.Join(got, " "), "--cpu-time-limit=1.5s") {
 		t.Errorf("got %q", got)
 	}
@@ -99,5 +99,48 @@ func TestJudgeCapturedOutput(t *testing.T) {
 		if v.Got != c.got || len(v.Calculated) == 0 {
 			t.Errorf("%s: got %s (%+v)", c.name, v.Got, v)
 		}
+	}
+}
+
+// TestINETProfile: an INET row is run as INET's fingerprinttest runs it
+// (its calculator, CRC/FCS computed for ~tND, the fake GUI for tyf), an
+// ingredient filter leaves fingerprints out of the check, and the updated
+// line keeps the ones not checked.
+func TestINETProfile(t *testing.T) {
+	tt := oneTest(t, "/examples/inet/nclients/, -f omnetpp.ini -c Ethernet -r 0, 100s, 1111-2222/tplx;3333-4444/~tNl;5555-6666/~tND;7777-8888/tyf, PASS,")
+	p := INET()
+	got, err := tt.CommandArgs(0, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(got, " ")
+	for _, want := range []string{
+		`--**.crcMode="computed"`, `--**.fcsMode="computed"`,
+		"--cmdenv-fake-gui=true",
+		"--fingerprint=1111-2222/tplx,3333-4444/~tNl,5555-6666/~tND,7777-8888/tyf",
+		"--fingerprintcalculator-class=inet::FingerprintCalculator",
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("command line lacks %q:\n%s", want, line)
+		}
+	}
+	p.Exclude = []string{"tyf"}
+	got, _ = tt.CommandArgs(0, p)
+	line = strings.Join(got, " ")
+	if strings.Contains(line, "fake-gui") || strings.Contains(line, "tyf") || !strings.Contains(line, "--fingerprint=1111-2222/tplx,3333-4444/~tNl,5555-6666/~tND ") {
+		t.Errorf("-F tyf: %s", line)
+	}
+	p.Exclude, p.Include = nil, []string{"tplx"}
+	got, _ = tt.CommandArgs(0, p)
+	if line = strings.Join(got, " "); strings.Contains(line, "crcMode") || !strings.Contains(line, "--fingerprint=1111-2222/tplx ") {
+		t.Errorf("-f tplx: %s", line)
+	}
+	p.Include = []string{"tNl"}
+	if got, _ := tt.CommandArgs(0, p); got != nil {
+		t.Errorf("a filter that keeps no fingerprint must leave the test out, got %q", got)
+	}
+	v := Judge(tt, Observed{Fingerprint: "mismatch", Calculated: "aaaa-bbbb/tplx, cccc-dddd/~tNl, eeee-ffff/~tND"})
+	if got, want := strings.Join(v.Updated(), ";"), "aaaa-bbbb/tplx;cccc-dddd/~tNl;eeee-ffff/~tND;7777-8888/tyf"; got != want {
+		t.Errorf("updated %s, want %s (tyf was not checked: kept)", got, want)
 	}
 }
