@@ -43,6 +43,7 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 		why = c.reasons(ctx, p)
 	}
 	hist := openHistory(c.Opt.StateDir, p.proj.Name())
+	own := loadOwners(p.results)
 	var todo []int // positions that would run, for the estimate
 	for i := 0; i < n; i++ {
 		select {
@@ -63,7 +64,7 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 			}
 		} else if known {
 			if rec, ok, err := c.Eng.RunStatus(ctx, p.id, run); err == nil && ok &&
-				rec.State == simswarm.RunSucceeded && present(p.results, rec) {
+				rec.State == simswarm.RunSucceeded && (present(p.results, rec) || own.Holds(rec.Key)) {
 				state = "done"
 				sum.Cached++
 			}

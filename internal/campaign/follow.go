@@ -148,7 +148,8 @@ func (t *tracker) known(ctx context.Context, w *engine.StatusWatch) {
 			return
 		}
 		st := t.state(rec.Run)
-		if st != nil && rec.State == simswarm.RunSucceeded && keyOf(rec.Key) == st.key && t.owns(rec) && t.c.restore(ctx, t.p, rec) {
+		if st != nil && rec.State == simswarm.RunSucceeded && keyOf(rec.Key) == st.key &&
+			(t.own.Holds(rec.Key) || (t.owns(rec) && t.c.restore(ctx, t.p, rec))) {
 			st.cached = true
 			t.sum.fingerprint(rec.Run, rec.Fingerprint)
 			t.provenance(rec)

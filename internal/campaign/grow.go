@@ -186,9 +186,11 @@ func owned(dir string, own *results.ProvenanceIndex, rec *simswarm.RunRecord) bo
 	return true
 }
 
-// inPlace reports whether rec's files are in dir, as rec left them.
+// inPlace reports whether rec's files are in dir, as rec left them, or
+// dir's provenance says that the run wrote them there (a later campaign
+// of the same runs may have written into another directory since).
 func inPlace(dir string, own *results.ProvenanceIndex, rec *simswarm.RunRecord) bool {
-	return rec.LocalDir == dir && present(dir, rec) && owned(dir, own, rec)
+	return (rec.LocalDir == dir && present(dir, rec) && owned(dir, own, rec)) || own.Holds(rec.Key)
 }
 
 func inline(rec *simswarm.RunRecord) bool {

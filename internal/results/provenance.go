@@ -218,15 +218,16 @@ func eachProvenance(path string, fn func(*Provenance, int) error) error {
 type ProvenanceIndex struct {
 	dir    string
 	byFile map[string]*Provenance
+	byKey  map[string]int // into Records
 	// Records is every record, last per run key, in file order.
 	Records []*Provenance
 }
 
 // LoadProvenance reads the provenance file of a results directory.
 func LoadProvenance(dir string) (*ProvenanceIndex, error) {
-	idx := &ProvenanceIndex{dir: dir, byFile: map[string]*Provenance{}}
-	path := filepath.Join(dir, ProvenanceFile)
 	byKey := map[string]int{}
+	idx := &ProvenanceIndex{dir: dir, byFile: map[string]*Provenance{}, byKey: byKey}
+	path := filepath.Join(dir, ProvenanceFile)
 	err := eachProvenance(path, func(p *Provenance, _ int) error {
 		for _, f := range p.Files {
 			idx.byFile[f] = p
@@ -246,6 +247,33 @@ func LoadProvenance(dir string) (*ProvenanceIndex, error) {
 		return nil, err
 	}
 	return idx, nil
+}
+
+// Holds reports whether the directory holds what the run with this key
+// left there: its last record succeeded, and every file it wrote is still
+// there and was not written since by another run. A run done here is done,
+// whatever other directory a later campaign of the same runs wrote into.
+func (x *ProvenanceIndex) Holds(key string) bool {
+	if x == nil {
+		return false
+	}
+	i, ok := x.byKey[key]
+	if !ok {
+		return false
+	}
+	p := x.Records[i]
+	if p.State != simswarm.RunSucceeded || len(p.Files) == 0 {
+		return false
+	}
+	for _, f := range p.Files {
+		if x.byFile[f] != p {
+			return false
+		}
+		if fi, err := os.Stat(filepath.Join(x.dir, filepath.FromSlash(f))); err != nil || !fi.Mode().IsRegular() {
+			return false
+		}
+	}
+	return true
 }
 
 // Lookup returns the provenance of a result file (its path as found under
