@@ -150,7 +150,7 @@ func TestOMNeTPPFingerprints(t *testing.T) {
 	if got := readFile(t, filepath.Join(tests, "samples.csv.UPDATED")); got != updated {
 		t.Errorf("UPDATED:\n%s\nwant\n%s", got, updated)
 	}
-	if got := readFile(t, filepath.Join(tests, "samples.csv.FAILED")); !strings.Contains(got, "SlottedAloha1") || strings.Count(got, "/aloha/") != 1 {
+	if got := readFile(t, filepath.Join(tests, "samples.csv.FAILED")); !strings.Contains(got, "SlottedAloha1") || !strings.Contains(got, "PureAloha2") || strings.Count(got, "/aloha/") != 2 {
 		t.Errorf("FAILED:\n%s", got)
 	}
 	if got := readFile(t, filepath.Join(tests, "samples.csv.ERROR")); !strings.Contains(got, "NoSuchConfig") || strings.Contains(got, "CQN") {
@@ -190,7 +190,7 @@ func TestOMNeTPPFingerprints(t *testing.T) {
 // TIME DETAIL".
 func verdictRows(table string) map[string]string {
 	rows := map[string]string{}
-	re := regexp.MustCompile(`^(\S+ .*? -r 0)\s+(PASS|FAIL|ERROR)\s+(PASS|FAIL|ERROR)\s+(PASS|FAIL|ERROR)\s+(.*)$`)
+	re := regexp.MustCompile(`^(\S+ .*? -r [0-9]+)\s+(PASS|FAIL|ERROR)\s+(PASS|FAIL|ERROR)\s+(PASS|FAIL|ERROR)\s+(.*)$`)
 	for _, line := range strings.Split(table, "\n") {
 		if m := re.FindStringSubmatch(line); m != nil {
 			rows[m[1]] = m[2] + " " + m[3] + " " + m[4] + " " + m[5]

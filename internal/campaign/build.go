@@ -216,8 +216,14 @@ func (c *Client) coldBuild(proj *project.Project, snap string) string {
 }
 
 // userBuilt tells whether the user built the project in place: an
-// opp_makemake build leaves its objects under out/.
+// opp_makemake build leaves its objects under out/ at the root of its
+// Eclipse project, or beside its Makefile (src/out) without one.
 func userBuilt(root string) bool {
-	fi, err := os.Stat(filepath.Join(root, "out"))
-	return err == nil && fi.IsDir()
+	dirs, _ := filepath.Glob(filepath.Join(root, "*", "out"))
+	for _, d := range append(dirs, filepath.Join(root, "out")) {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }

@@ -190,7 +190,10 @@ func writeOutputs(s *Suite, byTest map[*Test]Verdict, update func(*Test) []strin
 		if fps := update(t); fps != nil && !slices.Equal(fps, t.Fingerprints) {
 			changed = true
 		}
-		switch v.Outcome {
+		// As INET's tool lists them: every test whose fingerprints did not
+		// match, and every test whose simulation failed, whatever was
+		// expected of it.
+		switch v.Got {
 		case Fail:
 			failed = append(failed, t)
 		case Error:
