@@ -199,6 +199,9 @@ type BuildRecord struct {
 type BuildProgress struct {
 	Compiled int    `json:"compiled"`
 	Line     string `json:"line"`
+	// Command is the build command as the builder runs it ({jobs}
+	// replaced), sent once before its first line.
+	Command string `json:"command,omitempty"`
 }
 
 // ListJob asks a runner for the run list of an omnetpp-kind command.

@@ -233,6 +233,7 @@ func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswa
 		}
 		cmdline := strings.ReplaceAll(job.Recipe.Command, "{jobs}", strconv.Itoa(jobs))
 		fmt.Fprintf(&logBuf, "$ %s\n", cmdline)
+		b.Eng.PublishBuildProgress(job.Request, simswarm.BuildProgress{Command: cmdline})
 		lines, compiled := b.streamer(job.Request)
 		defer func() { rec.Compiled = compiled() }()
 		res, err := proc.Run(ctx, proc.Spec{

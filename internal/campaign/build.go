@@ -134,9 +134,15 @@ func (v *buildView) update(p simswarm.BuildProgress) {
 	if v.quiet {
 		return
 	}
+	if p.Command != "" {
+		v.cmd = p.Command // as the builder runs it: make -j8, not -j{jobs}
+	}
 	if !v.announced {
 		v.announced = true
 		fmt.Fprintf(v.w, "simswarm: building %s (%s)\n", v.root, v.cmd)
+	}
+	if p.Command != "" {
+		return
 	}
 	line := strings.TrimSpace(p.Line)
 	if len(line) > 60 {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/simswarm/simswarm"
@@ -352,6 +353,7 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 			opts.Exclude = append(opts.Exclude, filepath.ToSlash(rel))
 		}
 	}
+	start := time.Now()
 	man, err := snapshot.Scan(ctx, proj.Root, opts)
 	if err != nil {
 		return "", setupErr("snapshot %s: %v", proj.Root, err)
@@ -362,6 +364,8 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 		c.sources = map[string]int{}
 	}
 	c.sources[key] = countSources(man, proj.Root)
+	stored := -1 // the store has this snapshot already
+	defer func() { c.saySnapshot(proj, man, stored, time.Since(start)) }()
 	if has, err := c.Eng.HasObject(ctx, engine.SnapshotObject(key)); err != nil {
 		return "", err
 	} else if has {
@@ -376,10 +380,19 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 	hashes := man.Blobs()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
+	var put atomic.Int64
 	for _, h := range hashes {
-		g.Go(func() error { return c.putFile(gctx, h, filepath.Join(proj.Root, filepath.FromSlash(paths[h]))) })
+		g.Go(func() error {
+			ok, err := c.putFile(gctx, h, filepath.Join(proj.Root, filepath.FromSlash(paths[h])))
+			if ok {
+				put.Add(1)
+			}
+			return err
+		})
 	}
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	stored = int(put.Load())
+	if err != nil {
 		return "", err
 	}
 	// A big tree also travels as one pack, so that a host without any of
@@ -400,17 +413,39 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 	return key, nil
 }
 
-func (c *Client) putFile(ctx context.Context, hash, path string) error {
+// putFile stores one file the store lacks; stored says it was stored now.
+func (c *Client) putFile(ctx context.Context, hash, path string) (stored bool, err error) {
 	name := engine.FileObject(hash)
 	if has, err := c.Eng.HasObject(ctx, name); err != nil || has {
-		return err
+		return false, err
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("snapshot: %w", err)
+		return false, fmt.Errorf("snapshot: %w", err)
 	}
 	defer f.Close()
-	return c.Eng.PutObject(ctx, name, f)
+	return true, c.Eng.PutObject(ctx, name, f)
+}
+
+// saySnapshot tells what a project's snapshot came to: INET's tree is
+// thousands of files and tens of MB, and its first upload takes seconds.
+// stored is the number of files stored now, < 0 when the store had the
+// whole snapshot already.
+func (c *Client) saySnapshot(proj *project.Project, man *snapshot.Manifest, stored int, took time.Duration) {
+	if c.Opt.Quiet || c.Opt.Progress == nil {
+		return
+	}
+	what := "unchanged"
+	switch {
+	case stored == 0:
+		what = "no new file content"
+	case stored == 1:
+		what = "1 file stored"
+	case stored > 1:
+		what = fmt.Sprintf("%d files stored", stored)
+	}
+	fmt.Fprintf(c.Opt.Progress, "simswarm: snapshot of %s: %d files, %.1f MB (%s) in %s\n",
+		proj.Root, len(man.Entries), float64(man.TotalSize())/1e6, what, took.Round(10*time.Millisecond))
 }
 
 func nonce() string {
