@@ -113,6 +113,13 @@ func (b *Builder) handle(ctx context.Context, l *engine.Lease) {
 		b.finish(ctx, l, &rec)
 		return
 	}
+	if l.Delivered > engine.MaxDeliver {
+		// The last delivery JetStream makes: answered, or the client would
+		// wait for a build no builder lives through until it gives up.
+		rec.State, rec.Error = simswarm.BuildFailed, fmt.Sprintf("gave up after %d deliveries: the builders that took it stopped while building (see their logs)", l.Delivered-1)
+		b.finish(ctx, l, &rec)
+		return
+	}
 	start := time.Now()
 	if err := b.build(ctx, &job, &rec); err != nil {
 		if ctx.Err() != nil {
