@@ -168,18 +168,21 @@ func ArtifactKey(buildKey, toolchain string) string {
 	return Hash("artifact", buildKey, toolchain)
 }
 
+// BuildState is where a build is.
+type BuildState string
+
 // Build states.
 const (
-	BuildRunning   = "running"
-	BuildSucceeded = "succeeded"
-	BuildFailed    = "failed"
+	BuildRunning   BuildState = "running"
+	BuildSucceeded BuildState = "succeeded"
+	BuildFailed    BuildState = "failed"
 )
 
 // BuildRecord is what a builder reports for a BuildJob.
 type BuildRecord struct {
 	Key       string        `json:"key"`
 	Request   string        `json:"request"`
-	State     string        `json:"state"`
+	State     BuildState    `json:"state"`
 	Artifact  string        `json:"artifact,omitempty"`
 	Toolchain string        `json:"toolchain,omitempty"`
 	Cached    bool          `json:"cached,omitempty"`
@@ -345,14 +348,20 @@ func (j RunJob) BatchKey() string {
 	return j.Campaign + "|" + j.Artifact + "|" + j.Workdir
 }
 
+// RunState is where a run is.
+type RunState string
+
 // Run states.
 const (
-	RunPending   = "pending"
-	RunRunning   = "running"
-	RunSucceeded = "succeeded"
-	RunFailed    = "failed"
-	RunCancelled = "cancelled"
+	RunPending   RunState = "pending"
+	RunRunning   RunState = "running"
+	RunSucceeded RunState = "succeeded"
+	RunFailed    RunState = "failed"
+	RunCancelled RunState = "cancelled"
 )
+
+// RunStates is every run state, in the order of a run's life.
+var RunStates = []RunState{RunPending, RunRunning, RunSucceeded, RunFailed, RunCancelled}
 
 // File is one result file of a run.
 type File struct {
@@ -363,13 +372,13 @@ type File struct {
 
 // RunRecord is the outcome of one run, written by the runner.
 type RunRecord struct {
-	Key      string `json:"key"`
-	Campaign string `json:"campaign"`
-	Run      int    `json:"run"`
-	State    string `json:"state"`
-	Exit     int    `json:"exit"`
-	Signal   string `json:"signal,omitempty"`
-	TimedOut bool   `json:"timed_out,omitempty"`
+	Key      string   `json:"key"`
+	Campaign string   `json:"campaign"`
+	Run      int      `json:"run"`
+	State    RunState `json:"state"`
+	Exit     int      `json:"exit"`
+	Signal   string   `json:"signal,omitempty"`
+	TimedOut bool     `json:"timed_out,omitempty"`
 	// Reason says why a run failed when no process said so (infrastructure).
 	Reason      string   `json:"reason,omitempty"`
 	Errors      []string `json:"errors,omitempty"`
@@ -434,16 +443,16 @@ func ParseStatusKey(k string) (campaign string, run int, ok bool) {
 
 // Campaign is the record of a submitted campaign.
 type Campaign struct {
-	ID        string    `json:"id"`
-	Project   string    `json:"project"`
-	Workdir   string    `json:"workdir"`
-	Command   Command   `json:"command"`
-	Snapshot  string    `json:"snapshot"`
-	Artifact  string    `json:"artifact"`
-	Layout    *Layout   `json:"layout,omitempty"`
-	Runs      int       `json:"runs"`
-	Submitted time.Time `json:"submitted"`
-	State     string    `json:"state"` // CampaignActive, CampaignCancelled, CampaignDone
+	ID        string        `json:"id"`
+	Project   string        `json:"project"`
+	Workdir   string        `json:"workdir"`
+	Command   Command       `json:"command"`
+	Snapshot  string        `json:"snapshot"`
+	Artifact  string        `json:"artifact"`
+	Layout    *Layout       `json:"layout,omitempty"`
+	Runs      int           `json:"runs"`
+	Submitted time.Time     `json:"submitted"`
+	State     CampaignState `json:"state"`
 	// Settings are the run settings of the last submit.
 	Settings JobSettings `json:"settings"`
 	// KeepResults keeps the runs' results in the store after the client
@@ -451,26 +460,43 @@ type Campaign struct {
 	KeepResults bool `json:"keep_results,omitempty"`
 }
 
-// Campaign states. A campaign is active from its submit until its client
+// CampaignState is where a campaign is. A campaign is active from its submit until its client
 // saw every run end (done) or someone cancelled it; a cancel sticks until
 // the campaign is submitted again.
+type CampaignState string
+
+// Campaign states.
 const (
-	CampaignActive    = "active"
-	CampaignCancelled = "cancelled"
-	CampaignDone      = "done"
+	CampaignActive    CampaignState = "active"
+	CampaignCancelled CampaignState = "cancelled"
+	CampaignDone      CampaignState = "done"
 )
+
+// Role is what a worker does.
+type Role string
 
 // Worker roles, as heartbeats name them.
 const (
-	RoleRunner  = "runner"
-	RoleBuilder = "builder"
+	RoleRunner  Role = "runner"
+	RoleBuilder Role = "builder"
+)
+
+// WorkerState is what a worker's heartbeats say of it.
+type WorkerState string
+
+// Worker states.
+const (
+	WorkerOnline   WorkerState = "online"   // beating
+	WorkerDraining WorkerState = "draining" // beating, taking no new jobs
+	WorkerLost     WorkerState = "lost"     // silent for three heartbeats
+	WorkerStopped  WorkerState = "stopped"  // said it stopped
 )
 
 // Worker is a worker's heartbeat.
 type Worker struct {
 	ID      string    `json:"id"`
 	Host    string    `json:"host"`
-	Role    string    `json:"role"` // RoleRunner or RoleBuilder
+	Role    Role      `json:"role"`
 	Slots   int       `json:"slots"`
 	Busy    int       `json:"busy"`
 	Version string    `json:"version"`

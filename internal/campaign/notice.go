@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"fmt"
+	"github.com/simswarm/simswarm"
 	"sync"
 	"time"
 
@@ -17,7 +18,7 @@ const missingAfter = 10 * time.Second
 // a worker of role (a build for a builder, a run list or runs for a
 // runner): when none has been heard for missingAfter, it says so in one
 // line naming the command that starts one, and the client keeps waiting.
-func (c *Client) sayIfMissing(ctx context.Context, role string) (stop func()) {
+func (c *Client) sayIfMissing(ctx context.Context, role simswarm.Role) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var mu sync.Mutex
 	start := time.Now()
@@ -79,18 +80,18 @@ func (c *Client) sayIfMissing(ctx context.Context, role string) (stop func()) {
 }
 
 // roleOf is the role part of a workers-bucket key ("runner.<id>").
-func roleOf(key string) string {
+func roleOf(key string) simswarm.Role {
 	for i := range key {
 		if key[i] == '.' {
-			return key[:i]
+			return simswarm.Role(key[:i])
 		}
 	}
-	return key
+	return simswarm.Role(key)
 }
 
 // startCommand is how a user starts a worker of role for this engine.
-func (c *Client) startCommand(role string) string {
-	cmd := "simswarm " + role
+func (c *Client) startCommand(role simswarm.Role) string {
+	cmd := "simswarm " + string(role)
 	if c.Opt.Server != "" {
 		cmd += " --server " + c.Opt.Server
 	}

@@ -315,7 +315,7 @@ func TestBrowserCluster(t *testing.T) {
 	if err := eng.PutCampaign(ctx, done); err != nil {
 		t.Fatal(err)
 	}
-	put := func(camp string, n int, state string, finished time.Time, wall time.Duration, host string) {
+	put := func(camp string, n int, state simswarm.RunState, finished time.Time, wall time.Duration, host string) {
 		rec := simswarm.RunRecord{Campaign: camp, Run: n, State: state, Host: host, Worker: host + "-1", Wall: wall,
 			Started: finished.Add(-wall), Finished: finished}
 		if state == simswarm.RunFailed {

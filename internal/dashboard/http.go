@@ -395,16 +395,14 @@ var funcs = template.FuncMap{
 		}
 		return humanSeconds(*p)
 	},
-	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"clock": func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") },
-	"states": func() []string {
-		return []string{simswarm.RunPending, simswarm.RunRunning, simswarm.RunSucceeded, simswarm.RunFailed, simswarm.RunCancelled}
-	},
-	"chart": chartOf,
-	"f1":    func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
-	"addf":  func(a, b float64) float64 { return a + b },
-	"f2":    func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) },
-	"join":  strings.Join,
+	"iso":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"clock":  func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") },
+	"states": func() []simswarm.RunState { return simswarm.RunStates },
+	"chart":  chartOf,
+	"f1":     func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+	"addf":   func(a, b float64) float64 { return a + b },
+	"f2":     func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) },
+	"join":   strings.Join,
 	"firstLine": func(s string) string {
 		l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 		return l

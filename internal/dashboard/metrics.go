@@ -50,7 +50,7 @@ func newMetrics(s *Server) *metrics {
 func (m *metrics) observe(ch change, initial bool) {
 	m.duration.Observe(ch.wall.Seconds())
 	if !initial {
-		m.finished.WithLabelValues(stateNames[ch.state]).Inc()
+		m.finished.WithLabelValues(string(stateNames[ch.state])).Inc()
 	}
 }
 
@@ -70,7 +70,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	var runs Counts
-	camps := map[string]int{simswarm.CampaignActive: 0, simswarm.CampaignDone: 0, simswarm.CampaignCancelled: 0}
+	camps := map[simswarm.CampaignState]int{simswarm.CampaignActive: 0, simswarm.CampaignDone: 0, simswarm.CampaignCancelled: 0}
 	for _, c := range m.s.m.campaignList(now) {
 		runs.Pending += c.Counts.Pending
 		runs.Running += c.Counts.Running
@@ -80,27 +80,31 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		camps[c.State]++
 	}
 	for _, st := range stateNames {
-		gauge(m.runs, float64(runs.Of(st)), st)
+		gauge(m.runs, float64(runs.Of(st)), string(st))
 	}
 	for st, n := range camps {
-		gauge(m.campaigns, float64(n), st)
+		gauge(m.campaigns, float64(n), string(st))
 	}
 	w := m.s.m.workersPage(now)
-	byRole := map[[2]string]int{}
-	for _, role := range []string{simswarm.RoleRunner, simswarm.RoleBuilder} {
-		for _, st := range []string{"online", "draining", "lost"} {
-			byRole[[2]string{role, st}] = 0
+	type roleState struct {
+		role  simswarm.Role
+		state simswarm.WorkerState
+	}
+	byRole := map[roleState]int{}
+	for _, role := range []simswarm.Role{simswarm.RoleRunner, simswarm.RoleBuilder} {
+		for _, st := range []simswarm.WorkerState{simswarm.WorkerOnline, simswarm.WorkerDraining, simswarm.WorkerLost} {
+			byRole[roleState{role, st}] = 0
 		}
 	}
 	for _, h := range w.Hosts {
 		for _, wk := range h.Workers {
-			if wk.State != "stopped" {
-				byRole[[2]string{wk.Role, wk.State}]++
+			if wk.State != simswarm.WorkerStopped {
+				byRole[roleState{wk.Role, wk.State}]++
 			}
 		}
 	}
 	for k, n := range byRole {
-		gauge(m.workers, float64(n), k[0], k[1])
+		gauge(m.workers, float64(n), string(k.role), string(k.state))
 	}
 	gauge(m.slots, float64(w.Counts.Slots), "total")
 	gauge(m.slots, float64(w.Counts.Busy), "busy")

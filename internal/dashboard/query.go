@@ -150,7 +150,7 @@ func (m *model) throughput(now time.Time) Throughput {
 
 // tableQuery is what a campaign page asks of its runs.
 type tableQuery struct {
-	state   string
+	state   simswarm.RunState
 	sort    string
 	order   string
 	page    int
@@ -163,12 +163,12 @@ const DefaultPerPage = 100
 var sortKeys = map[string]bool{"run": true, "state": true, "worker": true, "host": true, "wall": true, "exit": true, "finished": true}
 
 func parseTableQuery(get func(string) string) (tableQuery, error) {
-	q := tableQuery{state: get("state"), sort: get("sort"), order: get("order"), page: 1, perPage: DefaultPerPage}
+	q := tableQuery{state: simswarm.RunState(get("state")), sort: get("sort"), order: get("order"), page: 1, perPage: DefaultPerPage}
 	if q.state == "all" {
 		q.state = ""
 	}
 	if _, ok := stateCode(q.state); q.state != "" && !ok {
-		return q, errors.New("unknown state " + strconv.Quote(q.state) + ": give pending, running, succeeded, failed or cancelled")
+		return q, errors.New("unknown state " + strconv.Quote(string(q.state)) + ": give pending, running, succeeded, failed or cancelled")
 	}
 	if q.sort == "" {
 		q.sort = "run"
@@ -348,19 +348,19 @@ func (m *model) workersPage(now time.Time) WorkersPage {
 	var ws []WorkerView
 	var k WorkerCounts
 	for _, w := range m.workers {
-		v := WorkerView{Worker: w.w, Key: w.key, HeardAt: w.heard, SilentFor: now.Sub(w.heard).Seconds(), State: "online"}
+		v := WorkerView{Worker: w.w, Key: w.key, HeardAt: w.heard, SilentFor: now.Sub(w.heard).Seconds(), State: simswarm.WorkerOnline}
 		switch {
 		case w.stopped:
-			v.State = "stopped"
+			v.State = simswarm.WorkerStopped
 			v.Busy, v.Current = 0, nil
 		case w.lost(now):
-			v.State = "lost"
+			v.State = simswarm.WorkerLost
 			k.Lost++
 		case w.w.Draining:
-			v.State = "draining"
+			v.State = simswarm.WorkerDraining
 			k.Draining++
 		}
-		if v.State == "online" || v.State == "draining" {
+		if v.State == simswarm.WorkerOnline || v.State == simswarm.WorkerDraining {
 			k.Online++
 			if w.w.Role == simswarm.RoleRunner {
 				k.Slots += w.w.Slots

@@ -171,9 +171,9 @@ func (s *Server) noteSucceeded(key string, val []byte) {
 		return
 	}
 	var r struct {
-		Key      string    `json:"key"`
-		State    string    `json:"state"`
-		Finished time.Time `json:"finished"`
+		Key      string            `json:"key"`
+		State    simswarm.RunState `json:"state"`
+		Finished time.Time         `json:"finished"`
 	}
 	if json.Unmarshal(val, &r) != nil || r.State != simswarm.RunSucceeded {
 		return

@@ -23,9 +23,9 @@ const (
 	nStates
 )
 
-var stateNames = [nStates]string{simswarm.RunPending, simswarm.RunRunning, simswarm.RunSucceeded, simswarm.RunFailed, simswarm.RunCancelled}
+var stateNames = [nStates]simswarm.RunState{simswarm.RunPending, simswarm.RunRunning, simswarm.RunSucceeded, simswarm.RunFailed, simswarm.RunCancelled}
 
-func stateCode(s string) (uint8, bool) {
+func stateCode(s simswarm.RunState) (uint8, bool) {
 	for i, n := range stateNames {
 		if n == s {
 			return uint8(i), true
@@ -205,16 +205,16 @@ func (c *campIndex) sort() {
 
 // statusLite is the part of a status record the index needs.
 type statusLite struct {
-	State    string        `json:"state"`
-	Exit     int           `json:"exit"`
-	Signal   string        `json:"signal"`
-	TimedOut bool          `json:"timed_out"`
-	Wall     time.Duration `json:"wall"`
-	Worker   string        `json:"worker"`
-	Host     string        `json:"host"`
-	Reused   bool          `json:"reused"`
-	Started  time.Time     `json:"started"`
-	Finished time.Time     `json:"finished"`
+	State    simswarm.RunState `json:"state"`
+	Exit     int               `json:"exit"`
+	Signal   string            `json:"signal"`
+	TimedOut bool              `json:"timed_out"`
+	Wall     time.Duration     `json:"wall"`
+	Worker   string            `json:"worker"`
+	Host     string            `json:"host"`
+	Reused   bool              `json:"reused"`
+	Started  time.Time         `json:"started"`
+	Finished time.Time         `json:"finished"`
 }
 
 // change says what an update touched, for live pages and metrics.

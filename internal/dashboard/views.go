@@ -26,7 +26,7 @@ type Counts struct {
 }
 
 // Of returns the count of a state by name (for templates).
-func (c Counts) Of(state string) int {
+func (c Counts) Of(state simswarm.RunState) int {
 	switch state {
 	case simswarm.RunPending:
 		return c.Pending
@@ -44,16 +44,16 @@ func (c Counts) Of(state string) int {
 
 // CampaignSummary is a campaign as the overview lists it.
 type CampaignSummary struct {
-	ID        string    `json:"id"`
-	Project   string    `json:"project"`
-	Workdir   string    `json:"workdir"`
-	Command   string    `json:"command"`
-	State     string    `json:"state"` // active, done, cancelled
-	Runs      int       `json:"runs"`
-	Counts    Counts    `json:"counts"`
-	Done      int       `json:"done"` // runs in a final state
-	Percent   float64   `json:"percent"`
-	Submitted time.Time `json:"submitted"`
+	ID        string                 `json:"id"`
+	Project   string                 `json:"project"`
+	Workdir   string                 `json:"workdir"`
+	Command   string                 `json:"command"`
+	State     simswarm.CampaignState `json:"state"`
+	Runs      int                    `json:"runs"`
+	Counts    Counts                 `json:"counts"`
+	Done      int                    `json:"done"` // runs in a final state
+	Percent   float64                `json:"percent"`
+	Submitted time.Time              `json:"submitted"`
 	// RatePerMinute is how fast its runs finished over the last minutes;
 	// ETASeconds is the time left at that rate (absent when unknown).
 	RatePerMinute float64  `json:"rate_per_minute"`
@@ -70,14 +70,14 @@ func (c CampaignSummary) Bar() []BarPart {
 	var parts []BarPart
 	x := 0.0
 	for _, p := range []struct {
-		class string
+		state simswarm.RunState
 		n     int
-	}{{"succeeded", c.Counts.Succeeded}, {"failed", c.Counts.Failed}, {"cancelled", c.Counts.Cancelled}, {"running", c.Counts.Running}} {
+	}{{simswarm.RunSucceeded, c.Counts.Succeeded}, {simswarm.RunFailed, c.Counts.Failed}, {simswarm.RunCancelled, c.Counts.Cancelled}, {simswarm.RunRunning, c.Counts.Running}} {
 		if p.n == 0 {
 			continue
 		}
 		w := 100 * float64(p.n) / float64(total)
-		parts = append(parts, BarPart{Class: p.class, X: x, W: w, N: p.n})
+		parts = append(parts, BarPart{Class: string(p.state), X: x, W: w, N: p.n})
 		x += w
 	}
 	return parts
@@ -153,31 +153,31 @@ type CampaignPage struct {
 
 // RunTable is one page of a campaign's runs, filtered and sorted.
 type RunTable struct {
-	State   string   `json:"state,omitempty"` // filter; "" = all
-	Sort    string   `json:"sort"`
-	Order   string   `json:"order"`
-	Page    int      `json:"page"`
-	PerPage int      `json:"per_page"`
-	Total   int      `json:"total"` // runs matching the filter
-	Pages   int      `json:"pages"`
-	Rows    []RunRow `json:"rows"`
-	base    string   // campaign URL
+	State   simswarm.RunState `json:"state,omitempty"` // filter; "" = all
+	Sort    string            `json:"sort"`
+	Order   string            `json:"order"`
+	Page    int               `json:"page"`
+	PerPage int               `json:"per_page"`
+	Total   int               `json:"total"` // runs matching the filter
+	Pages   int               `json:"pages"`
+	Rows    []RunRow          `json:"rows"`
+	base    string            // campaign URL
 }
 
 // RunRow is one run in a campaign's table.
 type RunRow struct {
-	Run         int        `json:"run"`
-	Vars        string     `json:"vars,omitempty"`
-	State       string     `json:"state"`
-	Queued      bool       `json:"queued,omitempty"`
-	Worker      string     `json:"worker,omitempty"`
-	Host        string     `json:"host,omitempty"`
-	WallSeconds float64    `json:"wall_seconds,omitempty"`
-	Exit        int        `json:"exit"`
-	Signal      string     `json:"signal,omitempty"`
-	TimedOut    bool       `json:"timed_out,omitempty"`
-	Reused      bool       `json:"reused,omitempty"`
-	Finished    *time.Time `json:"finished,omitempty"`
+	Run         int               `json:"run"`
+	Vars        string            `json:"vars,omitempty"`
+	State       simswarm.RunState `json:"state"`
+	Queued      bool              `json:"queued,omitempty"`
+	Worker      string            `json:"worker,omitempty"`
+	Host        string            `json:"host,omitempty"`
+	WallSeconds float64           `json:"wall_seconds,omitempty"`
+	Exit        int               `json:"exit"`
+	Signal      string            `json:"signal,omitempty"`
+	TimedOut    bool              `json:"timed_out,omitempty"`
+	Reused      bool              `json:"reused,omitempty"`
+	Finished    *time.Time        `json:"finished,omitempty"`
 }
 
 // Outcome says how a finished run ended, in a few words.
@@ -209,7 +209,7 @@ func (t RunTable) URL(kv ...string) string {
 			q.Set(k, v)
 		}
 	}
-	set("state", t.State, "")
+	set("state", string(t.State), "")
 	set("sort", t.Sort, "run")
 	set("order", t.Order, "asc")
 	set("page", strconv.Itoa(t.Page), "1")
@@ -284,7 +284,7 @@ type RunPage struct {
 	Campaign    CampaignSummary     `json:"campaign"`
 	Run         int                 `json:"run"`
 	Vars        string              `json:"vars,omitempty"`
-	State       string              `json:"state"`
+	State       simswarm.RunState   `json:"state"`
 	Record      *simswarm.RunRecord `json:"record,omitempty"` // absent while pending
 	CommandLine string              `json:"command_line"`
 	Workdir     string              `json:"workdir"`
@@ -343,11 +343,11 @@ type HostView struct {
 // WorkerView is a worker with what its heartbeats tell.
 type WorkerView struct {
 	simswarm.Worker
-	Key         string    `json:"key"`
-	State       string    `json:"state"` // online, draining, lost, stopped
-	HeardAt     time.Time `json:"heard_at"`
-	SilentFor   float64   `json:"silent_seconds"`
-	CurrentRuns []RunRef  `json:"current_runs,omitempty"`
+	Key         string               `json:"key"`
+	State       simswarm.WorkerState `json:"state"`
+	HeardAt     time.Time            `json:"heard_at"`
+	SilentFor   float64              `json:"silent_seconds"`
+	CurrentRuns []RunRef             `json:"current_runs,omitempty"`
 }
 
 // SlotStates lays out the worker's slots for the slot strip.
@@ -355,8 +355,8 @@ func (w WorkerView) SlotStates() []string {
 	out := make([]string, w.Slots)
 	for i := range out {
 		switch {
-		case w.State == "lost":
-			out[i] = "lost"
+		case w.State == simswarm.WorkerLost:
+			out[i] = string(simswarm.WorkerLost)
 		case i < w.Busy:
 			out[i] = "busy"
 		default:
@@ -453,7 +453,7 @@ func hostsOf(ws []WorkerView) []HostView {
 			order = append(order, w.Host)
 		}
 		h.Workers = append(h.Workers, w)
-		if w.State != "lost" {
+		if w.State != simswarm.WorkerLost {
 			h.Lost = false
 		}
 	}

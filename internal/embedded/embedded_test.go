@@ -28,7 +28,7 @@ func TestStartAnnouncesWorkersAndLocksState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roles := map[string]simswarm.Worker{}
+	roles := map[simswarm.Role]simswarm.Worker{}
 	deadline := time.Now().Add(20 * time.Second)
 	for len(roles) < 2 {
 		if time.Now().After(deadline) {

@@ -26,27 +26,27 @@ const ProvenanceFile = "provenance.jsonl"
 // Provenance is one run's record: what was run, on what, where, how it
 // ended and which files it left.
 type Provenance struct {
-	Campaign string   `json:"campaign"`
-	Run      int      `json:"run"`
-	Key      string   `json:"run_key"`
-	State    string   `json:"state"`
-	Exit     int      `json:"exit"`
-	Signal   string   `json:"signal,omitempty"`
-	TimedOut bool     `json:"timed_out,omitempty"`
-	Artifact string   `json:"artifact"`
-	Snapshot string   `json:"snapshot"`
-	Command  string   `json:"command"` // the command line that repeats the run, shell-quoted
-	Workdir  string   `json:"workdir,omitempty"`
-	Vars     []Attr   `json:"vars,omitempty"` // iteration variables, repetition last
-	Host     string   `json:"host,omitempty"`
-	Worker   string   `json:"worker,omitempty"`
-	Wall     float64  `json:"wall_seconds"`
-	CPU      float64  `json:"cpu_seconds"`
-	Reused   bool     `json:"reused,omitempty"`
-	Version  string   `json:"simswarm_version"`
-	Started  string   `json:"started,omitempty"`
-	Finished string   `json:"finished,omitempty"`
-	Files    []string `json:"files"`
+	Campaign string            `json:"campaign"`
+	Run      int               `json:"run"`
+	Key      string            `json:"run_key"`
+	State    simswarm.RunState `json:"state"`
+	Exit     int               `json:"exit"`
+	Signal   string            `json:"signal,omitempty"`
+	TimedOut bool              `json:"timed_out,omitempty"`
+	Artifact string            `json:"artifact"`
+	Snapshot string            `json:"snapshot"`
+	Command  string            `json:"command"` // the command line that repeats the run, shell-quoted
+	Workdir  string            `json:"workdir,omitempty"`
+	Vars     []Attr            `json:"vars,omitempty"` // iteration variables, repetition last
+	Host     string            `json:"host,omitempty"`
+	Worker   string            `json:"worker,omitempty"`
+	Wall     float64           `json:"wall_seconds"`
+	CPU      float64           `json:"cpu_seconds"`
+	Reused   bool              `json:"reused,omitempty"`
+	Version  string            `json:"simswarm_version"`
+	Started  string            `json:"started,omitempty"`
+	Finished string            `json:"finished,omitempty"`
+	Files    []string          `json:"files"`
 }
 
 // MarshalJSON for Attr keeps provenance lines short: {"name":..,"value":..}.

@@ -20,7 +20,7 @@ type Queue = engine.Depth
 // Campaign is a campaign with its run counts.
 type Campaign struct {
 	simswarm.Campaign
-	Counts map[string]int `json:"counts"` // by run state
+	Counts map[simswarm.RunState]int `json:"counts"` // by run state
 }
 
 // Report is the engine's state.
@@ -57,11 +57,11 @@ func Collect(ctx context.Context, eng *engine.Engine, recent int) (*Report, erro
 		camps = camps[:recent]
 	}
 	for _, c := range camps {
-		sc := Campaign{Campaign: c, Counts: map[string]int{}}
+		sc := Campaign{Campaign: c, Counts: map[simswarm.RunState]int{}}
 		seen := 0
 		_ = eng.Each(ctx, engine.BucketStatus, c.ID+".*", func(_ string, b []byte) {
 			var rec struct {
-				State string `json:"state"`
+				State simswarm.RunState `json:"state"`
 			}
 			if json.Unmarshal(b, &rec) == nil {
 				sc.Counts[rec.State]++
