@@ -77,6 +77,18 @@ a suite error (nothing ran), 130 interrupted.`,
 				fo.Profile.Calculator = calculator
 			}
 			fo.Profile.Include, fo.Profile.Exclude = include, exclude
+			for f, sets := range map[string][]string{"fpfilter": include, "excludefpfilter": exclude, "tags": tags} {
+				if cmd.Flags().Changed(f) && len(sets) == 0 {
+					what := "ingredient sets such as tplx or ~tNl"
+					if f == "tags" {
+						what = "tags such as basic,ethernet"
+					}
+					return usageErr("--%s is empty: give %s", f, what)
+				}
+			}
+			if err := fo.Profile.Check(); err != nil {
+				return usageErr("%v", err)
+			}
 			// Every suite error is found before an engine starts.
 			_, items, err := fingerprint.Load(fo)
 			if err != nil {

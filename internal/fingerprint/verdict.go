@@ -48,6 +48,29 @@ func INET() Profile {
 	}
 }
 
+var (
+	ingredientsRE = regexp.MustCompile(`^[a-zA-Z0~]+$`)
+	classRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$`)
+)
+
+// Check refuses what cannot be a calculator class or an ingredient set.
+func (p Profile) Check() error {
+	if p.Calculator != "" && !classRE.MatchString(p.Calculator) {
+		return fmt.Errorf("--calculator %q is not a C++ class name such as inet::FingerprintCalculator", p.Calculator)
+	}
+	for _, f := range []struct {
+		flag string
+		sets []string
+	}{{"--fpfilter", p.Include}, {"--excludefpfilter", p.Exclude}} {
+		for _, s := range f.sets {
+			if !ingredientsRE.MatchString(s) {
+				return fmt.Errorf("%s %q is not an ingredient set such as tplx or ~tNl", f.flag, s)
+			}
+		}
+	}
+	return nil
+}
+
 // Checked is the fingerprints of t that p checks, in the suite's order.
 func (p Profile) Checked(t *Test) []string {
 	var out []string
