@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/simswarm/simswarm/internal/retry"
 	"io"
 	"log/slog"
 	"net"
@@ -148,7 +149,6 @@ func (t *Tunnel) Serve(ctx context.Context) error {
 	if keep <= 0 {
 		keep = 30 * time.Second
 	}
-	backoff := time.Second
 	for {
 		if t.isClosed() {
 			t.wg.Wait()
@@ -168,28 +168,33 @@ func (t *Tunnel) Serve(ctx context.Context) error {
 			t.mu.Lock()
 			t.client = nil
 			t.mu.Unlock()
-			backoff = time.Second
 		}
-		err := t.connect(ctx)
+		// Dialled again from a second's wait up to 30 s, until a connection,
+		// a host key that is not the pinned one, or the end.
+		var hk *HostKeyError
+		err := retry.Do(ctx, retry.Policy{First: time.Second, Max: 30 * time.Second}, func(int) error {
+			if t.isClosed() {
+				return retry.Stop(net.ErrClosed)
+			}
+			err := t.connect(ctx)
+			if errors.As(err, &hk) {
+				return retry.Stop(err)
+			}
+			if err != nil {
+				t.Log.Warn("dialling the manager", "err", err)
+			}
+			return err
+		})
 		if err == nil {
 			t.Log.Info("SSH connection to the manager up", "addr", t.cfg.Addr)
 			continue
 		}
-		var hk *HostKeyError
-		if errors.As(err, &hk) {
-			t.Close()
-			t.wg.Wait()
+		t.Close()
+		t.wg.Wait()
+		if hk != nil {
 			return err
 		}
-		t.Log.Warn("dialling the manager", "err", err, "retry in", backoff)
-		select {
-		case <-ctx.Done():
-			t.Close()
-			t.wg.Wait()
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 30*time.Second)
+		return nil
 	}
 }
 
