@@ -41,7 +41,8 @@ func Short(key string) string {
 // Command kinds: how a runner turns a run number into a process.
 const (
 	// KindOmnetpp follows OMNeT++'s convention: the run list comes from
-	// `-s -q runnumbers`, a run is `-s -r N --result-dir=DIR`.
+	// `-s -q runconfig` (`-s -q runnumbers` and `-q runs` where the program
+	// does not answer it), a run is `-s -r N --result-dir=DIR`.
 	KindOmnetpp = "omnetpp"
 	// KindTemplate is a command template from simswarm.toml with {run},
 	// {resultdir} and variable placeholders, run through /bin/sh -c.
@@ -142,6 +143,25 @@ func LayoutBuildKey(snapshot string, r Recipe, l *Layout) string {
 		parts = append(parts, u.Dir, u.Artifact)
 	}
 	return Hash(parts...)
+}
+
+// Token makes s safe as one token of a subject, a key or a file name: a
+// worker id holds a host name whose dots would split a subject, a project
+// name comes from a client and must not climb out of a workspace directory.
+// Letters, digits, '-' and '_' stay; anything else becomes '_'; "" is "_".
+// It is the one sanitiser of names: the engine, safedir and the builder
+// call it.
+func Token(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
 }
 
 // LastBuildKey is the builds-bucket key that points at a project's last

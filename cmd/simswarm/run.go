@@ -140,7 +140,7 @@ func runCommand() *cobra.Command {
 		Use:   "run [flags] [--] <simulation command and args...>",
 		Short: "Run a campaign: every run of a simulation, results into results/",
 		Long: `Run snapshots the simulation's project, builds it, asks the program for its
-run list (-s -q runnumbers, or simswarm.toml), runs every run that is not done
+run list (-s -q runconfig, or simswarm.toml), runs every run that is not done
 yet in parallel, and leaves the result files in the results directory, as
 opp_runall would. Without --server it runs on this machine on an embedded
 engine. Exit status: 0 all runs succeeded, 1 some run failed, 2 usage,

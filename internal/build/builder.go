@@ -186,7 +186,7 @@ func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswa
 	}
 	// A project that uses others builds in a workspace holding them all at
 	// their places; it is another directory than the project's own alone.
-	top := filepath.Join(b.Dir, safeName(job.Project))
+	top := filepath.Join(b.Dir, simswarm.Token(job.Project))
 	if job.Layout != nil {
 		top += ".tree"
 	}
@@ -383,18 +383,6 @@ func lockFile(p string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-func safeName(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == 0 {
-			return '_'
-		}
-		return r
-	}, s)
-	if s == "" || s == "." || s == ".." {
-		s = "_"
-	}
-	return s
-}
 
 func lastLines(b []byte, n int) string {
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")

@@ -44,22 +44,6 @@ const (
 	subjectHeld = "simswarm.jobsheld"
 )
 
-// Token makes s usable as one token of a subject or a key: worker ids hold
-// host names, whose dots would split it. It is the one sanitiser of names
-// that travel in subjects and keys.
-func Token(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			b[i] = '_'
-		}
-	}
-	if len(b) == 0 {
-		return "_"
-	}
-	return string(b)
-}
-
 // DefaultLease is how long a job stays with a worker that shows no sign of
 // life. Workers renew every job they hold every third of it from the moment
 // they fetch it, so only a dead worker (SIGKILL, host lost) loses its jobs,

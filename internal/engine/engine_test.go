@@ -304,11 +304,3 @@ func TestRecords(t *testing.T) {
 		t.Error("a running note wrote a full record")
 	}
 }
-
-func TestToken(t *testing.T) {
-	for in, want := range map[string]string{"node-1.example.org": "node-1_example_org", "a b/c*>": "a_b_c__", "": "_"} {
-		if got := Token(in); got != want {
-			t.Errorf("Token(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -423,7 +423,7 @@ func (e *Engine) CancelCampaign(ctx context.Context, id string) error {
 		return fmt.Errorf("purge the queue of campaign %s: %w", id, err)
 	}
 	b, _ := json.Marshal(Cancel{Campaign: id, UpTo: info.State.LastSeq})
-	if err := e.nc.Publish(subjectCancel+"."+Token(id), b); err != nil {
+	if err := e.nc.Publish(subjectCancel+"."+simswarm.Token(id), b); err != nil {
 		return fmt.Errorf("tell runners to stop campaign %s: %w", id, err)
 	}
 	if err := e.nc.FlushTimeout(5 * time.Second); err != nil {
@@ -453,7 +453,7 @@ func (e *Engine) Drain(worker string, on bool) error {
 	if !on {
 		msg = "resume"
 	}
-	if err := e.nc.Publish(subjectDrain+"."+Token(worker), []byte(msg)); err != nil {
+	if err := e.nc.Publish(subjectDrain+"."+simswarm.Token(worker), []byte(msg)); err != nil {
 		return fmt.Errorf("tell worker %s: %w", worker, err)
 	}
 	return e.nc.FlushTimeout(5 * time.Second)
@@ -462,7 +462,7 @@ func (e *Engine) Drain(worker string, on bool) error {
 // OnDrain calls fn with true when the runner with id worker is drained and
 // false when it may take jobs again, until stop is called.
 func (e *Engine) OnDrain(worker string, fn func(on bool)) (stop func(), err error) {
-	sub, err := e.nc.Subscribe(subjectDrain+"."+Token(worker), func(m *nats.Msg) {
+	sub, err := e.nc.Subscribe(subjectDrain+"."+simswarm.Token(worker), func(m *nats.Msg) {
 		fn(string(m.Data) != "resume")
 	})
 	if err != nil {
@@ -573,12 +573,12 @@ func (e *Engine) OnHeldNotice(worker string, fn func(HeldNotice)) (stop func(), 
 // news, not state: nobody listening loses nothing.
 func (e *Engine) PublishBuildProgress(request string, p simswarm.BuildProgress) {
 	b, _ := json.Marshal(p)
-	_ = e.nc.Publish(subjectBuildLog+"."+Token(request), b)
+	_ = e.nc.Publish(subjectBuildLog+"."+simswarm.Token(request), b)
 }
 
 // OnBuildProgress calls fn with the progress of the build request.
 func (e *Engine) OnBuildProgress(request string, fn func(simswarm.BuildProgress)) (stop func(), err error) {
-	sub, err := e.nc.Subscribe(subjectBuildLog+"."+Token(request), func(m *nats.Msg) {
+	sub, err := e.nc.Subscribe(subjectBuildLog+"."+simswarm.Token(request), func(m *nats.Msg) {
 		var p simswarm.BuildProgress
 		if json.Unmarshal(m.Data, &p) == nil {
 			fn(p)

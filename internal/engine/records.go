@@ -460,7 +460,7 @@ func watchRecord[T any](ctx context.Context, e *Engine, b Bucket, key string, cu
 // bucket forgets one that stayed silent for its TTL (a minute).
 const HeartbeatEvery = 5 * time.Second
 
-func workerKey(w simswarm.Worker) string { return string(w.Role) + "." + Token(w.ID) }
+func workerKey(w simswarm.Worker) string { return string(w.Role) + "." + simswarm.Token(w.ID) }
 
 // Heartbeat publishes state() until ctx ends, then removes it: a worker
 // that stops cleanly is gone at once, a dead one after the TTL.

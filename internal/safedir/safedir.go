@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/simswarm/simswarm"
 	"io"
 	"io/fs"
 	"os"
@@ -534,16 +535,11 @@ func randomSuffix() string {
 
 // sanitize keeps a prefix to one harmless path component.
 func sanitize(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			b[i] = '_'
-		}
+	t := simswarm.Token(s)
+	if len(t) > 64 {
+		t = t[:64]
 	}
-	if len(b) > 64 {
-		b = b[:64]
-	}
-	return string(b)
+	return t
 }
 
 // ErrDiskFull is what a write that found no space is, in words people know.
