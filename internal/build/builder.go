@@ -383,7 +383,6 @@ func lockFile(p string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-
 func lastLines(b []byte, n int) string {
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > n {
