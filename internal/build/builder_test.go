@@ -3,6 +3,7 @@ package build
 import (
 	"bytes"
 	"context"
+	"github.com/simswarm/simswarm/internal/engine/enginetest"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,29 +21,15 @@ import (
 // client's connection to that engine.
 func builderOn(t *testing.T) *engine.Engine {
 	t.Helper()
-	srv, err := engine.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	eng, err := srv.Setup(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(eng.Close)
-	weng, err := srv.Open(ctx, "builder")
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := enginetest.Start(t)
+	weng := e.Open(t, "builder")
 	wctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	b := &Builder{Eng: weng, Dir: t.TempDir(), Jobs: 2, Host: "bhost",
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	go func() { defer close(done); _ = b.Serve(wctx) }()
-	t.Cleanup(func() { stop(); <-done; weng.Close() })
-	return eng
+	t.Cleanup(func() { stop(); <-done })
+	return e.Engine
 }
 
 // upload stores the snapshot of dir as a client does and returns its key.

@@ -3,6 +3,7 @@ package campaign_test
 import (
 	"context"
 	"fmt"
+	"github.com/simswarm/simswarm/internal/engine/enginetest"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -192,18 +193,10 @@ func TestSaysWhatIsMissing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits 20 s for the notices")
 	}
-	srv, err := engine.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	e := enginetest.Start(t)
+	eng := e.Engine
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	eng, err := srv.Setup(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
 	dir, log := project(t, 2, 0)
 	var out testkit.SyncBuffer
 	c := client(eng, dir, t.TempDir(), &out)
@@ -222,14 +215,7 @@ func TestSaysWhatIsMissing(t *testing.T) {
 		}
 	}
 	wait("no builder has sent a heartbeat for 10s; start one with: simswarm builder --server nats://manager:4222 --creds client.creds (still waiting; Ctrl-C cancels)")
-	worker := func(name string) *engine.Engine {
-		e, err := srv.Open(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(e.Close)
-		return e
-	}
+	worker := func(name string) *engine.Engine { return e.Open(t, name) }
 	wctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"github.com/simswarm/simswarm/internal/engine/enginetest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,20 +23,7 @@ import (
 // records themselves.
 func bareEngine(t testing.TB) *engine.Engine {
 	t.Helper()
-	srv, err := engine.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := srv.Setup(context.Background())
-	if err != nil {
-		srv.Shutdown()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		eng.Close()
-		srv.Shutdown()
-	})
-	return eng
+	return enginetest.Start(t).Engine
 }
 
 // cluster is a whole embedded simswarm: engine, builder and a runner.

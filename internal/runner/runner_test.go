@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"github.com/simswarm/simswarm/internal/engine/enginetest"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,26 +18,10 @@ import (
 
 // twoEngines starts an embedded engine with the given lease (0: the
 // default) and returns two connections to it: the test's and the runner's.
-func twoEngines(t *testing.T, ctx context.Context, lease time.Duration) (eng, weng *engine.Engine) {
+func twoEngines(t *testing.T, _ context.Context, lease time.Duration) (eng, weng *engine.Engine) {
 	t.Helper()
-	srv, err := engine.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("setup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if eng, err = engine.Setup(ctx, nc, 1, lease); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(eng.Close)
-	if weng, err = srv.Open(ctx, "runner"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(weng.Close)
-	return eng, weng
+	e := enginetest.Start(t, lease)
+	return e.Engine, e.Open(t, "runner")
 }
 
 // TestRedeliveredJobAnsweredFromItsOutcome: a job that comes back after
