@@ -31,7 +31,7 @@ func usageErr(format string, a ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
 }
 
-func main() {
+func rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "simswarm",
 		Short:         "Run simulation campaigns on this machine or a cluster",
@@ -46,7 +46,11 @@ func main() {
 	for _, c := range extraCommands {
 		root.AddCommand(c())
 	}
-	err := root.Execute()
+	return root
+}
+
+func main() {
+	err := rootCommand().Execute()
 	if err == nil {
 		return
 	}

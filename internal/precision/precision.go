@@ -19,6 +19,7 @@ import (
 	"github.com/simswarm/simswarm/internal/project"
 	"github.com/simswarm/simswarm/internal/results"
 	"github.com/simswarm/simswarm/internal/sweep"
+	"github.com/simswarm/simswarm/internal/units"
 )
 
 // Spec is what simswarm run --until asks.
@@ -46,6 +47,9 @@ func Check(dir string, argv []string, spec Spec) error {
 	}
 	if spec.Max < 2 {
 		return usage("--max-repetitions must be at least 2 (a confidence interval needs two repetitions), not %d", spec.Max)
+	}
+	if spec.Max > units.MaxRepetitions {
+		return usage("--max-repetitions must be at most %d, not %d", units.MaxRepetitions, spec.Max)
 	}
 	proj, err := project.Find(dir)
 	if err != nil {

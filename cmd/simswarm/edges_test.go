@@ -1,0 +1,96 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestNumericFlagBounds: every numeric flag has a range and a value
+// outside it is one line naming the flag and the bound, exit status 2,
+// before any engine starts: durations that would wrap (213504d x 24h is a
+// cutoff 25 minutes ago), counts that would panic (-j 2147483648, --slots
+// 9223372036854775807, status --campaigns -1).
+func TestNumericFlagBounds(t *testing.T) {
+	dir := example(t, "aloha")
+	state := t.TempDir()
+	srvState := filepath.Join(t.TempDir(), "srv")
+	const nowhere = "nats://127.0.0.1:1"
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		// The ones the issue names.
+		{"gc --older-than 213504d", []string{"gc", "--older-than", "213504d", "--dry-run"}, []string{`invalid --older-than "213504d"`, "up to 3650d"}},
+		{"server --results-ttl 213504d", []string{"server", "--state", srvState, "--results-ttl", "213504d"}, []string{`invalid --results-ttl "213504d"`, "up to 3650d"}},
+		{"run -j 2147483648", []string{"run", "-j", "2147483648", "--", "./aloha"}, []string{"-j must be at most 4096, not 2147483648"}},
+		{"runner --slots 2147483648", []string{"runner", "--server", nowhere, "--slots", "2147483648"}, []string{"--slots must be at most 4096, not 2147483648"}},
+		{"runner --slots maxint", []string{"runner", "--server", nowhere, "--slots", "9223372036854775807"}, []string{"--slots must be at most 4096, not 9223372036854775807"}},
+		{"status --campaigns -1", []string{"status", "--campaigns", "-1"}, []string{"--campaigns must be at least 0, not -1"}},
+		{"init --lease 0s", []string{"init", "--server", nowhere, "--lease", "0s"}, []string{"invalid --lease 0s", "at least 1s"}},
+		// Durations.
+		{"gc --older-than wraps", []string{"gc", "--older-than", "9223372036854775807d"}, []string{"invalid --older-than"}},
+		{"gc --older-than hours wrap", []string{"gc", "--older-than", "2562048h"}, []string{"invalid --older-than"}},
+		{"gc --older-than 1.5d", []string{"gc", "--older-than", "1.5d"}, []string{`invalid --older-than "1.5d"`}},
+		{"gc --older-than negative", []string{"gc", "--older-than", "-3d"}, []string{`invalid --older-than "-3d"`}},
+		{"server --results-ttl 3651d", []string{"server", "--state", srvState, "--results-ttl", "3651d"}, []string{`invalid --results-ttl "3651d"`}},
+		{"server --results-ttl hours", []string{"server", "--state", srvState, "--results-ttl", "87601h"}, []string{`invalid --results-ttl "87601h"`}},
+		{"server --lease 2h", []string{"server", "--state", srvState, "--lease", "2h"}, []string{"invalid --lease 2h", "at most 1h"}},
+		{"server --lease days", []string{"server", "--state", srvState, "--lease", "2d"}, []string{"invalid --lease 2d"}},
+		{"server --lease word", []string{"server", "--state", srvState, "--lease", "long"}, []string{"invalid --lease long"}},
+		{"server --sync 0s", []string{"server", "--state", srvState, "--sync", "0s"}, []string{`invalid --sync "0s"`}},
+		{"server --sync wraps", []string{"server", "--state", srvState, "--sync", "213504d"}, []string{`invalid --sync "213504d"`}},
+		{"init --lease 500ms", []string{"init", "--server", nowhere, "--lease", "500ms"}, []string{"invalid --lease 500ms"}},
+		{"run --timeout wraps", []string{"run", "--timeout", "213504d", "--", "./aloha"}, []string{`invalid --timeout "213504d"`, "up to 3650d"}},
+		{"run --timeout 0", []string{"run", "--timeout", "0s", "--", "./aloha"}, []string{`invalid --timeout "0s"`}},
+		{"run --timeout negative days", []string{"run", "--timeout", "-1d", "--", "./aloha"}, []string{`invalid --timeout "-1d"`}},
+		{"fingerprints --cpu-time-limit wraps", []string{"fingerprints", "--cpu-time-limit", "213504d", "s.csv"}, []string{`invalid --cpu-time-limit "213504d"`}},
+		// Counts.
+		{"run -j negative", []string{"run", "-j", "-4", "--", "./aloha"}, []string{"-j must be at least 1, not -4"}},
+		{"run -j 4097", []string{"run", "-j", "4097", "--", "./aloha"}, []string{"-j must be at most 4096, not 4097"}},
+		{"run -j past int64", []string{"run", "-j", "9223372036854775808", "--", "./aloha"}, []string{`invalid argument "9223372036854775808"`, "-j, --jobs"}},
+		{"run -b huge", []string{"run", "-b", "2147483648", "--", "./aloha"}, []string{"-b must be at most 1000, not 2147483648"}},
+		{"run --retries negative", []string{"run", "--retries", "-1", "--", "./aloha"}, []string{"--retries must be at least 0, not -1"}},
+		{"run --retries huge", []string{"run", "--retries", "1000000", "--", "./aloha"}, []string{"--retries must be at most 100, not 1000000"}},
+		{"run --max-runs huge", []string{"run", "--max-runs", "9223372036854775807", "--", "./aloha"}, []string{"--max-runs must be at most"}},
+		{"run --estimate-nodes huge", []string{"run", "--dry-run", "--estimate-nodes", "2147483648", "--", "./aloha"}, []string{"--estimate-nodes must be at most 10000"}},
+		{"run --max-repetitions huge", []string{"run", "--until", "Aloha.server.channelUtilization:last ci95 < 5%", "--max-repetitions", "2147483648", "--", "./aloha", "-c", "PureAlohaExperiment"}, []string{"--max-repetitions must be at most 100000"}},
+		{"run --distcc-per-host huge", []string{"run", "--distcc-per-host", "2147483648", "--", "./aloha"}, []string{"--distcc-per-host must be at most 4096"}},
+		{"run --distcc-per-host negative", []string{"run", "--distcc-per-host", "-2", "--", "./aloha"}, []string{"--distcc-per-host must be at least 1, not -2"}},
+		{"run --ccache-size NaN", []string{"run", "--ccache-size", "NaN", "--", "./aloha"}, []string{`invalid --ccache-size "NaN"`}},
+		{"runner --slots negative", []string{"runner", "--server", nowhere, "--slots", "-1"}, []string{"--slots must be at least 1, not -1"}},
+		{"runner --reserve negative", []string{"runner", "--server", nowhere, "--reserve", "-1"}, []string{"--reserve must not be negative, not -1"}},
+		{"runner --reserve all", []string{"runner", "--server", nowhere, "--reserve", "100000"}, []string{"--reserve 100000 leaves no slot"}},
+		{"runner --cache-size Inf", []string{"runner", "--server", nowhere, "--cache-size", "Inf"}, []string{`invalid --cache-size "Inf"`}},
+		{"runner --cache-size wraps", []string{"runner", "--server", nowhere, "--cache-size", "9223372036854775807T"}, []string{`invalid --cache-size "9223372036854775807T"`, "more than 1EiB"}},
+		{"builder --jobs huge", []string{"builder", "--server", nowhere, "--jobs", "2147483648"}, []string{"--jobs must be at most 4096, not 2147483648"}},
+		{"builder --jobs 0", []string{"builder", "--server", nowhere, "--jobs", "0"}, []string{"--jobs must be at least 1, not 0"}},
+		{"distccd --jobs huge", []string{"distccd", "--allow", "10.0.0.0/24", "--jobs", "2147483648"}, []string{"--jobs must be at most 4096"}},
+		{"server --replicas 7", []string{"server", "--state", srvState, "--cluster", "127.0.0.1:6222", "--replicas", "7"}, []string{"--replicas must be at most 5, not 7"}},
+		{"server --replicas 0", []string{"server", "--state", srvState, "--replicas", "0"}, []string{"--replicas must be at least 1, not 0"}},
+		{"server --max-store wraps", []string{"server", "--state", srvState, "--max-store", "1e30"}, []string{`invalid --max-store "1e30"`}},
+		{"init --replicas 9", []string{"init", "--server", nowhere, "--replicas", "9"}, []string{"--replicas must be at most 5, not 9"}},
+		{"status --campaigns huge", []string{"status", "--campaigns", "2147483648"}, []string{"--campaigns must be at most 100000"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			oneErrorLine(t, runSimswarm(t, dir, state, c.args...), c.want...)
+		})
+	}
+	if _, err := os.Stat(filepath.Join(state, "engine")); err == nil {
+		t.Errorf("a refused command started the engine")
+	}
+	if _, err := os.Stat(srvState); err == nil {
+		t.Errorf("a refused server made its state directory")
+	}
+}
+
+// TestTimeoutInDays: --timeout takes days like the other durations.
+func TestTimeoutInDays(t *testing.T) {
+	dir := example(t, "aloha")
+	r := runSimswarm(t, dir, t.TempDir(), "run", "-q", "--json", "--timeout", "1d", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0")
+	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 1 {
+		t.Fatalf("--timeout 1d: exit %d %+v\n%s", r.code, s, r.stderr)
+	}
+}
