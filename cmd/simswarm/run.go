@@ -378,6 +378,7 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 	err := fn(ctx, &campaign.Client{Eng: eng, Opt: o})
 	var setup *campaign.SetupError
 	var berr *campaign.BuildError
+	var notCancelled *campaign.NotCancelledError
 	switch {
 	case errors.As(err, &berr):
 		if berr.Tail != "" {
@@ -386,6 +387,8 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 		return &exitError{code: 2, err: err}
 	case errors.As(err, &setup):
 		return &exitError{code: 2, err: err}
+	case errors.As(err, &notCancelled):
+		return &exitError{code: 130, err: fmt.Errorf("%v; cancel it with: %s", err, cancelHint(rf.conn, notCancelled.Campaign))}
 	case errors.Is(err, campaign.ErrInterrupted) && o.DryRun:
 		return &exitError{code: 130, err: errors.New("interrupted")}
 	case errors.Is(err, campaign.ErrInterrupted):

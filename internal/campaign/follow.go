@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"errors"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -234,14 +235,12 @@ func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, er
 			return t.sum, ctx.Err()
 		case <-c.Opt.Interrupt:
 			t.bar.Finish()
-			cctx, done := context.WithTimeout(context.Background(), 15*time.Second)
-			if err := c.Eng.CancelCampaign(cctx, p.id); err != nil {
-				c.warnf("cancel campaign %s: %v", p.id, err)
-			}
-			done()
-			t.sum.Cancelled += t.left
 			t.sum.Failures = sorted(t.failures)
-			return t.sum, ErrInterrupted
+			err := c.cancelOnInterrupt(p.id)
+			if !errors.As(err, new(*NotCancelledError)) {
+				t.sum.Cancelled += t.left
+			}
+			return t.sum, err
 		case camp, ok := <-camps:
 			if !ok {
 				camps = nil // the watch ended with ctx

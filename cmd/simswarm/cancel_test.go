@@ -1,0 +1,96 @@
+package main
+
+import (
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCancelNotReachingEngine: Ctrl-C while the server is down (kill -9)
+// must not be reported as a cancel: the client says the campaign is still
+// queued and names simswarm cancel. Once the server is back, runs resume,
+// and after simswarm cancel ID returns, no run of the campaign starts: the
+// runs count their own starts in a log.
+func TestCancelNotReachingEngine(t *testing.T) {
+	f := newFaultLab(t, faultOpts{servers: 1, runners: 2, serverArgs: []string{"--lease", "2s"}})
+	const runs = 40
+	dir, log := faultProject(t, runs)
+	client := f.client(t, dir, log, 2)
+	waitEvents(t, log, 2*time.Minute, "a first run started", func(ev []execEvent) bool { return len(ev) >= 1 })
+	f.servers[0].Kill()
+	client.cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- client.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(90 * time.Second):
+		client.cmd.Process.Kill()
+		t.Fatalf("the interrupted client did not end within 90 s\n%s", client.errb.String())
+	}
+	stderr := strings.TrimSpace(client.errb.String())
+	lines := strings.Split(stderr, "\n")
+	last := lines[len(lines)-1]
+	if code := client.cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d, want 130\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "were cancelled") {
+		t.Errorf("the client reports a cancel the engine never got:\n%s", stderr)
+	}
+	m := regexp.MustCompile(`^simswarm: interrupted, but the cancel did not reach the engine .*campaign ([0-9a-f]{16}) is still queued.*; cancel it with: simswarm cancel ([0-9a-f]{16}) --server \S+ --creds \S+$`).FindStringSubmatch(last)
+	if m == nil || m[1] != m[2] {
+		t.Fatalf("last line %q does not say the campaign is still queued and how to cancel it\n%s", last, stderr)
+	}
+	id := m[1]
+	t.Logf("client: %s", last)
+
+	// The server comes back with the campaign queued: the runners go on.
+	before := len(readExecLog(t, log))
+	f.servers[0].Restart()
+	waitEvents(t, log, 2*time.Minute, "runs resumed after the restart", func(ev []execEvent) bool {
+		for _, e := range ev[before:] {
+			if !e.done {
+				return true
+			}
+		}
+		return false
+	})
+	var told time.Time
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cmd := exec.Command(binary, "cancel", id, "--server", f.url, "--creds", f.creds)
+		cmd.Env = cleanEnv()
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			told = time.Now()
+			if !regexp.MustCompile(`^campaign ` + id + ` cancelled: \d+ waiting runs? removed from the queue`).Match(out) {
+				t.Fatalf("simswarm cancel said %q", out)
+			}
+			t.Logf("cancel: %s", strings.TrimSpace(string(out)))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("simswarm cancel %s kept failing: %v\n%s", id, err, out)
+		}
+		time.Sleep(time.Second)
+	}
+	// Past the lease and the runners' reconnection grace, nothing started
+	// after the user was told the campaign is cancelled.
+	time.Sleep(15 * time.Second)
+	starts := 0
+	for _, e := range readExecLog(t, log) {
+		if e.done {
+			continue
+		}
+		starts++
+		if e.at.After(told) {
+			t.Errorf("run %d started on %s at %s, %s after simswarm cancel returned", e.run, e.host, e.at.Format("15:04:05.000"), e.at.Sub(told).Round(time.Millisecond))
+		}
+	}
+	if starts >= runs {
+		t.Errorf("all %d runs started: the cancel stopped nothing", runs)
+	}
+	t.Logf("%d of %d runs started before the cancel", starts, runs)
+}
