@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -92,5 +93,41 @@ func TestTimeoutInDays(t *testing.T) {
 	r := runSimswarm(t, dir, t.TempDir(), "run", "-q", "--json", "--timeout", "1d", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0")
 	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 1 {
 		t.Fatalf("--timeout 1d: exit %d %+v\n%s", r.code, s, r.stderr)
+	}
+}
+
+// TestProvenanceTornLine: a provenance file whose last record was cut
+// short (a full disk or a crash while appending) is read without it, with
+// one warning, and the next campaign's records start on lines of their
+// own instead of continuing the torn one.
+func TestProvenanceTornLine(t *testing.T) {
+	dir := example(t, "aloha")
+	state := t.TempDir()
+	r := runSimswarm(t, dir, state, "run", "-q", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0..1")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	prov := filepath.Join(dir, "results", "provenance.jsonl")
+	whole := readFile(t, prov)
+	torn := whole + `{"key":"0123","campaign":"ab`
+	if err := os.WriteFile(prov, []byte(torn), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = runSimswarm(t, dir, state, "results", "--provenance", "-o", filepath.Join(t.TempDir(), "out.csv"))
+	warns := strings.Count(r.stderr, "warning:")
+	if r.code != 0 || warns != 1 || !strings.Contains(r.stderr, "provenance.jsonl: skipped a torn record (line 3") {
+		t.Fatalf("results --provenance on a torn file: exit %d, %d warnings\n%s", r.code, warns, r.stderr)
+	}
+	r = runSimswarm(t, dir, state, "run", "-q", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "2")
+	if r.code != 0 || !strings.Contains(r.stderr, "skipped a torn record") {
+		t.Fatalf("the next campaign: exit %d, want 0 and the torn record named once\n%s", r.code, r.stderr)
+	}
+	after := readFile(t, prov)
+	if !strings.HasPrefix(after, whole) || strings.Contains(after, `"campaign":"ab{`) || strings.Count(after, "\n") != 3 {
+		t.Fatalf("the torn line was continued instead of cut off:\n%s", after)
+	}
+	r = runSimswarm(t, dir, state, "results", "--provenance", "-o", filepath.Join(t.TempDir(), "out.csv"))
+	if r.code != 0 || strings.Contains(r.stderr, "warning") {
+		t.Fatalf("after the next campaign: exit %d\n%s", r.code, r.stderr)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/atomicfile"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/fserr"
 	"github.com/simswarm/simswarm/internal/omnetpp"
@@ -511,7 +512,7 @@ func rememberResults(file, dir string) []string {
 	if !seen {
 		dirs = append(dirs, dir)
 	}
-	_ = os.WriteFile(file, []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
+	_ = atomicfile.WriteFile(file, []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
 	return dirs
 }
 

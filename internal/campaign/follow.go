@@ -2,8 +2,8 @@ package campaign
 
 import (
 	"context"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -111,6 +111,9 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	defer w.Stop()
 	t := newTracker(c, p)
 	t.prov, t.camp, t.own = results.OpenProvenance(p.results), &camp, loadOwners(p.results)
+	if note := results.SkippedNote(filepath.Join(p.results, results.ProvenanceFile), t.prov.Skipped()); note != "" {
+		c.warnf("%s", note)
+	}
 	t.hist = openHistory(c.Opt.StateDir, p.proj.Name())
 	defer func() {
 		if err := t.hist.save(); err != nil {
