@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -94,6 +95,15 @@ func TestTimeoutInDays(t *testing.T) {
 	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 1 {
 		t.Fatalf("--timeout 1d: exit %d %+v\n%s", r.code, s, r.stderr)
 	}
+	// One run is "1 run", not "1 runs".
+	r = runSimswarm(t, dir, t.TempDir(), "run", "-q", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "1")
+	if !regexp.MustCompile(`campaign [0-9a-f]{16}: 1 run: 1 succeeded, 0 failed; 1 executed, 0 already done`).MatchString(r.stdout) {
+		t.Errorf("the summary of one run:\n%s", r.stdout)
+	}
+	r = runSimswarm(t, dir, t.TempDir(), "run", "--dry-run", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "2")
+	if !regexp.MustCompile(`campaign [0-9a-f]{16}: 1 run of `).MatchString(r.stdout) {
+		t.Errorf("the dry run of one run:\n%s", r.stdout)
+	}
 }
 
 // TestProvenanceTornLine: a provenance file whose last record was cut
@@ -129,5 +139,20 @@ func TestProvenanceTornLine(t *testing.T) {
 	r = runSimswarm(t, dir, state, "results", "--provenance", "-o", filepath.Join(t.TempDir(), "out.csv"))
 	if r.code != 0 || strings.Contains(r.stderr, "warning") {
 		t.Fatalf("after the next campaign: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestFingerprintsMissingProgram: a --program that is not there is named in
+// the verdict, not reported as "exit status -1".
+func TestFingerprintsMissingProgram(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "examples", "a"), 0o755)
+	os.WriteFile(filepath.Join(dir, "s.csv"), []byte("/examples/a/, -c A -r 0, 10s, 1234-5678/tplx, PASS,\n"), 0o644)
+	r := runSimswarm(t, dir, t.TempDir(), "fingerprints", "--program", "./nosuch", "s.csv")
+	if r.code != 1 || !regexp.MustCompile(`examples/a -c A -r 0 +PASS +ERROR +ERROR .*program ./nosuch not found`).MatchString(r.stdout) || strings.Contains(r.stdout, "exit status") {
+		t.Fatalf("exit %d, want 1 and the verdict naming the missing program\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "fingerprints: 1 test, 0 PASS, 0 FAIL, 1 ERROR") {
+		t.Errorf("the count line:\n%s", r.stdout)
 	}
 }

@@ -285,8 +285,8 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 	stdout := cmd.OutOrStdout()
 	if o.DryRun || sum.Detached {
 		if sum.Detached {
-			fmt.Fprintf(human, "campaign %s submitted: %d runs, %d already done; follow it with: simswarm attach %s\n",
-				sum.Campaign, sum.Runs, sum.Cached, sum.Campaign)
+			fmt.Fprintf(human, "campaign %s submitted: %s, %d already done; follow it with: simswarm attach %s\n",
+				sum.Campaign, units.Count(sum.Runs, "run"), sum.Cached, sum.Campaign)
 		}
 		if o.DryRun && rf.estimateNodes > 0 && sum.Estimate != nil {
 			price, _ := aws.HourlyPrice(rf.instanceType)
@@ -421,7 +421,7 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func printSummary(w io.Writer, s *campaign.Summary) {
-	fmt.Fprintf(w, "campaign %s: %d runs: %d succeeded, %d failed", s.Campaign, s.Runs, s.Succeeded, s.Failed)
+	fmt.Fprintf(w, "campaign %s: %s: %d succeeded, %d failed", s.Campaign, units.Count(s.Runs, "run"), s.Succeeded, s.Failed)
 	if s.Cancelled > 0 {
 		fmt.Fprintf(w, ", %d cancelled", s.Cancelled)
 	}

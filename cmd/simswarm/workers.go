@@ -154,7 +154,7 @@ func runnerCommand() *cobra.Command {
 				return err
 			}
 			defer eng.Close()
-			fmt.Fprintf(cmd.ErrOrStderr(), "simswarm runner %s: %d slots, connected to %s, cache in %s\n", name, slots, conn.server, dir)
+			fmt.Fprintf(cmd.ErrOrStderr(), "simswarm runner %s: %s, connected to %s, cache in %s\n", name, units.Count(slots, "slot"), conn.server, dir)
 			r := &runner.Runner{Eng: eng, Dir: dir, Slots: slots, Host: name, Log: log, CacheBytes: limit,
 				ID: fmt.Sprintf("%s-%d", name, os.Getpid())}
 			return r.Serve(ctx)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/units"
 )
 
 // cancelWithin bounds how long an interrupted client tries to reach the
@@ -91,14 +92,6 @@ func (r *CancelReport) Print(w io.Writer) {
 	case r.Was == simswarm.CampaignDone && r.Queued == 0:
 		fmt.Fprintf(w, "campaign %s is done: nothing to cancel\n", r.Campaign)
 	default:
-		fmt.Fprintf(w, "campaign %s cancelled: %s removed from the queue; runs in progress are stopped\n", r.Campaign, plural(r.Queued, "waiting run"))
+		fmt.Fprintf(w, "campaign %s cancelled: %s removed from the queue; runs in progress are stopped\n", r.Campaign, units.Count(r.Queued, "waiting run"))
 	}
-}
-
-// plural writes n and the noun, with an s unless n is 1.
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }

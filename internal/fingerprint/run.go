@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm/internal/atomicfile"
+	"github.com/simswarm/simswarm/internal/units"
 )
 
 // Item is one selected test as a run of a campaign: where it runs, relative
@@ -242,8 +243,8 @@ func printTable(w io.Writer, rep *Report) {
 			reused++
 		}
 	}
-	fmt.Fprintf(w, "fingerprints: %d tests, %d PASS, %d FAIL, %d ERROR; %d run, %d verdicts reused\n",
-		len(rep.Verdicts), rep.Pass, rep.Fail, rep.Error, rep.Executed, reused)
+	fmt.Fprintf(w, "fingerprints: %s, %d PASS, %d FAIL, %d ERROR; %d run, %s reused\n",
+		units.Count(len(rep.Verdicts), "test"), rep.Pass, rep.Fail, rep.Error, rep.Executed, units.Count(reused, "verdict"))
 }
 
 func oneLine(s string) string {

@@ -130,3 +130,11 @@ const (
 	MaxCampaigns   = 100000  // status --campaigns
 	MaxLease       = time.Hour
 )
+
+// Count writes n and a noun, plural unless n is 1: "1 run", "2 runs".
+func Count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
