@@ -27,7 +27,7 @@ only once the engine has the cancel: no run of the campaign starts after it.
 The same simswarm run command submits the campaign again.`,
 		Example: `  simswarm cancel 3f2a9c0d11e4b7a5
   simswarm cancel 3f2a9c0d11e4b7a5 --server nats://manager:4222 --creds client.creds`,
-		Args: cobra.ExactArgs(1),
+		Args: campaignArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if !campaignID.MatchString(id) {

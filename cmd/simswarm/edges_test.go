@@ -156,3 +156,80 @@ func TestFingerprintsMissingProgram(t *testing.T) {
 		t.Errorf("the count line:\n%s", r.stdout)
 	}
 }
+
+// TestMoreBadInputs: commands, arguments and flags of every kind given
+// wrong: one line naming what is wrong, exit status 2, and a finished
+// campaign's results and cached runs survive all of them.
+func TestMoreBadInputs(t *testing.T) {
+	dir := example(t, "aloha")
+	state := t.TempDir()
+	r := runSimswarm(t, dir, state, "run", "-q", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0")
+	if r.code != 0 {
+		t.Fatalf("setup campaign: exit %d\n%s", r.code, r.stderr)
+	}
+	sca := files(t, filepath.Join(dir, "results"), "*.sca")
+	srv := filepath.Join(t.TempDir(), "srv")
+	noProv := t.TempDir() // result files without their provenance
+	if err := os.WriteFile(filepath.Join(noProv, filepath.Base(sca[0])), []byte(readFile(t, sca[0])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const target = "Aloha.server.channelUtilization:last"
+	aloha := []string{"--", "./aloha", "-c", "PureAlohaExperiment"}
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"cancel no id", []string{"cancel"}, []string{"cancel needs the campaign id"}},
+		{"cancel two ids", []string{"cancel", "0123456789abcdef", "0123456789abcdef"}, []string{"cancel takes one campaign id, not 2 arguments"}},
+		{"cancel not hex", []string{"cancel", "nothex"}, []string{`invalid campaign "nothex"`, "16 hex digits"}},
+		{"cancel path", []string{"cancel", "../../etc/passwd"}, []string{`invalid campaign "../../etc/passwd"`}},
+		{"cancel unknown", []string{"cancel", "0123456789abcdef"}, []string{"campaign 0123456789abcdef: no such campaign on this engine"}},
+		{"cancel bad URL", []string{"cancel", "0123456789abcdef", "--server", "ftp://x"}, []string{`malformed server URL "ftp://x"`}},
+		{"cancel unreachable", []string{"cancel", "0123456789abcdef", "--server", "nats://127.0.0.1:1"}, []string{"cannot reach the simswarm server at nats://127.0.0.1:1"}},
+		{"attach no id", []string{"attach"}, []string{"attach needs the campaign id"}},
+		{"results unknown format", []string{"results", "--format", "xml"}, []string{`unknown format "xml"`}},
+		{"results no provenance", []string{"results", "--provenance", noProv}, []string{"no provenance records"}},
+		{"results bad filter", []string{"results", "--filter", "name =~"}, []string{`filter "name =~"`}},
+		{"until upward", append([]string{"run", "--until", "x ci95 > 5%"}, aloha...), []string{`--until "x ci95 > 5%"`, "write '<'"}},
+		{"until level", append([]string{"run", "--until", "x ci150 < 5%"}, aloha...), []string{"ci150 is not a confidence level"}},
+		{"until zero", append([]string{"run", "--until", "x ci95 < 0%"}, aloha...), []string{"the target must be positive"}},
+		{"until NaN", append([]string{"run", "--until", "x ci95 < NaN"}, aloha...), []string{`"NaN" is not a number`}},
+		{"until garbage", append([]string{"run", "--until", "soon"}, aloha...), []string{`--until "soon": expected`}},
+		{"max-repetitions 1", append([]string{"run", "--until", target + " ci95 < 5%", "--max-repetitions", "1"}, aloha...), []string{"--max-repetitions must be at least 2"}},
+		{"max-repetitions alone", append([]string{"run", "--max-repetitions", "5"}, aloha...), []string{"--max-repetitions needs --until"}},
+		{"until with --detach", append([]string{"run", "--detach", "--until", target + " ci95 < 5%"}, aloha...), []string{"cannot be combined with --detach"}},
+		{"list missing", []string{"run", "--list", "nosuch.txt"}, []string{"--list: open nosuch.txt"}},
+		{"rebuild and no-build", append([]string{"run", "--rebuild", "--no-build"}, aloha...), []string{"--rebuild and --no-build contradict each other"}},
+		{"creds missing", append([]string{"run", "--creds", "/nonexistent", "--server", "nats://127.0.0.1:1"}, aloha...), []string{"credentials /nonexistent"}},
+		{"dashboard address", append([]string{"run", "--dashboard", "nohost"}, aloha...), []string{`--dashboard`, `"nohost"`}},
+		{"timeout fraction of days", append([]string{"run", "--timeout", "1.5d"}, aloha...), []string{`invalid --timeout "1.5d"`}},
+		{"server listen", []string{"server", "--listen", "nohostport", "--state", srv}, []string{`invalid --listen "nohostport"`}},
+		{"server port", []string{"server", "--listen", "127.0.0.1:99999", "--state", srv}, []string{`invalid --listen "127.0.0.1:99999": bad port`}},
+		{"server tls half", []string{"server", "--tls-cert", "x", "--state", srv}, []string{"--tls-cert and --tls-key go together"}},
+		{"server replicas alone", []string{"server", "--replicas", "3", "--state", srv}, []string{"--replicas 3 needs a cluster"}},
+		{"server empty state", []string{"server", "--state", ""}, []string{"--state is required"}},
+		{"dashboard open", []string{"dashboard", "--listen", "0.0.0.0:9181"}, []string{"reachable from other machines", "give a token"}},
+		{"gc argument", []string{"gc", "extra"}, []string{`unknown command "extra"`}},
+		{"gc empty age", []string{"gc", "--older-than", ""}, []string{`invalid --older-than ""`}},
+		{"status bad URL", []string{"status", "--server", "ftp://x"}, []string{`malformed server URL "ftp://x"`}},
+		{"distccd open", []string{"distccd", "--allow", "0.0.0.0/0"}, []string{"--allow 0.0.0.0/0 admits every address"}},
+		{"builder no server", []string{"builder"}, []string{"--server is required"}},
+		{"init no server", []string{"init"}, []string{"--server is required"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			oneErrorLine(t, runSimswarm(t, dir, state, c.args...), c.want...)
+		})
+	}
+	if _, err := os.Stat(srv); err == nil {
+		t.Errorf("a refused server made its state directory")
+	}
+	if after := files(t, filepath.Join(dir, "results"), "*.sca"); len(after) != len(sca) {
+		t.Fatalf("results lost: %d before, %d after", len(sca), len(after))
+	}
+	r = runSimswarm(t, dir, state, "run", "-q", "--json", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0")
+	if s := jsonSummary(t, r); r.code != 0 || s.Cached != 1 || s.Executed != 0 {
+		t.Fatalf("the earlier campaign is no longer cached: exit %d %+v", r.code, s)
+	}
+}

@@ -64,3 +64,16 @@ func main() {
 	}
 	os.Exit(code)
 }
+
+// campaignArg takes exactly one argument, a campaign id, and says so in
+// words when it is missing or doubled (cobra's "accepts 1 arg(s),
+// received 0" names neither the command nor what it wants).
+func campaignArg(cmd *cobra.Command, args []string) error {
+	switch {
+	case len(args) == 0:
+		return usageErr("%s needs the campaign id (16 hex digits, as simswarm run --detach and simswarm status show it)", cmd.Name())
+	case len(args) > 1:
+		return usageErr("%s takes one campaign id, not %d arguments (%q)", cmd.Name(), len(args), args)
+	}
+	return nil
+}

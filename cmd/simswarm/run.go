@@ -191,7 +191,7 @@ func attachCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "attach <campaign>",
 		Short: "Follow a submitted campaign: results into results/, summary at the end",
-		Args:  cobra.ExactArgs(1),
+		Args:  campaignArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := rf.options()
 			if err != nil {
