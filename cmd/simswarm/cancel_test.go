@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -93,4 +94,31 @@ func TestCancelNotReachingEngine(t *testing.T) {
 		t.Errorf("all %d runs started: the cancel stopped nothing", runs)
 	}
 	t.Logf("%d of %d runs started before the cancel", starts, runs)
+}
+
+// TestCancelDetached: a campaign submitted with --detach is cancelled by
+// simswarm cancel on the embedded engine; a second cancel says it already
+// was, and attach does not bring the cancelled campaign back to life.
+func TestCancelDetached(t *testing.T) {
+	dir := example(t, "aloha")
+	state := t.TempDir()
+	r := runSimswarm(t, dir, state, "run", "--detach", "--", "./aloha", "-c", "PureAlohaExperiment")
+	m := regexp.MustCompile(`campaign ([0-9a-f]{16}) submitted: 42 runs`).FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil {
+		t.Fatalf("--detach: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	id := m[1]
+	r = runSimswarm(t, dir, state, "cancel", id)
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "campaign "+id+" cancelled: 42 waiting runs removed from the queue; runs in progress are stopped" {
+		t.Fatalf("cancel: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runSimswarm(t, dir, state, "cancel", id)
+	if r.code != 0 || !strings.Contains(r.stdout, "was already cancelled: 0 waiting runs") {
+		t.Fatalf("cancel again: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runSimswarm(t, dir, state, "attach", id)
+	oneLineError(t, r, 2, "campaign "+id+" was cancelled")
+	if got := files(t, filepath.Join(dir, "results"), "*.sca"); len(got) != 0 {
+		t.Fatalf("runs of the cancelled campaign executed: %v", got)
+	}
 }

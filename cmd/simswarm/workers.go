@@ -53,6 +53,9 @@ func (a *accelFlags) accel() (build.Accel, error) {
 	if a.perHost == 0 {
 		a.perHost = 4 // commands without the flag
 	}
+	if a.size == "" {
+		a.size = "5G" // commands without the flag (attach)
+	}
 	if _, err := build.ParseHosts(hosts, a.perHost); err != nil {
 		return build.Accel{}, usageErr("invalid --distcc-hosts: %v", err)
 	}

@@ -91,6 +91,8 @@ func (r *CancelReport) Print(w io.Writer) {
 	switch {
 	case r.Was == simswarm.CampaignDone && r.Queued == 0:
 		fmt.Fprintf(w, "campaign %s is done: nothing to cancel\n", r.Campaign)
+	case r.Was == simswarm.CampaignCancelled:
+		fmt.Fprintf(w, "campaign %s was already cancelled: %s removed from the queue now\n", r.Campaign, units.Count(r.Queued, "waiting run"))
 	default:
 		fmt.Fprintf(w, "campaign %s cancelled: %s removed from the queue; runs in progress are stopped\n", r.Campaign, units.Count(r.Queued, "waiting run"))
 	}
