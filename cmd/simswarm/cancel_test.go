@@ -23,6 +23,7 @@ func TestCancelNotReachingEngine(t *testing.T) {
 	waitEvents(t, log, 2*time.Minute, "a first run started", func(ev []execEvent) bool { return len(ev) >= 1 })
 	f.servers[0].Kill()
 	client.cmd.Process.Signal(syscall.SIGINT)
+	interrupted := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- client.cmd.Wait() }()
 	select {
@@ -31,6 +32,7 @@ func TestCancelNotReachingEngine(t *testing.T) {
 		client.cmd.Process.Kill()
 		t.Fatalf("the interrupted client did not end within 90 s\n%s", client.errb.String())
 	}
+	t.Logf("the client ended %s after Ctrl-C", time.Since(interrupted).Round(100*time.Millisecond))
 	stderr := strings.TrimSpace(client.errb.String())
 	lines := strings.Split(stderr, "\n")
 	last := lines[len(lines)-1]
