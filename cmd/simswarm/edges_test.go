@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -232,4 +233,42 @@ func TestMoreBadInputs(t *testing.T) {
 	if s := jsonSummary(t, r); r.code != 0 || s.Cached != 1 || s.Executed != 0 {
 		t.Fatalf("the earlier campaign is no longer cached: exit %d %+v", r.code, s)
 	}
+}
+
+// TestProvenanceDiskFull: campaigns whose results fill their disk leave a
+// provenance file of whole records only.
+func TestProvenanceDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root (CI runs as root)")
+	}
+	results := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", results).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+	}
+	defer exec.Command("umount", "-l", results).Run()
+	dir := sizedProject(t, 40)
+	state := t.TempDir()
+	// Run sizes that leave the disk full at many different points of the
+	// provenance file's appends.
+	for _, size := range []string{"60000", "7000", "900", "100"} {
+		r := runSimswarm(t, dir, state, "run", "-j", "2", "--results", results, "--json", "--", size, "full")
+		if r.code != 0 && r.code != 1 {
+			t.Fatalf("size %s: exit %d\n%s", size, r.code, r.stderr)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(results, "provenance.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	if last := lines[len(lines)-1]; last != "" {
+		t.Errorf("provenance.jsonl ends in a torn line: %q", last)
+	}
+	for i, l := range lines[:len(lines)-1] {
+		var v map[string]any
+		if err := jsonUnmarshal(l, &v); err != nil {
+			t.Errorf("provenance.jsonl:%d is not a whole record: %q", i+1, l)
+		}
+	}
+	t.Logf("%d whole records on the full disk", len(lines)-1)
 }

@@ -66,7 +66,7 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	f.IntVarP(&r.batch, "batch", "b", 0, "runs per simulation process, 0 to 1000, as opp_runall -b (0: decided from measured start-up time)")
 	f.BoolVar(&r.dryRun, "dry-run", false, "print the runs that would execute and those already done; run nothing")
 	f.StringVar(&r.timeout, "timeout", "", "per-run wall-clock limit (e.g. 10m, 2h, 1d; at most 3650d); a run over it is killed")
-	f.IntVar(&r.maxRuns, "max-runs", campaign.DefaultMaxRuns, "refuse a campaign of more runs than this")
+	f.IntVar(&r.maxRuns, "max-runs", campaign.DefaultMaxRuns, "refuse a campaign of more runs than this (1 to 2^40)")
 	f.IntVar(&r.retries, "retries", 0, "run a failed run again up to `N` times (0 to 100) before reporting it")
 	f.BoolVar(&r.rebuild, "rebuild", false, "build even if the artifact is cached")
 	f.BoolVar(&r.noBuild, "no-build", false, "use the project's last artifact instead of building")

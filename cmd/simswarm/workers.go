@@ -40,7 +40,7 @@ type accelFlags struct {
 func (a *accelFlags) add(f *pflag.FlagSet, ccacheDefault string) {
 	f.StringVar(&a.hosts, "distcc-hosts", "", "distcc compile servers, host[:port][/limit][,lzo] ... (default $DISTCC_HOSTS)")
 	f.StringVar(&a.dns, "distcc-dns", "", "a DNS name resolving to every compile server (e.g. tasks.distcc in Docker Swarm)")
-	f.IntVar(&a.perHost, "distcc-per-host", 4, "job limit of a compile server that gives none")
+	f.IntVar(&a.perHost, "distcc-per-host", 4, "job limit of a compile server that gives none, 1 to 4096")
 	f.StringVar(&a.ccache, "ccache-dir", ccacheDefault, "compiler cache directory, used when ccache is installed (\"off\": no ccache; run: default STATE/ccache)")
 	f.StringVar(&a.size, "ccache-size", "5G", "bound of the compiler cache")
 }
