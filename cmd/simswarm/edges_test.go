@@ -182,7 +182,8 @@ func TestMoreBadInputs(t *testing.T) {
 		want []string
 	}{
 		{"cancel no id", []string{"cancel"}, []string{"cancel needs the campaign id"}},
-		{"cancel two ids", []string{"cancel", "0123456789abcdef", "0123456789abcdef"}, []string{"cancel takes one campaign id, not 2 arguments"}},
+		{"cancel one id bad", []string{"cancel", "0123456789abcdef", "zz"}, []string{`invalid campaign "zz"`}},
+		{"cancel second unknown", []string{"cancel", "0123456789abcdef", "fedcba9876543210"}, []string{"no such campaign on this engine"}},
 		{"cancel not hex", []string{"cancel", "nothex"}, []string{`invalid campaign "nothex"`, "16 hex digits"}},
 		{"cancel path", []string{"cancel", "../../etc/passwd"}, []string{`invalid campaign "../../etc/passwd"`}},
 		{"cancel unknown", []string{"cancel", "0123456789abcdef"}, []string{"campaign 0123456789abcdef: no such campaign on this engine"}},

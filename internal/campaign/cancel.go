@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/simswarm/simswarm"
@@ -21,12 +22,16 @@ const cancelWithin = 15 * time.Second
 // its runs will execute when the engine is back. It is never reported as
 // a cancel; the user is told to cancel it (simswarm cancel) instead.
 type NotCancelledError struct {
-	Campaign string
+	Campaign string // the campaign's id; ids separated by spaces for a list
 	Err      error
 }
 
 func (e *NotCancelledError) Error() string {
-	return fmt.Sprintf("interrupted, but the cancel did not reach the engine (%v): campaign %s is still queued and its runs will execute when the engine is back", e.Err, e.Campaign)
+	what := "campaign " + e.Campaign + " is still queued and its"
+	if strings.Contains(e.Campaign, " ") {
+		what = "campaigns " + e.Campaign + " are still queued and their"
+	}
+	return fmt.Sprintf("interrupted, but the cancel did not reach the engine (%v): %s runs will execute when the engine is back", e.Err, what)
 }
 
 // Unwrap makes it an ErrInterrupted for whoever only asks that.
