@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -122,5 +123,77 @@ func TestCancelDetached(t *testing.T) {
 	oneLineError(t, r, 2, "campaign "+id+" was cancelled")
 	if got := files(t, filepath.Join(dir, "results"), "*.sca"); len(got) != 0 {
 		t.Fatalf("runs of the cancelled campaign executed: %v", got)
+	}
+}
+
+// listJob stands in for a simulation given run numbers with -r: it logs
+// the start of each run of its -r list as countingJob does, then sleeps.
+const listJob = `#!/bin/sh
+log=$1; shift; runs=""
+while [ $# -gt 0 ]; do case $1 in -r) runs=$2; shift;; esac; shift; done
+for n in $(echo $runs | tr , ' '); do echo "start $n ${FAULT_HOST:-?} $$ $(date +%s.%N)" >> "$log"; done
+sleep 3
+`
+
+// TestListCancelNotReachingEngine: Ctrl-C of a --list campaign with the
+// server down names every item's campaign as still queued, and one
+// simswarm cancel with those ids cancels them all once the server is back.
+func TestListCancelNotReachingEngine(t *testing.T) {
+	f := newFaultLab(t, faultOpts{servers: 1, runners: 1, serverArgs: []string{"--lease", "2s"}})
+	top := t.TempDir()
+	log := filepath.Join(t.TempDir(), "executions.log")
+	var list strings.Builder
+	for _, name := range []string{"one", "two"} {
+		os.MkdirAll(filepath.Join(top, name), 0o755)
+		if err := os.WriteFile(filepath.Join(top, name, "job.sh"), []byte(listJob), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		list.WriteString(name + " ./job.sh " + log + " -r 0,1,2,3,4,5,6,7,8,9\n")
+	}
+	write(t, filepath.Join(top, "list.txt"), list.String())
+	cmd := exec.Command(binary, "run", "--server", f.url, "--creds", f.creds, "-q", "--list", "list.txt")
+	cmd.Dir, cmd.Env = top, append(cleanEnv(), "SIMSWARM_STATE="+t.TempDir())
+	client := startBackground(t, cmd)
+	waitEvents(t, log, 2*time.Minute, "a first run started", func(ev []execEvent) bool { return len(ev) >= 1 })
+	f.servers[0].Kill()
+	client.cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- client.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(90 * time.Second):
+		client.cmd.Process.Kill()
+		t.Fatalf("the interrupted client did not end within 90 s\n%s", client.errb.String())
+	}
+	stderr := strings.TrimSpace(client.errb.String())
+	last := stderr[strings.LastIndex(stderr, "\n")+1:]
+	m := regexp.MustCompile(`campaigns ([0-9a-f]{16}) ([0-9a-f]{16}) are still queued.*; cancel it with: simswarm cancel ([0-9a-f]{16} [0-9a-f]{16}) --server`).FindStringSubmatch(last)
+	if code := client.cmd.ProcessState.ExitCode(); code != 130 || m == nil || m[3] != m[1]+" "+m[2] {
+		t.Fatalf("exit %d; last line %q does not name both campaigns as still queued\n%s", code, last, stderr)
+	}
+	f.servers[0].Restart()
+	var told time.Time
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c := exec.Command(binary, "cancel", m[1], m[2], "--server", f.url, "--creds", f.creds)
+		c.Env = cleanEnv()
+		out, err := c.CombinedOutput()
+		if err == nil {
+			told = time.Now()
+			if strings.Count(string(out), " cancelled: ") != 2 {
+				t.Fatalf("simswarm cancel said %q", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("simswarm cancel kept failing: %v\n%s", err, out)
+		}
+		time.Sleep(time.Second)
+	}
+	time.Sleep(15 * time.Second)
+	for _, e := range readExecLog(t, log) {
+		if !e.done && e.at.After(told) {
+			t.Errorf("a run started at %s, %s after simswarm cancel returned", e.at.Format("15:04:05.000"), e.at.Sub(told).Round(time.Millisecond))
+		}
 	}
 }
