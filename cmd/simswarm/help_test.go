@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -33,4 +35,31 @@ func TestFlagHelpPlaceholders(t *testing.T) {
 		}
 	}
 	walk(rootCommand())
+}
+
+// TestReadmeRunFlags: every flag of simswarm run (but those of the
+// connection and the compiler cache, documented with the cluster) is in the
+// README's table.
+func TestReadmeRunFlags(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	elsewhere := map[string]bool{"server": true, "creds": true, "tls-ca": true, "help": true, "distcc-hosts": true, "distcc-dns": true,
+		"distcc-per-host": true, "ccache-dir": true, "ccache-size": true}
+	var run *cobra.Command
+	for _, c := range rootCommand().Commands() {
+		if c.Name() == "run" {
+			run = c
+		}
+	}
+	run.Flags().VisitAll(func(f *pflag.Flag) {
+		if elsewhere[f.Name] {
+			return
+		}
+		if !strings.Contains(readme, "`--"+f.Name) && (f.Shorthand == "" || !strings.Contains(readme, "`-"+f.Shorthand)) {
+			t.Errorf("simswarm run --%s is not in the README's flag table", f.Name)
+		}
+	})
 }
