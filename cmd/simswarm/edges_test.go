@@ -78,7 +78,11 @@ func TestNumericFlagBounds(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			oneErrorLine(t, runSimswarm(t, dir, state, c.args...), c.want...)
+			r := runSimswarm(t, dir, state, c.args...)
+			oneErrorLine(t, r, c.want...)
+			// The closing note of issue 23 lists each input with its exit
+			// and line: -v prints them.
+			t.Logf("simswarm %s: exit %d: %s", strings.Join(c.args, " "), r.code, strings.TrimSpace(r.stderr))
 		})
 	}
 	if _, err := os.Stat(filepath.Join(state, "engine")); err == nil {
@@ -221,7 +225,11 @@ func TestMoreBadInputs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			oneErrorLine(t, runSimswarm(t, dir, state, c.args...), c.want...)
+			r := runSimswarm(t, dir, state, c.args...)
+			oneErrorLine(t, r, c.want...)
+			// The closing note of issue 23 lists each input with its exit
+			// and line: -v prints them.
+			t.Logf("simswarm %s: exit %d: %s", strings.Join(c.args, " "), r.code, strings.TrimSpace(r.stderr))
 		})
 	}
 	if _, err := os.Stat(srv); err == nil {
