@@ -167,7 +167,7 @@ func TestListCancelNotReachingEngine(t *testing.T) {
 	}
 	stderr := strings.TrimSpace(client.errb.String())
 	last := stderr[strings.LastIndex(stderr, "\n")+1:]
-	m := regexp.MustCompile(`campaigns ([0-9a-f]{16}) ([0-9a-f]{16}) are still queued.*; cancel it with: simswarm cancel ([0-9a-f]{16} [0-9a-f]{16}) --server`).FindStringSubmatch(last)
+	m := regexp.MustCompile(`campaigns ([0-9a-f]{16}) ([0-9a-f]{16}) are still queued.*; cancel them with: simswarm cancel ([0-9a-f]{16} [0-9a-f]{16}) --server`).FindStringSubmatch(last)
 	if code := client.cmd.ProcessState.ExitCode(); code != 130 || m == nil || m[3] != m[1]+" "+m[2] {
 		t.Fatalf("exit %d; last line %q does not name both campaigns as still queued\n%s", code, last, stderr)
 	}

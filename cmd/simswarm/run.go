@@ -388,7 +388,11 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 	case errors.As(err, &setup):
 		return &exitError{code: 2, err: err}
 	case errors.As(err, &notCancelled):
-		return &exitError{code: 130, err: fmt.Errorf("%v; cancel it with: %s", err, cancelHint(rf.conn, notCancelled.Campaign))}
+		it := "it"
+		if strings.Contains(notCancelled.Campaign, " ") {
+			it = "them"
+		}
+		return &exitError{code: 130, err: fmt.Errorf("%v; cancel %s with: %s", err, it, cancelHint(rf.conn, notCancelled.Campaign))}
 	case errors.Is(err, campaign.ErrInterrupted) && o.DryRun:
 		return &exitError{code: 130, err: errors.New("interrupted")}
 	case errors.Is(err, campaign.ErrInterrupted):
