@@ -40,6 +40,9 @@ func TestCancelNotReachingEngine(t *testing.T) {
 	if code := client.cmd.ProcessState.ExitCode(); code != 130 {
 		t.Errorf("exit %d, want 130\n%s", code, stderr)
 	}
+	if !strings.Contains(stderr, "interrupted: the engine is out of reach; trying for 15s to cancel campaign") {
+		t.Errorf("the client did not say why it waits:\n%s", stderr)
+	}
 	if strings.Contains(stderr, "were cancelled") {
 		t.Errorf("the client reports a cancel the engine never got:\n%s", stderr)
 	}
