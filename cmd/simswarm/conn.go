@@ -20,7 +20,7 @@ type connFlags struct {
 
 func (c *connFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&c.server, "server", "", "engine URL, e.g. nats://manager:4222 (env SIMSWARM_SERVER); none: embedded engine")
-	f.StringVar(&c.creds, "creds", "", "credentials file written by `simswarm server` (env SIMSWARM_CREDS)")
+	f.StringVar(&c.creds, "creds", "", "credentials `FILE` written by simswarm server (env SIMSWARM_CREDS)")
 	f.StringVar(&c.ca, "tls-ca", "", "CA certificate (PEM) for a tls:// server")
 }
 

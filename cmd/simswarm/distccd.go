@@ -6,6 +6,7 @@ import (
 
 	"github.com/simswarm/simswarm/internal/build"
 	"github.com/simswarm/simswarm/internal/proc"
+	"github.com/simswarm/simswarm/internal/units"
 	"github.com/spf13/cobra"
 )
 
@@ -34,8 +35,8 @@ func distccdCommand() *cobra.Command {
 			if err := build.CheckAllow(allow); err != nil {
 				return usageErr("%v", err)
 			}
-			if jobs < 1 {
-				return usageErr("--jobs must be at least 1")
+			if err := units.Check("--jobs", jobs, 1, units.MaxSlots); err != nil {
+				return usageErr("%v", err)
 			}
 			proc.Setup(logger(false))
 			ctx, stop := untilSignal()
@@ -54,7 +55,7 @@ func distccdCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "0.0.0.0:3632", "address to listen on")
 	f.StringSliceVar(&allow, "allow", nil, "networks allowed to compile here (CIDR, at most a private network in all); required")
-	f.IntVar(&jobs, "jobs", runtime.NumCPU()+2, "parallel compiles")
+	f.IntVar(&jobs, "jobs", runtime.NumCPU()+2, "parallel compiles, 1 to 4096")
 	f.StringVar(&log, "log-file", "", "log to this file (default: stderr)")
 	return cmd
 }

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/fingerprint"
 	"github.com/simswarm/simswarm/internal/shellwords"
+	"github.com/simswarm/simswarm/internal/units"
 	"github.com/spf13/cobra"
 )
 
@@ -56,9 +56,9 @@ a suite error (nothing ran), 130 interrupted.`,
 			}
 			fo := fingerprint.Options{Suites: args, Selection: sel, Update: update, Out: cmd.OutOrStdout()}
 			if cpu != "" {
-				d, err := time.ParseDuration(cpu)
+				d, err := units.ParseDuration(cpu)
 				if err != nil || d <= 0 {
-					return usageErr("invalid --cpu-time-limit %q: give a positive duration such as 60s or 5m", cpu)
+					return usageErr("invalid --cpu-time-limit %q: give a positive duration up to %s such as 60s or 5m", cpu, units.Describe(units.MaxDuration))
 				}
 				fo.CPUTimeLimit = d
 			}

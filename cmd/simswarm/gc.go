@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/gc"
+	"github.com/simswarm/simswarm/internal/units"
 	"github.com/spf13/cobra"
 )
 
@@ -34,9 +33,9 @@ must not be in use; with --server it works on a live cluster.`,
   simswarm gc --server nats://manager:4222 --creds client.creds`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			age, err := parseAge(older)
+			age, err := units.ParseDuration(older)
 			if err != nil || age <= 0 {
-				return usageErr("invalid --older-than %q: give a positive age such as 30d, 12h or 90m", older)
+				return usageErr("invalid --older-than %q: give a positive age up to %s such as 30d, 12h or 90m", older, units.Describe(units.MaxDuration))
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 			defer cancel()
@@ -65,30 +64,18 @@ must not be in use; with --server it works on a live cluster.`,
 	return cmd
 }
 
-// parseAge reads an age: a Go duration, or whole days such as 30d.
-func parseAge(s string) (time.Duration, error) {
-	if d, ok := strings.CutSuffix(strings.TrimSpace(s), "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("invalid age %q", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	return time.ParseDuration(s)
-}
-
 // parseStoreFlags reads simswarm server's --max-store and --results-ttl.
 func parseStoreFlags(maxStore, ttl string) (int64, time.Duration, error) {
-	bound, err := parseSize(maxStore)
+	bound, err := units.ParseSize(maxStore)
 	if err != nil {
 		return 0, 0, usageErr("invalid --max-store %q: %v", maxStore, err)
 	}
 	if bound > 0 && bound < 1<<20 {
 		return 0, 0, usageErr("--max-store %s is too small to hold a snapshot: give at least 1MiB (0: no bound)", maxStore)
 	}
-	age, err := parseAge(ttl)
-	if err != nil || age < 0 {
-		return 0, 0, usageErr("invalid --results-ttl %q: give an age such as 7d or 12h (0: keep results)", ttl)
+	age, err := units.ParseDuration(ttl)
+	if err != nil {
+		return 0, 0, usageErr("invalid --results-ttl %q: give an age up to %s such as 7d or 12h (0: keep results)", ttl, units.Describe(units.MaxDuration))
 	}
 	return bound, age, nil
 }

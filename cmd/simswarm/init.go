@@ -7,6 +7,7 @@ import (
 
 	"github.com/simswarm/simswarm/internal/creds"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/units"
 	"github.com/spf13/cobra"
 )
 
@@ -14,9 +15,9 @@ import (
 // such as the official nats image, which knows nothing of our streams.
 func initCommand() *cobra.Command {
 	var (
-		conn     connFlags
-		replicas int
-		lease    time.Duration
+		conn      connFlags
+		replicas  int
+		leaseFlag string
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -29,8 +30,12 @@ func initCommand() *cobra.Command {
 			if conn.server == "" {
 				return usageErr("--server is required (or SIMSWARM_SERVER)")
 			}
-			if replicas < 1 {
-				return usageErr("--replicas must be at least 1")
+			if err := units.Check("--replicas", replicas, 1, units.MaxReplicas); err != nil {
+				return usageErr("%v", err)
+			}
+			lease, err := parseLease(leaseFlag)
+			if err != nil {
+				return err
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -57,7 +62,7 @@ func initCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	conn.add(f)
-	f.IntVar(&replicas, "replicas", 1, "copies of every stream (3 on a 3-server JetStream cluster)")
-	f.DurationVar(&lease, "lease", engine.DefaultLease, "how long a job stays with a worker that shows no sign of life")
+	f.IntVar(&replicas, "replicas", 1, "copies of every stream, 1 to 5 (3 on a 3-server JetStream cluster)")
+	addLease(f, &leaseFlag)
 	return cmd
 }

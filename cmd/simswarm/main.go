@@ -31,7 +31,7 @@ func usageErr(format string, a ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
 }
 
-func main() {
+func rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "simswarm",
 		Short:         "Run simulation campaigns on this machine or a cluster",
@@ -46,7 +46,11 @@ func main() {
 	for _, c := range extraCommands {
 		root.AddCommand(c())
 	}
-	err := root.Execute()
+	return root
+}
+
+func main() {
+	err := rootCommand().Execute()
 	if err == nil {
 		return
 	}
@@ -59,4 +63,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "simswarm: "+msg)
 	}
 	os.Exit(code)
+}
+
+// campaignArg takes exactly one argument, a campaign id, and says so in
+// words when it is missing or doubled (cobra's "accepts 1 arg(s),
+// received 0" names neither the command nor what it wants).
+func campaignArg(cmd *cobra.Command, args []string) error {
+	switch {
+	case len(args) == 0:
+		return usageErr("%s needs the campaign id (16 hex digits, as simswarm run --detach and simswarm status show it)", cmd.Name())
+	case len(args) > 1:
+		return usageErr("%s takes one campaign id, not %d arguments (%q)", cmd.Name(), len(args), args)
+	}
+	return nil
 }

@@ -60,6 +60,11 @@ other files are still exported).`,
 				return &exitError{code: 2, err: err}
 			}
 			rep, err := results.Do(ctx, req)
+			if rep != nil {
+				for _, n := range rep.Notes {
+					fmt.Fprintln(os.Stderr, "simswarm: warning: "+n)
+				}
+			}
 			if rep != nil && len(rep.Failed) > 0 {
 				for _, e := range rep.Failed {
 					fmt.Fprintln(os.Stderr, "simswarm: "+e.Error())

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/aws"
@@ -24,6 +23,7 @@ import (
 	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/precision"
 	"github.com/simswarm/simswarm/internal/proc"
+	"github.com/simswarm/simswarm/internal/units"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -53,7 +53,7 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	f.StringVarP(&r.dir, "directory", "C", ".", "change to `DIR` (the simulation's directory) first")
 	f.StringVar(&r.results, "results", "results", "where result files land, relative to the simulation's directory")
 	f.StringVar(&r.state, "state", "", "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
-	f.IntVarP(&r.slots, "jobs", "j", runtime.NumCPU(), "parallel run slots (embedded engine)")
+	f.IntVarP(&r.slots, "jobs", "j", runtime.NumCPU(), "parallel run slots of the embedded engine, 1 to 4096")
 	f.BoolVar(&r.asJSON, "json", false, "print a JSON summary on stdout at the end")
 	f.BoolVarP(&r.quiet, "quiet", "q", false, "no progress output")
 	f.BoolVarP(&r.verbose, "verbose", "v", false, "log what the workers do")
@@ -63,11 +63,11 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 		r.maxRuns = campaign.DefaultMaxRuns
 		return
 	}
-	f.IntVarP(&r.batch, "batch", "b", 0, "runs per simulation process, as opp_runall -b (0: decided from measured start-up time)")
+	f.IntVarP(&r.batch, "batch", "b", 0, "runs per simulation process, 0 to 1000, as opp_runall -b (0: decided from measured start-up time)")
 	f.BoolVar(&r.dryRun, "dry-run", false, "print the runs that would execute and those already done; run nothing")
-	f.StringVar(&r.timeout, "timeout", "", "per-run wall-clock limit (e.g. 10m); a run over it is killed")
-	f.IntVar(&r.maxRuns, "max-runs", campaign.DefaultMaxRuns, "refuse a campaign of more runs than this")
-	f.IntVar(&r.retries, "retries", 0, "run a failed run again up to N times before reporting it")
+	f.StringVar(&r.timeout, "timeout", "", "per-run wall-clock limit (e.g. 10m, 2h, 1d; at most 3650d); a run over it is killed")
+	f.IntVar(&r.maxRuns, "max-runs", campaign.DefaultMaxRuns, "refuse a campaign of more runs than this (1 to 2^40)")
+	f.IntVar(&r.retries, "retries", 0, "run a failed run again up to `N` times (0 to 100) before reporting it")
 	f.BoolVar(&r.rebuild, "rebuild", false, "build even if the artifact is cached")
 	f.BoolVar(&r.noBuild, "no-build", false, "use the project's last artifact instead of building")
 	r.accel.add(f, "")
@@ -77,7 +77,7 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	f.StringVar(&r.instanceType, "instance-type", "c5.xlarge", "with --estimate-nodes: the EC2 instance `TYPE` of each node")
 	f.StringVar(&r.list, "list", "", "run the commands of `FILE`, one per line: a working directory, then the command (results of each in results/<dir>-<hash>)")
 	f.StringArrayVar(&r.until, "until", nil, "add repetitions in rounds until `TARGET` holds for every combination of iteration variables: 'MODULE.SCALAR ci95 < 5%' or '... ci95 < 0.01' (repeatable: all must hold)")
-	f.IntVar(&r.maxReps, "max-repetitions", precision.DefaultMax, "with --until: repetitions per combination at most")
+	f.IntVar(&r.maxReps, "max-repetitions", precision.DefaultMax, "with --until: repetitions per combination at most (2 to 100000)")
 }
 
 func (r *runFlags) options() (campaign.Options, error) {
@@ -86,23 +86,26 @@ func (r *runFlags) options() (campaign.Options, error) {
 	if r.batch < 0 {
 		return o, usageErr("-b must be 0 (adaptive) or more, not %d", r.batch)
 	}
+	if err := units.Check("-b", r.batch, 0, units.MaxBatch); err != nil {
+		return o, usageErr("%v", err)
+	}
 	if r.rebuild && r.noBuild {
 		return o, usageErr("--rebuild and --no-build contradict each other")
 	}
 	o.NoBuild = r.noBuild
-	if r.retries < 0 {
-		return o, usageErr("--retries must not be negative")
+	if err := units.Check("--retries", r.retries, 0, units.MaxRetries); err != nil {
+		return o, usageErr("%v", err)
 	}
-	if r.maxRuns < 1 {
-		return o, usageErr("--max-runs must be at least 1, not %d", r.maxRuns)
+	if err := units.Check("--max-runs", r.maxRuns, 1, units.MaxRunsLimit); err != nil {
+		return o, usageErr("%v", err)
 	}
 	o.MaxRuns = r.maxRuns
 	if r.estimateNodes != 0 {
 		if !r.dryRun {
 			return o, usageErr("--estimate-nodes estimates a campaign before it runs: use it with --dry-run")
 		}
-		if r.estimateNodes < 0 {
-			return o, usageErr("--estimate-nodes must be at least 1, not %d", r.estimateNodes)
+		if err := units.Check("--estimate-nodes", r.estimateNodes, 1, units.MaxNodes); err != nil {
+			return o, usageErr("%v", err)
 		}
 		cpus, ok := aws.VCPUs(r.instanceType)
 		if _, priced := aws.HourlyPrice(r.instanceType); !ok || !priced {
@@ -110,13 +113,13 @@ func (r *runFlags) options() (campaign.Options, error) {
 		}
 		o.EstimateSlots = r.estimateNodes * cpus
 	}
-	if r.slots < 1 {
-		return o, usageErr("-j must be at least 1, not %d", r.slots)
+	if err := units.Check("-j", r.slots, 1, units.MaxSlots); err != nil {
+		return o, usageErr("%v", err)
 	}
 	if r.timeout != "" {
-		d, err := time.ParseDuration(r.timeout)
+		d, err := units.ParseDuration(r.timeout)
 		if err != nil || d <= 0 {
-			return o, usageErr("invalid --timeout %q: give a positive duration such as 90s, 10m or 2h", r.timeout)
+			return o, usageErr("invalid --timeout %q: give a positive duration up to %s such as 90s, 10m, 2h or 1d", r.timeout, units.Describe(units.MaxDuration))
 		}
 		o.Timeout = d
 	}
@@ -188,7 +191,7 @@ func attachCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "attach <campaign>",
 		Short: "Follow a submitted campaign: results into results/, summary at the end",
-		Args:  cobra.ExactArgs(1),
+		Args:  campaignArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := rf.options()
 			if err != nil {
@@ -282,8 +285,8 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 	stdout := cmd.OutOrStdout()
 	if o.DryRun || sum.Detached {
 		if sum.Detached {
-			fmt.Fprintf(human, "campaign %s submitted: %d runs, %d already done; follow it with: simswarm attach %s\n",
-				sum.Campaign, sum.Runs, sum.Cached, sum.Campaign)
+			fmt.Fprintf(human, "campaign %s submitted: %s, %d already done; follow it with: simswarm attach %s\n",
+				sum.Campaign, units.Count(sum.Runs, "run"), sum.Cached, sum.Campaign)
 		}
 		if o.DryRun && rf.estimateNodes > 0 && sum.Estimate != nil {
 			price, _ := aws.HourlyPrice(rf.instanceType)
@@ -375,6 +378,7 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 	err := fn(ctx, &campaign.Client{Eng: eng, Opt: o})
 	var setup *campaign.SetupError
 	var berr *campaign.BuildError
+	var notCancelled *campaign.NotCancelledError
 	switch {
 	case errors.As(err, &berr):
 		if berr.Tail != "" {
@@ -383,6 +387,12 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 		return &exitError{code: 2, err: err}
 	case errors.As(err, &setup):
 		return &exitError{code: 2, err: err}
+	case errors.As(err, &notCancelled):
+		it := "it"
+		if strings.Contains(notCancelled.Campaign, " ") {
+			it = "them"
+		}
+		return &exitError{code: 130, err: fmt.Errorf("%v; cancel %s with: %s", err, it, cancelHint(rf.conn, notCancelled.Campaign))}
 	case errors.Is(err, campaign.ErrInterrupted) && o.DryRun:
 		return &exitError{code: 130, err: errors.New("interrupted")}
 	case errors.Is(err, campaign.ErrInterrupted):
@@ -415,7 +425,7 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func printSummary(w io.Writer, s *campaign.Summary) {
-	fmt.Fprintf(w, "campaign %s: %d runs: %d succeeded, %d failed", s.Campaign, s.Runs, s.Succeeded, s.Failed)
+	fmt.Fprintf(w, "campaign %s: %s: %d succeeded, %d failed", s.Campaign, units.Count(s.Runs, "run"), s.Succeeded, s.Failed)
 	if s.Cancelled > 0 {
 		fmt.Fprintf(w, ", %d cancelled", s.Cancelled)
 	}

@@ -11,7 +11,9 @@ import (
 
 	"github.com/simswarm/simswarm/internal/creds"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/units"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func serverCommand() *cobra.Command {
@@ -20,7 +22,7 @@ func serverCommand() *cobra.Command {
 		cluster, clusterName, routes, sync, name  string
 		monitor, maxStore, resultTTL              string
 		replicas                                  int
-		lease                                     time.Duration
+		leaseFlag                                 string
 		verbose                                   bool
 	)
 	cmd := &cobra.Command{
@@ -53,9 +55,9 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 			case "always":
 				o.SyncAlways = true
 			default:
-				d, err := time.ParseDuration(sync)
+				d, err := units.ParseDuration(sync)
 				if err != nil || d <= 0 {
-					return usageErr("invalid --sync %q: `always` or a duration such as 1s", sync)
+					return usageErr("invalid --sync %q: always, or a positive duration such as 1s", sync)
 				}
 				o.SyncInterval = d
 			}
@@ -71,11 +73,12 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 			} else if replicas > 1 {
 				return usageErr("--replicas %d needs a cluster (--cluster and --routes)", replicas)
 			}
-			if lease < minLease {
-				return usageErr("invalid --lease %s: at least %s (workers renew a job's lease every third of it)", lease, minLease)
+			lease, err := parseLease(leaseFlag)
+			if err != nil {
+				return err
 			}
-			if replicas < 1 {
-				return usageErr("--replicas must be at least 1")
+			if err := units.Check("--replicas", replicas, 1, units.MaxReplicas); err != nil {
+				return usageErr("%v", err)
 			}
 			if monitor != "" {
 				if o.MonitorHost, o.MonitorPort, err = splitHostPort(monitor, "--monitor"); err != nil {
@@ -136,19 +139,31 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 	f.StringVar(&cluster, "cluster", "", "route address to listen on for the other servers (host:port)")
 	f.StringVar(&clusterName, "cluster-name", "simswarm", "JetStream cluster name")
 	f.StringVar(&routes, "routes", "", "comma-separated route URLs of the other servers (nats://host:6222)")
-	f.IntVar(&replicas, "replicas", 1, "copies of every stream (3 in a 3-server cluster)")
-	f.StringVar(&sync, "sync", "1s", "how often JetStream fsyncs: a duration, or `always`")
-	f.DurationVar(&lease, "lease", engine.DefaultLease, "how long a job stays with a worker that shows no sign of life (at least 1s)")
+	f.IntVar(&replicas, "replicas", 1, "copies of every stream, 1 to 5 (3 in a 3-server cluster)")
+	f.StringVar(&sync, "sync", "1s", "how often JetStream fsyncs: a duration, or always")
+	addLease(f, &leaseFlag)
 	f.StringVar(&monitor, "monitor", "", "serve NATS HTTP monitoring (/varz, /jsz) on host:port")
 	f.StringVar(&maxStore, "max-store", "0", "bound of the object store, e.g. 200GiB (0: none); uploads and results past it are refused")
-	f.StringVar(&resultTTL, "results-ttl", "7d", "delete results no client fetched after this long (0: keep them)")
+	f.StringVar(&resultTTL, "results-ttl", "7d", "delete results no client fetched after this long, at most 3650d (0: keep them)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log more")
 	return cmd
 }
 
-// minLease is the shortest job lease a server accepts: below it, renewals
-// every third of the lease crowd the engine and a loaded host misses them.
-const minLease = time.Second
+// addLease adds --lease, the same for server and init.
+func addLease(f *pflag.FlagSet, v *string) {
+	f.StringVar(v, "lease", engine.DefaultLease.String(), fmt.Sprintf("how long a job stays with a worker that shows no sign of life (%s to %s)", units.Describe(engine.MinLease), units.Describe(units.MaxLease)))
+}
+
+// parseLease reads --lease: below engine.MinLease renewals every third of
+// it crowd the engine and a loaded host misses them; past units.MaxLease a
+// dead worker's jobs wait longer than anyone would notice.
+func parseLease(s string) (time.Duration, error) {
+	d, err := units.ParseDuration(s)
+	if err != nil || d < engine.MinLease || d > units.MaxLease {
+		return 0, usageErr("invalid --lease %s: at least %s and at most %s (workers renew a job's lease every third of it)", s, units.Describe(engine.MinLease), units.Describe(units.MaxLease))
+	}
+	return d, nil
+}
 
 func splitHostPort(s, flag string) (string, int, error) {
 	host, p, err := net.SplitHostPort(s)

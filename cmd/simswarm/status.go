@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm/internal/status"
+	"github.com/simswarm/simswarm/internal/units"
 	"github.com/spf13/cobra"
 )
 
@@ -19,6 +20,9 @@ func statusCommand() *cobra.Command {
 		Use:   "status",
 		Short: "Print queues, workers and campaigns of an engine",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := units.Check("--campaigns", recent, 0, units.MaxCampaigns); err != nil {
+				return usageErr("%v", err)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			eng, closeEngine, err := openEngine(ctx, &conn, state, "simswarm-status")
@@ -41,6 +45,6 @@ func statusCommand() *cobra.Command {
 	conn.add(f)
 	f.StringVar(&state, "state", "", "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
-	f.IntVar(&recent, "campaigns", 10, "how many recent campaigns to show")
+	f.IntVar(&recent, "campaigns", 10, "how many recent campaigns to show (0 to 100000)")
 	return cmd
 }

@@ -3,16 +3,16 @@ package main
 import (
 	"fmt"
 
-	"github.com/spf13/pflag"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/simswarm/simswarm/internal/build"
 	"github.com/simswarm/simswarm/internal/proc"
 	"github.com/simswarm/simswarm/internal/runner"
+	"github.com/simswarm/simswarm/internal/units"
 	"github.com/spf13/cobra"
 )
 
@@ -40,7 +40,7 @@ type accelFlags struct {
 func (a *accelFlags) add(f *pflag.FlagSet, ccacheDefault string) {
 	f.StringVar(&a.hosts, "distcc-hosts", "", "distcc compile servers, host[:port][/limit][,lzo] ... (default $DISTCC_HOSTS)")
 	f.StringVar(&a.dns, "distcc-dns", "", "a DNS name resolving to every compile server (e.g. tasks.distcc in Docker Swarm)")
-	f.IntVar(&a.perHost, "distcc-per-host", 4, "job limit of a compile server that gives none")
+	f.IntVar(&a.perHost, "distcc-per-host", 4, "job limit of a compile server that gives none, 1 to 4096")
 	f.StringVar(&a.ccache, "ccache-dir", ccacheDefault, "compiler cache directory, used when ccache is installed (\"off\": no ccache; run: default STATE/ccache)")
 	f.StringVar(&a.size, "ccache-size", "5G", "bound of the compiler cache")
 }
@@ -53,13 +53,16 @@ func (a *accelFlags) accel() (build.Accel, error) {
 	if a.perHost == 0 {
 		a.perHost = 4 // commands without the flag
 	}
+	if a.size == "" {
+		a.size = "5G" // commands without the flag (attach)
+	}
 	if _, err := build.ParseHosts(hosts, a.perHost); err != nil {
 		return build.Accel{}, usageErr("invalid --distcc-hosts: %v", err)
 	}
-	if a.perHost < 1 {
-		return build.Accel{}, usageErr("--distcc-per-host must be at least 1")
+	if err := units.Check("--distcc-per-host", a.perHost, 1, units.MaxSlots); err != nil {
+		return build.Accel{}, usageErr("%v", err)
 	}
-	if _, err := parseSize(a.size); err != nil {
+	if _, err := units.ParseSize(a.size); err != nil {
 		return build.Accel{}, usageErr("invalid --ccache-size %q: %v", a.size, err)
 	}
 	return build.Accel{DistccHosts: hosts, DistccDNS: a.dns, PerHost: a.perHost, CcacheDir: a.ccache, CcacheSize: a.size}, nil
@@ -81,8 +84,8 @@ func builderCommand() *cobra.Command {
 			if conn.server == "" {
 				return usageErr("--server is required (or SIMSWARM_SERVER)")
 			}
-			if jobs < 1 {
-				return usageErr("--jobs must be at least 1")
+			if err := units.Check("--jobs", jobs, 1, units.MaxSlots); err != nil {
+				return usageErr("%v", err)
 			}
 			acc, err := accel.accel()
 			if err != nil {
@@ -109,7 +112,7 @@ func builderCommand() *cobra.Command {
 	conn.add(f)
 	f.StringVar(&dir, "dir", defaultWorkDir("workspaces"), "directory of the persistent build workspaces")
 	accel.add(f, defaultWorkDir("ccache"))
-	f.IntVar(&jobs, "jobs", runtime.NumCPU(), "build parallelism ({jobs} in the build command)")
+	f.IntVar(&jobs, "jobs", runtime.NumCPU(), "build parallelism, 1 to 4096 ({jobs} in the build command)")
 	f.StringVar(&name, "name", hostname(), "worker name shown in status")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every job")
 	return cmd
@@ -130,16 +133,18 @@ func runnerCommand() *cobra.Command {
 			if conn.server == "" {
 				return usageErr("--server is required (or SIMSWARM_SERVER)")
 			}
-			if !cmd.Flags().Changed("slots") {
-				slots = runtime.NumCPU() - reserve
-			}
-			if slots < 1 {
-				return usageErr("--slots must be at least 1 (after --reserve %d of %d cores)", reserve, runtime.NumCPU())
-			}
 			if reserve < 0 {
-				return usageErr("--reserve must not be negative")
+				return usageErr("--reserve must not be negative, not %d", reserve)
 			}
-			limit, err := parseSize(size)
+			if !cmd.Flags().Changed("slots") {
+				if slots = runtime.NumCPU() - reserve; slots < 1 {
+					return usageErr("--reserve %d leaves no slot of %d cores", reserve, runtime.NumCPU())
+				}
+			}
+			if err := units.Check("--slots", slots, 1, units.MaxSlots); err != nil {
+				return usageErr("%v", err)
+			}
+			limit, err := units.ParseSize(size)
 			if err != nil {
 				return usageErr("invalid --cache-size %q: %v", size, err)
 			}
@@ -152,7 +157,7 @@ func runnerCommand() *cobra.Command {
 				return err
 			}
 			defer eng.Close()
-			fmt.Fprintf(cmd.ErrOrStderr(), "simswarm runner %s: %d slots, connected to %s, cache in %s\n", name, slots, conn.server, dir)
+			fmt.Fprintf(cmd.ErrOrStderr(), "simswarm runner %s: %s, connected to %s, cache in %s\n", name, units.Count(slots, "slot"), conn.server, dir)
 			r := &runner.Runner{Eng: eng, Dir: dir, Slots: slots, Host: name, Log: log, CacheBytes: limit,
 				ID: fmt.Sprintf("%s-%d", name, os.Getpid())}
 			return r.Serve(ctx)
@@ -162,30 +167,9 @@ func runnerCommand() *cobra.Command {
 	conn.add(f)
 	f.StringVar(&dir, "cache", defaultWorkDir("runner"), "per-host cache of snapshots and artifacts (shared by runners on this host)")
 	f.StringVar(&size, "cache-size", "20GiB", "bound of the cache; least recently used trees go first (0: no bound)")
-	f.IntVar(&slots, "slots", runtime.NumCPU(), "parallel runs (default: one per core, less --reserve)")
+	f.IntVar(&slots, "slots", runtime.NumCPU(), "parallel runs, 1 to 4096 (default: one per core, less --reserve)")
 	f.IntVar(&reserve, "reserve", 0, "cores to leave free (e.g. on a manager)")
 	f.StringVar(&name, "name", hostname(), "host name shown in status and run records")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every job")
 	return cmd
-}
-
-// parseSize reads sizes such as 512MiB, 20GiB, 1.5G or 1000000.
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   float64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
-	num, mult := strings.TrimSpace(s), 1.0
-	for _, u := range units {
-		if strings.HasSuffix(num, u.suffix) {
-			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("want a size such as 20GiB or 512MiB")
-	}
-	return int64(v * mult), nil
 }

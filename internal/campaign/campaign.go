@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/atomicfile"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/fserr"
 	"github.com/simswarm/simswarm/internal/omnetpp"
@@ -522,6 +523,11 @@ func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
 	if !ok {
 		return nil, setupErr("no campaign %q in this engine", id)
 	}
+	// Following submits what is missing: a cancelled campaign would run
+	// again behind the back of whoever cancelled it.
+	if camp.State == simswarm.CampaignCancelled {
+		return nil, setupErr("campaign %s was cancelled: attach follows a campaign, it does not submit it again (run its command again for that)", id)
+	}
 	p := &prepared{proj: &project.Project{Root: camp.Project, Workdir: camp.Workdir}, cmd: camp.Command,
 		snapshot: camp.Snapshot, artifact: camp.Artifact, id: camp.ID, layout: camp.Layout, workdir: camp.Workdir, settings: camp.Settings}
 	if p.results, err = resultsDir(c.Opt.Dir, c.Opt.Results); err != nil {
@@ -555,7 +561,7 @@ func rememberResults(file, dir string) []string {
 	if !seen {
 		dirs = append(dirs, dir)
 	}
-	_ = os.WriteFile(file, []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
+	_ = atomicfile.WriteFile(file, []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
 	return dirs
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/sweep"
+	"github.com/simswarm/simswarm/internal/units"
 )
 
 // dryRun prints the runs a campaign would execute and those already done.
@@ -32,7 +33,11 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 	if p.cmd.Kind == simswarm.KindTemplate && p.cmd.Filter == "" {
 		size = sweep.Size(p.cmd).String()
 	}
-	fmt.Fprintf(out, "campaign %s: %s runs of %s in %s\n", p.id, size, describe(p.cmd), p.proj.Workdir)
+	runs := size + " runs"
+	if size == "1" {
+		runs = "1 run"
+	}
+	fmt.Fprintf(out, "campaign %s: %s of %s in %s\n", p.id, runs, describe(p.cmd), p.proj.Workdir)
 	if err := c.Opt.tooMany(bigOf(size), "this campaign"); err != nil {
 		fmt.Fprintf(out, "(simswarm run would refuse it: %v)\n", err)
 	}
@@ -89,8 +94,8 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 		case e == nil:
 			fmt.Fprintln(out, "expected wall time: unknown (no earlier run of this campaign was timed)")
 		default:
-			fmt.Fprintf(out, "expected wall time: %s on %d slots (%s; %d of %d runs timed before, the others taken as their mean; longest run %s, lower bound %s)\n",
-				seconds(e.Seconds), e.Slots, where, e.Known, e.Runs, seconds(e.Longest), seconds(e.Lower))
+			fmt.Fprintf(out, "expected wall time: %s on %s (%s; %d of %s timed before, the others taken as their mean; longest run %s, lower bound %s)\n",
+				seconds(e.Seconds), units.Count(e.Slots, "slot"), where, e.Known, units.Count(e.Runs, "run"), seconds(e.Longest), seconds(e.Lower))
 		}
 	}
 	return sum, nil

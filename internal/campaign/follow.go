@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -110,6 +111,9 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	defer w.Stop()
 	t := newTracker(c, p)
 	t.prov, t.camp, t.own = results.OpenProvenance(p.results), &camp, loadOwners(p.results)
+	if note := results.SkippedNote(filepath.Join(p.results, results.ProvenanceFile), t.prov.Skipped()); note != "" {
+		c.warnf("%s", note)
+	}
 	t.hist = openHistory(c.Opt.StateDir, p.proj.Name())
 	defer func() {
 		if err := t.hist.save(); err != nil {
@@ -235,14 +239,12 @@ func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, er
 			return t.sum, ctx.Err()
 		case <-c.Opt.Interrupt:
 			t.bar.Finish()
-			cctx, done := context.WithTimeout(context.Background(), 15*time.Second)
-			if err := c.Eng.CancelCampaign(cctx, p.id); err != nil {
-				c.warnf("cancel campaign %s: %v", p.id, err)
-			}
-			done()
-			t.sum.Cancelled += t.left
 			t.sum.Failures = sorted(t.failures)
-			return t.sum, ErrInterrupted
+			err := c.cancelOnInterrupt(p.id)
+			if !errors.As(err, new(*NotCancelledError)) {
+				t.sum.Cancelled += t.left
+			}
+			return t.sum, err
 		case camp, ok := <-camps:
 			if !ok {
 				camps = nil // the watch ended with ctx

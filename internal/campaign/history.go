@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/atomicfile"
 	"github.com/simswarm/simswarm/internal/fserr"
 )
 
@@ -109,12 +110,11 @@ func (h *History) save() error {
 	if err := os.MkdirAll(filepath.Dir(h.path), 0o755); err != nil {
 		return fserr.WithoutPath(err)
 	}
-	tmp := h.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
+	if err := atomicfile.WriteFile(h.path, b, 0o644); err != nil {
+		return fserr.WithoutPath(err)
 	}
 	h.dirty = false
-	return os.Rename(tmp, h.path)
+	return nil
 }
 
 // expect is how long the run at position i is expected to take, and

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -181,8 +182,14 @@ func (c *Client) RunItems(ctx context.Context, items []Item) ([]ItemOutcome, err
 	}
 	var mu sync.Mutex
 	finished := 0
-	g, gctx := errgroup.WithContext(ctx)
+	var interrupted error
+	var stillQueued []string
+	// Not errgroup.WithContext: a Ctrl-C makes every follower cancel its
+	// own campaign, and a context ended by the first of them would let the
+	// others return before they tried.
+	var g errgroup.Group
 	g.SetLimit(followers)
+	gctx := ctx
 	for i, p := range ps {
 		if p == nil {
 			continue
@@ -193,7 +200,19 @@ func (c *Client) RunItems(ctx context.Context, items []Item) ([]ItemOutcome, err
 			start := time.Now()
 			s, err := one.follow(gctx, p)
 			if err != nil {
-				if errors.Is(err, ErrInterrupted) || gctx.Err() != nil {
+				if errors.Is(err, ErrInterrupted) {
+					var nc *NotCancelledError
+					mu.Lock()
+					if errors.As(err, &nc) {
+						stillQueued = append(stillQueued, nc.Campaign)
+					}
+					if interrupted == nil || nc != nil {
+						interrupted = err
+					}
+					mu.Unlock()
+					return nil
+				}
+				if gctx.Err() != nil {
 					return err
 				}
 				out[i].Err = err
@@ -214,6 +233,15 @@ func (c *Client) RunItems(ctx context.Context, items []Item) ([]ItemOutcome, err
 	}
 	if err := g.Wait(); err != nil {
 		return out, err
+	}
+	if len(stillQueued) > 0 {
+		sort.Strings(stillQueued)
+		var nc *NotCancelledError
+		errors.As(interrupted, &nc)
+		return out, &NotCancelledError{Campaign: strings.Join(stillQueued, " "), Err: nc.Err}
+	}
+	if interrupted != nil {
+		return out, interrupted
 	}
 	return out, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/units"
 )
 
 // ActionResult is what an action endpoint answers.
@@ -72,9 +73,9 @@ func (s *Server) actRetry(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	timeout := time.Duration(-1)
 	if t := r.PostFormValue("timeout"); t != "" {
-		d, err := time.ParseDuration(t)
-		if err != nil || d < 0 {
-			s.fail(w, r, http.StatusBadRequest, fmt.Errorf("invalid timeout %q: give a duration such as 90s or 10m", t))
+		d, err := units.ParseDuration(t)
+		if err != nil {
+			s.fail(w, r, http.StatusBadRequest, fmt.Errorf("invalid timeout %q: give a duration up to %s such as 90s, 10m or 1d", t, units.Describe(units.MaxDuration)))
 			return
 		}
 		timeout = d

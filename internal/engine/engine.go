@@ -116,6 +116,10 @@ func (e *Engine) Close() {
 	e.nc.Close()
 }
 
+// Connected reports whether the connection to the server is up now (not
+// closed, not reconnecting).
+func (e *Engine) Connected() bool { return e.nc.IsConnected() }
+
 // Flush waits until the server has everything this connection sent.
 func (e *Engine) Flush(timeout time.Duration) error { return e.nc.FlushTimeout(timeout) }
 

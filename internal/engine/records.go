@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/retry"
@@ -227,6 +228,7 @@ func (e *Engine) PutStatus(ctx context.Context, rec *simswarm.RunRecord) error {
 // StatusWatch follows the run records of one campaign.
 type StatusWatch struct {
 	w  jetstream.KeyWatcher
+	nc *nats.Conn
 	ch chan *simswarm.RunRecord
 }
 
@@ -235,7 +237,20 @@ type StatusWatch struct {
 func (s *StatusWatch) Updates() <-chan *simswarm.RunRecord { return s.ch }
 
 // Stop ends the watch.
-func (s *StatusWatch) Stop() { _ = s.w.Stop() }
+func (s *StatusWatch) Stop() { stopWatcher(s.nc, s.w) }
+
+// stopWatcher stops a KV watch. Stopping deletes its consumer with a
+// request to the server, which waits out JetStream's timeout (5 s) when
+// the server is out of reach: an interrupted client then took 10 s more
+// to say so. Without a connection the stop goes on in the background and
+// ends with the connection.
+func stopWatcher(nc *nats.Conn, w jetstream.KeyWatcher) {
+	if nc != nil && !nc.IsConnected() {
+		go func() { _ = w.Stop() }()
+		return
+	}
+	_ = w.Stop()
+}
 
 // WatchStatus follows the run records of campaign id.
 func (e *Engine) WatchStatus(ctx context.Context, id string) (*StatusWatch, error) {
@@ -243,7 +258,7 @@ func (e *Engine) WatchStatus(ctx context.Context, id string) (*StatusWatch, erro
 	if err != nil {
 		return nil, fmt.Errorf("watch campaign %s: %w", id, err)
 	}
-	s := &StatusWatch{w: w, ch: make(chan *simswarm.RunRecord, 64)}
+	s := &StatusWatch{w: w, nc: e.nc, ch: make(chan *simswarm.RunRecord, 64)}
 	go func() {
 		defer close(s.ch)
 		for en := range w.Updates() {
@@ -416,6 +431,7 @@ func (e *Engine) WaitList(ctx context.Context, key string) (*RecordWatch[simswar
 // asked for, the one stored when the watch began).
 type RecordWatch[T any] struct {
 	w  jetstream.KeyWatcher
+	nc *nats.Conn
 	ch chan *T
 }
 
@@ -423,7 +439,7 @@ type RecordWatch[T any] struct {
 func (w *RecordWatch[T]) Updates() <-chan *T { return w.ch }
 
 // Stop ends the watch.
-func (w *RecordWatch[T]) Stop() { _ = w.w.Stop() }
+func (w *RecordWatch[T]) Stop() { stopWatcher(w.nc, w.w) }
 
 func watchRecord[T any](ctx context.Context, e *Engine, b Bucket, key string, current bool) (*RecordWatch[T], error) {
 	var opts []jetstream.WatchOpt
@@ -434,7 +450,7 @@ func watchRecord[T any](ctx context.Context, e *Engine, b Bucket, key string, cu
 	if err != nil {
 		return nil, fmt.Errorf("watch %s/%s: %w", b, key, err)
 	}
-	rw := &RecordWatch[T]{w: w, ch: make(chan *T, 4)}
+	rw := &RecordWatch[T]{w: w, nc: e.nc, ch: make(chan *T, 4)}
 	go func() {
 		defer close(rw.ch)
 		for en := range w.Updates() {

@@ -40,8 +40,36 @@ func FindProgram(root, workdir string) ([]string, error) {
 	if name, ok := makemakeExecutable(filepath.Join(dir, "Makefile")); ok {
 		return []string{"./" + name}, nil
 	}
-	return nil, fmt.Errorf("no program found for %s: no bin/inet at the project root, no launcher named %s, no opp_makemake Makefile building an executable there; give --program", workdir, base)
+	if makefileNames(filepath.Join(dir, "Makefile"), base) {
+		return []string{"./" + base}, nil
+	}
+	return nil, fmt.Errorf("no program found for %s: no bin/inet at the project root, no launcher named %s, no Makefile there building one (opp_makemake's, or a target or variable named %s); give --program", workdir, base, base)
 }
+
+// makefileNames reports whether a hand-written Makefile builds a program
+// named after its directory: a rule for it ("aloha:") or a variable set to
+// it ("PROGRAM := aloha"), as simswarm's bundled aloha does. The program
+// need not exist before the build makes it.
+func makefileNames(makefile, name string) bool {
+	f, err := os.Open(makefile)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 0; sc.Scan() && n < 500; n++ {
+		line := sc.Text()
+		if target, _, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(target) == name && !strings.HasPrefix(line, "\t") {
+			return true
+		}
+		if m := makeAssignRE.FindStringSubmatch(line); m != nil && m[1] == name {
+			return true
+		}
+	}
+	return false
+}
+
+var makeAssignRE = regexp.MustCompile(`^\s*[A-Za-z_][A-Za-z0-9_]*\s*[:?]?=\s*(\S+)\s*$`)
 
 func isExecutable(path string) bool {
 	st, err := os.Stat(path)

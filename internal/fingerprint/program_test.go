@@ -23,7 +23,15 @@ func TestFindProgram(t *testing.T) {
 	write("queueinglib/Makefile", "# This file was generated with the command:\n#  opp_makemake -f --make-so -pQUEUEING -I.\nTARGET_DIR = .\nTARGET_NAME = queueinglib$(D)\n", 0o644)
 	write("queuenet/queuenet", "#!/bin/sh\nopp_run -l $(dirname $0)/../queueinglib/queueinglib $*\n", 0o755)
 	write("handmade/Makefile", "all:\n\tcc -o x x.c\n", 0o644)
-	for wd, want := range map[string][]string{"aloha": {"./aloha"}, "queuenet": {"./queuenet"}} {
+	// Hand-written Makefiles building the directory's program before it
+	// exists: simswarm's bundled aloha (PROGRAM := aloha) and a plain rule.
+	bundled, err := os.ReadFile(filepath.Join("..", "..", "examples", "aloha", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("examples/aloha/Makefile", string(bundled), 0o644)
+	write("plain/Makefile", "plain: plain.c\n\tcc -o $@ $<\n", 0o644)
+	for wd, want := range map[string][]string{"aloha": {"./aloha"}, "queuenet": {"./queuenet"}, "examples/aloha": {"./aloha"}, "plain": {"./plain"}} {
 		got, err := FindProgram(root, wd)
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: %q, %v", wd, got, err)

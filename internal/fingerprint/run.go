@@ -12,6 +12,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/simswarm/simswarm/internal/atomicfile"
+	"github.com/simswarm/simswarm/internal/units"
 )
 
 // Item is one selected test as a run of a campaign: where it runs, relative
@@ -206,7 +209,7 @@ func writeOutputs(s *Suite, byTest map[*Test]Verdict, update func(*Test) []strin
 		if err := fill(&buf); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(name, buf.Bytes()); err != nil {
+		if err := atomicfile.WriteFile(name, buf.Bytes(), 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 		written = append(written, name)
@@ -242,32 +245,6 @@ func writeOutputs(s *Suite, byTest map[*Test]Verdict, update func(*Test) []strin
 	return written, nil
 }
 
-// writeFileAtomic replaces name so that a reader (or a crash) sees the old
-// file or the new one, never half of it.
-func writeFileAtomic(name string, data []byte) error {
-	mode := os.FileMode(0o644)
-	if st, err := os.Stat(name); err == nil {
-		mode = st.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
-}
-
 func printTable(w io.Writer, rep *Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TEST\tEXPECTED\tGOT\tVERDICT\tTIME\tDETAIL")
@@ -291,8 +268,8 @@ func printTable(w io.Writer, rep *Report) {
 			reused++
 		}
 	}
-	fmt.Fprintf(w, "fingerprints: %d tests, %d PASS, %d FAIL, %d ERROR; %d run, %d verdicts reused\n",
-		len(rep.Verdicts), rep.Pass, rep.Fail, rep.Error, rep.Executed, reused)
+	fmt.Fprintf(w, "fingerprints: %s, %d PASS, %d FAIL, %d ERROR; %d run, %s reused\n",
+		units.Count(len(rep.Verdicts), "test"), rep.Pass, rep.Fail, rep.Error, rep.Executed, units.Count(reused, "verdict"))
 }
 
 func oneLine(s string) string {

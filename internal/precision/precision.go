@@ -19,6 +19,7 @@ import (
 	"github.com/simswarm/simswarm/internal/project"
 	"github.com/simswarm/simswarm/internal/results"
 	"github.com/simswarm/simswarm/internal/sweep"
+	"github.com/simswarm/simswarm/internal/units"
 )
 
 // Spec is what simswarm run --until asks.
@@ -46,6 +47,9 @@ func Check(dir string, argv []string, spec Spec) error {
 	}
 	if spec.Max < 2 {
 		return usage("--max-repetitions must be at least 2 (a confidence interval needs two repetitions), not %d", spec.Max)
+	}
+	if spec.Max > units.MaxRepetitions {
+		return usage("--max-repetitions must be at most %d, not %d", units.MaxRepetitions, spec.Max)
 	}
 	proj, err := project.Find(dir)
 	if err != nil {
@@ -219,8 +223,8 @@ func Run(ctx context.Context, c *campaign.Client, spec Spec) (*Report, error) {
 			rep.Rounds[0].Combinations = len(r.combos)
 		}
 		grow = r.plan()
-		fmt.Fprintf(r.out, "round %d: %d runs (%d executed, %d already done) in %.1fs; %d of %d combinations at target\n",
-			round, sum.Runs, sum.Executed, sum.Cached, sum.Wall, r.metCount(), len(r.combos))
+		fmt.Fprintf(r.out, "round %d: %s (%d executed, %d already done) in %.1fs; %d of %d combinations at target\n",
+			round, units.Count(sum.Runs, "run"), sum.Executed, sum.Cached, sum.Wall, r.metCount(), len(r.combos))
 		if len(grow) == 0 {
 			break
 		}
@@ -589,7 +593,7 @@ func Print(w io.Writer, rep *Report) error {
 	if !rep.Met {
 		last = fmt.Sprintf("%d of %d combinations reached the target; the others stopped at --max-repetitions %d", n, len(rep.Combinations), rep.Max)
 	}
-	_, err := fmt.Fprintf(w, "%d rounds; %s; results in %s\n", len(rep.Rounds), last, rep.Results)
+	_, err := fmt.Fprintf(w, "%s; %s; results in %s\n", units.Count(len(rep.Rounds), "round"), last, rep.Results)
 	return err
 }
 

@@ -87,6 +87,9 @@ func Do(ctx context.Context, req Request) (*Report, error) {
 	if err := commit(); err != nil {
 		return rep, err
 	}
+	if opt.Provenance != nil && opt.Provenance.Note != "" {
+		rep.Notes = append(rep.Notes, opt.Provenance.Note)
+	}
 	return rep, rep.Err()
 }
 

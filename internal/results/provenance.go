@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/atomicfile"
 	"github.com/simswarm/simswarm/internal/sweep"
 )
 
@@ -145,23 +146,32 @@ func (p *Provenance) seenKey() string {
 // ProvenanceLog appends records to a results directory's provenance file,
 // once per (run key, finish time).
 type ProvenanceLog struct {
-	mu   sync.Mutex
-	path string
-	seen map[string]bool
+	mu      sync.Mutex
+	path    string
+	seen    map[string]bool
+	skipped []int
 }
 
 // OpenProvenance opens the provenance file of a results directory,
 // remembering which records it already holds.
 func OpenProvenance(dir string) *ProvenanceLog {
 	l := &ProvenanceLog{path: filepath.Join(dir, ProvenanceFile), seen: map[string]bool{}}
-	_ = eachProvenance(l.path, func(p *Provenance, _ int) error {
+	l.skipped, _ = eachProvenance(l.path, func(p *Provenance, _ int) error {
 		l.seen[p.seenKey()] = true
 		return nil
 	})
 	return l
 }
 
-// Add appends a record unless the file already holds it.
+// Skipped is the lines of the file that held no whole record when it was
+// opened (a write cut short by a full disk or a crash).
+func (l *ProvenanceLog) Skipped() []int { return l.skipped }
+
+// Add appends a record unless the file already holds it. The file only
+// ever grows by whole lines: a torn last line (left by a crash) is cut off
+// before the append, and an append that fails part way (ENOSPC) is cut
+// back, so the file keeps its last complete state and every later record
+// starts on a line of its own.
 func (l *ProvenanceLog) Add(p Provenance) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -173,22 +183,21 @@ func (l *ProvenanceLog) Add(p Provenance) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("provenance: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
+	if err := atomicfile.AppendLine(l.path, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("provenance: %w", err)
 	}
 	l.seen[k] = true
-	return f.Close()
+	return nil
 }
 
-func eachProvenance(path string, fn func(*Provenance, int) error) error {
+// eachProvenance calls fn for every record of the file. Lines that hold no
+// whole record (a write cut short: a full disk, a crash, or an older
+// simswarm that appended after such a line) are skipped and their numbers
+// returned, so that one torn write costs its record, not the file.
+func eachProvenance(path string, fn func(*Provenance, int) error) (skipped []int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -202,16 +211,37 @@ func eachProvenance(path string, fn func(*Provenance, int) error) error {
 		}
 		var p Provenance
 		if err := json.Unmarshal([]byte(line), &p); err != nil {
-			return &FileError{File: path, Line: n, Msg: "malformed provenance record: " + err.Error()}
+			skipped = append(skipped, n)
+			continue
 		}
 		if err := fn(&p, n); err != nil {
-			return err
+			return skipped, err
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return &FileError{File: path, Line: n + 1, Msg: err.Error()}
+		return skipped, &FileError{File: path, Line: n + 1, Msg: err.Error()}
 	}
-	return nil
+	return skipped, nil
+}
+
+// SkippedNote says once which lines of a provenance file were skipped.
+func SkippedNote(path string, lines []int) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	nums := make([]string, 0, 5)
+	for i, n := range lines {
+		if i == 5 {
+			nums = append(nums, "...")
+			break
+		}
+		nums = append(nums, strconv.Itoa(n))
+	}
+	what := "a torn record"
+	if len(lines) > 1 {
+		what = strconv.Itoa(len(lines)) + " torn records"
+	}
+	return fmt.Sprintf("%s: skipped %s (line %s: a write cut short by a full disk or a crash); the runs they described are known by their files alone", path, what, strings.Join(nums, ", "))
 }
 
 // ProvenanceIndex finds the provenance of a result file.
@@ -221,6 +251,8 @@ type ProvenanceIndex struct {
 	byKey  map[string]int // into Records
 	// Records is every record, last per run key, in file order.
 	Records []*Provenance
+	// Note says which lines held no whole record, if any ("" otherwise).
+	Note string
 }
 
 // LoadProvenance reads the provenance file of a results directory.
@@ -228,7 +260,7 @@ func LoadProvenance(dir string) (*ProvenanceIndex, error) {
 	byKey := map[string]int{}
 	idx := &ProvenanceIndex{dir: dir, byFile: map[string]*Provenance{}, byKey: byKey}
 	path := filepath.Join(dir, ProvenanceFile)
-	err := eachProvenance(path, func(p *Provenance, _ int) error {
+	skipped, err := eachProvenance(path, func(p *Provenance, _ int) error {
 		for _, f := range p.Files {
 			idx.byFile[f] = p
 		}
@@ -246,6 +278,7 @@ func LoadProvenance(dir string) (*ProvenanceIndex, error) {
 	if err != nil {
 		return nil, err
 	}
+	idx.Note = SkippedNote(path, skipped)
 	return idx, nil
 }
 

@@ -236,9 +236,10 @@ type ExportOptions struct {
 
 // Report says what an export did.
 type Report struct {
-	Files  int     // files read
-	Rows   int64   // rows written
-	Failed []error // files that could not be read (with KeepGoing)
+	Files  int      // files read
+	Rows   int64    // rows written
+	Failed []error  // files that could not be read (with KeepGoing)
+	Notes  []string // what was skipped without failing (torn provenance records)
 }
 
 // Err joins the failures.

@@ -61,6 +61,7 @@ func (r *Runner) onReconnect() {
 	case r.doubt.kick <- struct{}{}:
 	default:
 	}
+	go r.recheckCancels(r.serveCtx)
 }
 
 // noteHeld records another runner's HeldNotice.

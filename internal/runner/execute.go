@@ -271,8 +271,13 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 		return nil
 	}
 	if err != nil {
-		r.finishAll(ctx, jobs, &simswarm.RunRecord{State: simswarm.RunFailed, Exit: -1,
-			Reason: fmt.Sprintf("cannot start %s: %v", argv[0], err), Started: started})
+		// A process that never started has no exit status: the reason
+		// names the program ("program ./nosuch not found ...").
+		why := fmt.Sprintf("cannot start %s: %v", argv[0], err)
+		if cerr := checkProgram(filepath.Join(tree, filepath.FromSlash(first.Workdir)), argv[0]); cerr != nil {
+			why = cerr.Error()
+		}
+		r.finishAll(ctx, jobs, &simswarm.RunRecord{State: simswarm.RunFailed, Reason: why, Started: started})
 		return nil
 	}
 	// A process that ended on its own before the cancel reached it is a

@@ -63,6 +63,8 @@ type Runner struct {
 	// recordSem bounds them to one per slot.
 	recording sync.WaitGroup
 	recordSem chan struct{}
+	// serveCtx is Serve's context, for work started from engine callbacks.
+	serveCtx context.Context
 }
 
 type runCtx struct {
@@ -85,6 +87,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 	if r.ID == "" {
 		r.ID = fmt.Sprintf("%s-%d", r.Host, os.Getpid())
 	}
+	r.serveCtx = ctx
 	r.active = map[*runCtx]bool{}
 	r.held = map[uint64]*engine.Lease{}
 	r.recent = map[string]remembered{}

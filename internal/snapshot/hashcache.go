@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/simswarm/simswarm/internal/atomicfile"
 )
 
 // hashCacheMagic starts a cache file; a file with another start (older
@@ -115,19 +117,7 @@ func (c *hashCache) save() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("snapshot: writing hash cache %s: %w", c.path, err)
 	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(c.path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("snapshot: writing hash cache %s: %w", c.path, err)
-	}
-	_, err = tmp.Write(encodeHashCache(c.root, c.cur))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), c.path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.WriteFile(c.path, encodeHashCache(c.root, c.cur), 0o644); err != nil {
 		return fmt.Errorf("snapshot: writing hash cache %s: %w", c.path, err)
 	}
 	return nil

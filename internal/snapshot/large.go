@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/simswarm/simswarm/internal/atomicfile"
 )
 
 // LargeFile is the size from which Large calls a snapshot file large: every
@@ -43,7 +45,7 @@ func Large(root string, m *Manifest, limit int64, memo string) []Entry {
 			lines = append(lines, k)
 		}
 		sort.Strings(lines)
-		_ = os.WriteFile(memo, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+		_ = atomicfile.WriteFile(memo, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 	}
 	return out
 }
