@@ -77,9 +77,17 @@ func (b *Builder) Serve(ctx context.Context) error {
 	b.toolchain = Toolchain()
 	var busy atomic.Int32
 	id := fmt.Sprintf("%s-%d", b.Host, os.Getpid())
-	go b.Eng.Heartbeat(ctx, func() simswarm.Worker {
-		return simswarm.Worker{ID: id, Host: b.Host, Role: simswarm.RoleBuilder, Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now()}
-	})
+	// Serve returns only once the heartbeat has removed the builder: its
+	// caller may close the connection next, and a heartbeat still pending
+	// then would announce a stopped builder for a minute.
+	beat := make(chan struct{})
+	defer func() { <-beat }()
+	go func() {
+		defer close(beat)
+		b.Eng.Heartbeat(ctx, func() simswarm.Worker {
+			return simswarm.Worker{ID: id, Host: b.Host, Role: simswarm.RoleBuilder, Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now()}
+		})
+	}()
 	for ctx.Err() == nil {
 		jobs, err := b.Eng.Take(ctx, engine.QueueBuild, 1, 5*time.Second)
 		if err != nil {
