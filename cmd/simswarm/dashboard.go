@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/simswarm/simswarm/internal/dashboard"
-	"github.com/simswarm/simswarm/internal/embedded"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/spf13/cobra"
 )
@@ -73,12 +72,12 @@ works while no 'simswarm run' uses it: to watch an embedded campaign, give
 				defer e.Close()
 				eng = e
 			} else {
+				inst, err := openState(ctx, state)
+				if err != nil {
+					return err
+				}
 				if state == "" {
 					state = defaultState()
-				}
-				inst, err := embedded.Open(ctx, state)
-				if err != nil {
-					return &exitError{code: 2, err: err}
 				}
 				defer inst.Stop()
 				eng, label = inst.Eng, "embedded: "+state
@@ -96,7 +95,7 @@ works while no 'simswarm run' uses it: to watch an embedded campaign, give
 	}
 	f := cmd.Flags()
 	conn.add(f)
-	f.StringVar(&state, "state", "", "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
+	addStateFlag(f, &state, "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
 	f.StringVar(&listen, "listen", dashboard.DefaultListen, "address to serve on; other than loopback needs --token")
 	f.StringVar(&tokenFile, "token-file", "", "read the token from `FILE` (mode 0600)")
 	f.StringVar(&token, "token", "", "token for actions, and for reading off loopback (env "+dashboard.TokenEnv+"; visible in ps: prefer --token-file)")

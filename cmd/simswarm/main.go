@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -32,6 +33,10 @@ func usageErr(format string, a ...any) error {
 }
 
 func main() {
+	// A crash (a panic in any goroutine, a fatal runtime error, SIGQUIT)
+	// ends with SIGABRT, not the runtime's exit status 2, which here
+	// promises that nothing was run.
+	debug.SetTraceback("crash")
 	root := &cobra.Command{
 		Use:           "simswarm",
 		Short:         "Run simulation campaigns on this machine or a cluster",

@@ -74,7 +74,7 @@ other files are still exported).`,
 	}
 	f := cmd.Flags()
 	conn.add(f)
-	f.StringVar(&state, "state", "", "embedded engine state directory, for a campaign id (default $SIMSWARM_STATE or the user cache dir)")
+	addStateFlag(f, &state, "embedded engine state directory, for a campaign id (default $SIMSWARM_STATE or the user cache dir)")
 	f.StringVarP(&dir, "directory", "C", ".", "the simulation's `DIR`: its results directory and simswarm.toml")
 	f.StringVar(&req.Format, "format", results.FormatCSV, "output format: csv, json (lines) or parquet")
 	f.StringVarP(&req.Output, "output", "o", "", "write to `FILE` (default standard output)")

@@ -80,6 +80,19 @@ func setupErr(format string, a ...any) error {
 	return &SetupError{Err: fmt.Errorf(format, a...)}
 }
 
+// RanError is a problem found after runs executed: exit status 1, since
+// 2 promises that nothing was run. Errors it wraps (a SetupError among
+// them) are still found by errors.As.
+type RanError struct {
+	Err      error
+	Executed int // runs executed before it
+}
+
+func (e *RanError) Error() string {
+	return fmt.Sprintf("%v (after %d runs executed; their results are kept)", e.Err, e.Executed)
+}
+func (e *RanError) Unwrap() error { return e.Err }
+
 // ErrInterrupted means the user cancelled the campaign.
 var ErrInterrupted = errors.New("interrupted")
 

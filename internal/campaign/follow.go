@@ -57,6 +57,21 @@ type tracker struct {
 	hist *History
 	// expected is the model's wall time of the runs submitted (0: unknown).
 	expected time.Duration
+	// slots is how many runs the engine's runners can execute at once
+	// (0: unknown), the most the progress ever shows running.
+	slots int
+}
+
+// show updates the progress. The running count is capped at the slots: a
+// run's "running" can reach the client before the outcome of the run its
+// slot executed before it (the runner stores outcomes in the background),
+// and such an overlap is not two runs executing.
+func (t *tracker) show() {
+	c := t.counts
+	if t.slots > 0 {
+		c.Running = min(c.Running, t.slots)
+	}
+	t.bar.Update(c)
 }
 
 // provenance notes a finished run in results/provenance.jsonl; a failure to
@@ -201,7 +216,8 @@ func (t *tracker) plan(ctx context.Context) ([]int, error) {
 			positions = append(positions, i)
 		}
 	}
-	if e := estimate(t.hist, t.p, positions, t.c.slots(ctx)); e != nil {
+	t.slots = t.c.slots(ctx)
+	if e := estimate(t.hist, t.p, positions, t.slots); e != nil {
 		t.expected = time.Duration(e.Seconds * float64(time.Second))
 	}
 	return submit, nil
@@ -214,7 +230,7 @@ func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, er
 	t.bar = progress.New(c.Opt.Progress, p.runs.Len(), c.Opt.Quiet)
 	t.bar.Expect(t.expected)
 	defer t.bar.Finish()
-	t.bar.Update(t.counts)
+	t.show()
 	cw, err := c.Eng.WatchCampaign(ctx, p.id)
 	if err != nil {
 		return nil, err
@@ -224,6 +240,8 @@ func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, er
 	defer stopNotice()
 	tick := time.NewTicker(reconcileEvery)
 	defer tick.Stop()
+	clock := time.NewTicker(time.Second) // the progress shows time passing
+	defer clock.Stop()
 	last := time.Now()
 	var cancelled <-chan time.Time // runs on a cancelled campaign's runners get this long to report
 	var pending <-chan time.Time   // runs not seen running are cancelled then
@@ -261,7 +279,12 @@ func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, er
 			t.cancelPending()
 		case <-cancelled:
 			t.cancelRest()
+		case <-clock.C:
+			t.show()
 		case <-tick.C:
+			if n := c.slots(ctx); n > 0 {
+				t.slots = n // runners come and go
+			}
 			if cancelled == nil && time.Since(last) >= reconcileEvery {
 				if err := t.reconcile(ctx); err != nil {
 					return t.sum, err
@@ -313,7 +336,7 @@ func (t *tracker) apply(ctx context.Context, rec *simswarm.RunRecord) {
 		t.provenance(rec)
 		t.count(rec)
 	}
-	t.bar.Update(t.counts)
+	t.show()
 }
 
 // count adds a final outcome to the summary.
@@ -363,7 +386,7 @@ func (t *tracker) cancelPending() {
 			t.cancelOne(st)
 		}
 	}
-	t.bar.Update(t.counts)
+	t.show()
 }
 
 func (t *tracker) cancelRest() {
@@ -375,7 +398,7 @@ func (t *tracker) cancelRest() {
 			t.cancelOne(st)
 		}
 	}
-	t.bar.Update(t.counts)
+	t.show()
 }
 
 func (t *tracker) cancelOne(st *runState) {

@@ -174,6 +174,14 @@ func Run(ctx context.Context, c *campaign.Client, spec Spec) (*Report, error) {
 	}
 	first := min(FirstRound, spec.Max)
 	grow := map[string][2]int{} // combination key -> repetitions [lo, hi) to add
+	executed := 0
+	// Once runs executed, no error may claim that nothing was run.
+	ran := func(err error) error {
+		if err == nil || executed == 0 || errors.Is(err, campaign.ErrInterrupted) {
+			return err
+		}
+		return &campaign.RanError{Err: err, Executed: executed}
+	}
 	for round := 1; ; round++ {
 		opt := c.Opt
 		want := 0
@@ -186,11 +194,14 @@ func Run(ctx context.Context, c *campaign.Client, spec Spec) (*Report, error) {
 		if err == nil && opt.DryRun {
 			fmt.Fprintf(r.out, "--until: this is the first round (%d repetitions of every combination); the next rounds depend on its results\n", first)
 		}
+		if sum != nil {
+			executed += sum.Executed
+		}
 		if err != nil || opt.DryRun {
-			return nil, err
+			return nil, ran(err)
 		}
 		if err := r.collect(ctx, sum.Campaign); err != nil {
-			return nil, err
+			return nil, ran(err)
 		}
 		rep.Results, r.dir = sum.Results, sum.Results
 		rep.Rounds = append(rep.Rounds, Round{Campaign: sum.Campaign, Combinations: len(grow),
@@ -200,11 +211,11 @@ func Run(ctx context.Context, c *campaign.Client, spec Spec) (*Report, error) {
 			return rep, nil
 		}
 		if want > 0 && sum.Runs != want {
-			return rep, usage("round %d: the run filter selected %d runs where %d repetitions were asked for: the iteration variables' values did not match as OMNeT++ compares them (-r %q)",
-				round, sum.Runs, want, roundFilter(opt.Argv))
+			return rep, ran(usage("round %d: the run filter selected %d runs where %d repetitions were asked for: the iteration variables' values did not match as OMNeT++ compares them (-r %q)",
+				round, sum.Runs, want, roundFilter(opt.Argv)))
 		}
 		if err := r.read(ctx, round == 1); err != nil {
-			return rep, err
+			return rep, ran(err)
 		}
 		if round == 1 {
 			for _, cb := range r.combos {
