@@ -80,13 +80,13 @@ func (b *Builder) Serve(ctx context.Context) error {
 	// Serve returns only once the heartbeat has removed the builder: its
 	// caller may close the connection next, and a heartbeat still pending
 	// then would announce a stopped builder for a minute.
-	beat := make(chan struct{})
+	beat, changed := make(chan struct{}), make(chan struct{}, 1)
 	defer func() { <-beat }()
 	go func() {
 		defer close(beat)
 		b.Eng.Heartbeat(ctx, func() simswarm.Worker {
 			return simswarm.Worker{ID: id, Host: b.Host, Role: simswarm.RoleBuilder, Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now()}
-		})
+		}, changed)
 	}()
 	for ctx.Err() == nil {
 		jobs, err := b.Eng.Take(ctx, engine.QueueBuild, 1, 5*time.Second)
@@ -100,8 +100,10 @@ func (b *Builder) Serve(ctx context.Context) error {
 		}
 		for _, l := range jobs {
 			busy.Store(1)
+			engine.Poke(changed)
 			b.handle(ctx, l)
 			busy.Store(0)
+			engine.Poke(changed)
 		}
 	}
 	return nil
