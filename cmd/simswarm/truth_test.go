@@ -209,3 +209,24 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestUntilUnknownScalarAfterRuns: --until naming a scalar no run records
+// is found only after the first round executed: exit 1, not 2 ("nothing
+// was run"), saying the runs were kept; the same command again, with
+// every run done already, executes nothing and exits 2.
+func TestUntilUnknownScalarAfterRuns(t *testing.T) {
+	dir := untilTemplate(t)
+	state := t.TempDir()
+	args := []string{"run", "-j", "2", "--until", "nosuch ci95 < 5%", "--max-repetitions", "10"}
+	for i, want := range []int{1, 2} {
+		r := runSimswarm(t, dir, state, args...)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		last := lines[len(lines)-1]
+		if r.code != want || !strings.HasPrefix(last, "simswarm: ") || !strings.Contains(last, `no run records nosuch; the runs record v`) {
+			t.Fatalf("attempt %d: exit %d (want %d), last line %q", i+1, r.code, want, last)
+		}
+		if executed := strings.Contains(last, "runs executed"); executed != (want == 1) {
+			t.Errorf("attempt %d: the line %q should say whether runs executed", i+1, last)
+		}
+	}
+}
