@@ -14,6 +14,7 @@ import (
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/progress"
 	"github.com/simswarm/simswarm/internal/results"
+	"github.com/simswarm/simswarm/internal/safedir"
 )
 
 // runState is what the client keeps per run, by position in the campaign:
@@ -165,6 +166,7 @@ func (t *tracker) known(ctx context.Context, w *engine.StatusWatch) {
 		st := t.state(rec.Run)
 		if st != nil && rec.State == simswarm.RunSucceeded && keyOf(rec.Key) == st.key && t.owns(rec) && t.c.restore(ctx, t.p, rec) {
 			st.cached = true
+			t.claimed(rec)
 			t.sum.fingerprint(rec.Run, rec.Fingerprint)
 			t.provenance(rec)
 		}
@@ -179,6 +181,18 @@ func (t *tracker) known(ctx context.Context, w *engine.StatusWatch) {
 			t.failures[rec.Run] = failureOf(rec, vars, t.p.results)
 		}
 	}
+}
+
+// claimed notes a done run's files as its own in the results directory:
+// another run of the campaign naming one of them is refused.
+func (t *tracker) claimed(rec *simswarm.RunRecord) {
+	names := make([]string, 0, len(rec.Files))
+	for _, f := range rec.Files {
+		if n, err := safedir.CheckName(f.Name); err == nil {
+			names = append(names, n)
+		}
+	}
+	safedir.Claimed(t.p.results, rec.Campaign, rec.Run, names)
 }
 
 // plan decides what to submit: runs neither done nor with a job in the
