@@ -71,3 +71,24 @@ func TestClusterRunsClaimingOneFile(t *testing.T) {
 	dir := templateProject(t, sameFileProject, map[string]string{})
 	checkOneClaim(t, dir, srv.client(t, dir, "run", "--json"))
 }
+
+// TestOMNeTPPOutputFileForEveryRun: an OMNeT++ output file option naming
+// one file for every run is refused before anything runs (exit 2), naming
+// two of the runs and the file; one with ${runnumber} runs.
+func TestOMNeTPPOutputFileForEveryRun(t *testing.T) {
+	dir := example(t, "aloha")
+	state := t.TempDir()
+	r := runSimswarm(t, dir, state, "run", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0..2", "--output-scalar-file=${resultdir}/same.sca")
+	last := strings.TrimSpace(r.stderr)
+	last = last[strings.LastIndex(last, "\n")+1:]
+	if r.code != 2 || !strings.HasPrefix(last, "simswarm: runs 0 and 1 (and every other) would all write same.sca") {
+		t.Fatalf("exit %d, last line %q", r.code, last)
+	}
+	if n := len(files(t, filepath.Join(dir, "results"), "*")); n != 0 {
+		t.Fatalf("%d files in results/ after a refused campaign", n)
+	}
+	r = runSimswarm(t, dir, state, "run", "-q", "--json", "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0..2", "--output-scalar-file=${resultdir}/own-${runnumber}.sca")
+	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 3 || len(files(t, filepath.Join(dir, "results"), "own-*.sca")) != 3 {
+		t.Fatalf("per-run names: exit %d %+v\n%s", r.code, s, r.stderr)
+	}
+}
