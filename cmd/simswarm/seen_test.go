@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/simswarm/simswarm/internal/testkit"
 )
 
 // restart kills the server (SIGKILL), waits, and starts it again on the
@@ -89,7 +91,7 @@ secs = [3, 3, 3, 3]
 		defer cancel()
 		cmd := exec.CommandContext(ctx, binary, "run", "--server", srv.url, "--creds", srv.creds)
 		cmd.Dir, cmd.Env = dir, cleanEnv()
-		var errb lockedBuffer
+		var errb testkit.SyncBuffer
 		cmd.Stderr = &errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -12,11 +12,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/simswarm/simswarm/internal/testkit"
 	"golang.org/x/sys/unix"
 )
 
@@ -170,7 +170,7 @@ repeat = 2
 	cmd := exec.CommandContext(ctx, binary, "run", "-j", "1")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "SIMSWARM_STATE="+t.TempDir(), "GOTRACEBACK=")
-	var errb lockedBuffer
+	var errb testkit.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -190,24 +190,6 @@ repeat = 2
 	if !ws.Signaled() || ws.Signal() != syscall.SIGABRT {
 		t.Fatalf("a crash ended with %v, want SIGABRT", cmd.ProcessState)
 	}
-}
-
-// lockedBuffer is a buffer a process writes while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestUntilUnknownScalarAfterRuns: --until naming a scalar no run records
