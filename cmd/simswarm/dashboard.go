@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/simswarm/simswarm/internal/dashboard"
+	"github.com/simswarm/simswarm/internal/embedded"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/spf13/cobra"
 )
@@ -72,12 +73,14 @@ works while no 'simswarm run' uses it: to watch an embedded campaign, give
 				defer e.Close()
 				eng = e
 			} else {
-				inst, err := openState(ctx, state)
-				if err != nil {
-					return err
-				}
+				// A dashboard may watch a state directory before its first
+				// campaign: it is not refused as status is.
 				if state == "" {
 					state = defaultState()
+				}
+				inst, err := embedded.Open(ctx, state)
+				if err != nil {
+					return &exitError{code: 2, err: err}
 				}
 				defer inst.Stop()
 				eng, label = inst.Eng, "embedded: "+state
