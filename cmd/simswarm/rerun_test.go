@@ -101,3 +101,21 @@ func TestDryRunReasonsOfOMNeTPPRuns(t *testing.T) {
 		t.Fatalf("--dry-run said %d would run; the campaign executed %d (exit %d)\n%s", would, s.Executed, r.code, r.stderr)
 	}
 }
+
+// TestUntilDryRunNamesWhatItMayReplace: --until's dry run shows its first
+// round only; it says that the later rounds may replace the files another
+// campaign left in the results directory, naming that campaign, before
+// they do.
+func TestUntilDryRunNamesWhatItMayReplace(t *testing.T) {
+	dir := untilTemplate(t)
+	state := t.TempDir()
+	r := runSimswarm(t, dir, state, "run", "-q", "--json")
+	plain := jsonSummary(t, r)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	r = runSimswarm(t, dir, state, "run", "--dry-run", "--until", "v ci95 < 5%", "--max-repetitions", "10")
+	if r.code != 0 || !strings.Contains(r.stdout, "may replace files there of campaign "+plain.Campaign+" (") {
+		t.Fatalf("--until --dry-run: exit %d, does not name campaign %s:\n%s%s", r.code, plain.Campaign, r.stdout, r.stderr)
+	}
+}

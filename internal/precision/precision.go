@@ -193,6 +193,9 @@ func Run(ctx context.Context, c *campaign.Client, spec Spec) (*Report, error) {
 		sum, err := (&campaign.Client{Eng: c.Eng, Opt: opt}).Run(ctx)
 		if err == nil && opt.DryRun {
 			fmt.Fprintf(r.out, "--until: this is the first round (%d repetitions of every combination); the next rounds depend on its results\n", first)
+			if others := otherCampaigns(sum.Results, sum.Campaign); others != "" {
+				fmt.Fprintf(r.out, "--until: the next rounds run other run numbers in %s and may replace files there of %s\n", sum.Results, others)
+			}
 		}
 		if sum != nil {
 			executed += sum.Executed
@@ -238,6 +241,32 @@ func Run(ctx context.Context, c *campaign.Client, spec Spec) (*Report, error) {
 	}
 	rep.Combinations, rep.Met = r.final()
 	return rep, nil
+}
+
+// otherCampaigns names the campaigns other than id that own files in the
+// results directory dir, with how many, as a dry run says it ("" : none).
+func otherCampaigns(dir, id string) string {
+	idx, err := results.LoadProvenance(dir)
+	if err != nil {
+		return ""
+	}
+	count := map[string]int{}
+	for _, pr := range idx.Records {
+		if pr.Campaign == id {
+			continue
+		}
+		for _, f := range pr.Files {
+			if idx.Owner(f) == pr {
+				count[pr.Campaign]++
+			}
+		}
+	}
+	var parts []string
+	for c, n := range count {
+		parts = append(parts, fmt.Sprintf("campaign %s (%d files)", c, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }
 
 // roundFilter is the -r of a round's OMNeT++ command, for messages.
