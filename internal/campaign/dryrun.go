@@ -39,7 +39,13 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 	if len(p.runs.idents) > 0 {
 		why = c.reasons(ctx, p)
 	}
-	last := lastWriters(p.id, own)
+	// Template runs name their files by run number (their console output
+	// always run-#N.out), so what the same number left says what a run
+	// replaces; OMNeT++ names them by variables and repetition.
+	var last map[int]*results.Provenance
+	if p.cmd.Kind == simswarm.KindTemplate {
+		last = lastWriters(p.id, own)
+	}
 	hist := openHistory(c.Opt.StateDir, p.proj.Name())
 	var todo []int // positions that would run, for the estimate
 	for i := 0; i < n; i++ {
