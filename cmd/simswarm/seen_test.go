@@ -102,7 +102,10 @@ secs = [3, 3, 3, 3]
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		srv.restart(t, 16*time.Second)
+		// Away long enough for the client's watches to miss their
+		// heartbeats: the library then reports "consumer not active",
+		// which reached the terminal raw.
+		srv.restart(t, 40*time.Second)
 		err := cmd.Wait()
 		out := errb.String()
 		if err != nil {
