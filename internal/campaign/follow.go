@@ -166,9 +166,11 @@ func (t *tracker) known(ctx context.Context, w *engine.StatusWatch) {
 		st := t.state(rec.Run)
 		if st != nil && rec.State == simswarm.RunSucceeded && keyOf(rec.Key) == st.key && rec.LocalDir == t.p.results && !t.owns(rec) {
 			// Another campaign's run wrote over its files: it runs again,
-			// and no runner may answer it from the stale record (its files
-			// are present, as the other run's).
-			_ = t.c.Eng.ForgetRun(ctx, rec.Key)
+			// and no runner may answer it from its key's record while that
+			// points here (the files are present, as the other run's).
+			if full, ok, err := t.c.Eng.Run(ctx, rec.Key); err == nil && ok && full.LocalDir == t.p.results {
+				_ = t.c.Eng.ForgetRun(ctx, rec.Key)
+			}
 			continue
 		}
 		if st != nil && rec.State == simswarm.RunSucceeded && keyOf(rec.Key) == st.key && t.owns(rec) && t.c.restore(ctx, t.p, rec) {
