@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/simswarm/simswarm/internal/creds"
@@ -78,12 +81,55 @@ func openEngine(ctx context.Context, conn *connFlags, state, name string) (*engi
 		}
 		return e, e.Close, nil
 	}
+	inst, err := openState(ctx, state)
+	if err != nil {
+		return nil, nil, err
+	}
+	return inst.Eng, inst.Stop, nil
+}
+
+// openState opens the embedded engine of an existing state directory
+// (default when state is ""), for the commands that read one: a misspelled
+// --state must not become a fresh, empty engine that shows nothing.
+func openState(ctx context.Context, state string) (*embedded.Instance, error) {
 	if state == "" {
 		state = defaultState()
 	}
+	if fi, err := os.Stat(filepath.Join(state, "engine")); err != nil || !fi.IsDir() {
+		if _, err := os.Stat(state); err != nil {
+			return nil, usageErr("state directory %s does not exist (--state or SIMSWARM_STATE)", state)
+		}
+		return nil, usageErr("state directory %s holds no simswarm engine: nothing has run with it", state)
+	}
 	inst, err := embedded.Open(ctx, state)
 	if err != nil {
-		return nil, nil, &exitError{code: 2, err: err}
+		return nil, &exitError{code: 2, err: err}
 	}
-	return inst.Eng, inst.Stop, nil
+	return inst, nil
+}
+
+// stateValue is a --state flag: an empty value is a mistake (a variable
+// that expanded to nothing), not a request for the default directory.
+type stateValue struct{ p *string }
+
+func (v stateValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v stateValue) Set(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errors.New("empty: name a directory, or leave --state out for the default")
+	}
+	*v.p = s
+	return nil
+}
+
+func (v stateValue) Type() string { return "dir" }
+
+// addStateFlag defines --state on f.
+func addStateFlag(f *pflag.FlagSet, p *string, usage string) {
+	f.Var(stateValue{p}, "state", usage)
 }

@@ -73,6 +73,8 @@ works while no 'simswarm run' uses it: to watch an embedded campaign, give
 				defer e.Close()
 				eng = e
 			} else {
+				// A dashboard may watch a state directory before its first
+				// campaign: it is not refused as status is.
 				if state == "" {
 					state = defaultState()
 				}
@@ -96,7 +98,7 @@ works while no 'simswarm run' uses it: to watch an embedded campaign, give
 	}
 	f := cmd.Flags()
 	conn.add(f)
-	f.StringVar(&state, "state", "", "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
+	addStateFlag(f, &state, "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
 	f.StringVar(&listen, "listen", dashboard.DefaultListen, "address to serve on; other than loopback needs --token")
 	f.StringVar(&tokenFile, "token-file", "", "read the token from `FILE` (mode 0600)")
 	f.StringVar(&token, "token", "", "token for actions, and for reading off loopback (env "+dashboard.TokenEnv+"; visible in ps: prefer --token-file)")

@@ -57,7 +57,7 @@ must not be in use; with --server it works on a live cluster.`,
 	}
 	f := cmd.Flags()
 	conn.add(f)
-	f.StringVar(&state, "state", "", "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
+	addStateFlag(f, &state, "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
 	f.StringVar(&older, "older-than", "30d", "keep what campaigns submitted or followed within this age reach")
 	f.BoolVar(&dryRun, "dry-run", false, "print what would be removed; remove nothing")
 	f.BoolVar(&asJSN, "json", false, "print JSON")

@@ -66,6 +66,6 @@ func logsCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	conn.add(f)
-	f.StringVar(&state, "state", "", "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
+	addStateFlag(f, &state, "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -50,6 +51,10 @@ func rootCommand() *cobra.Command {
 }
 
 func main() {
+	// A crash (a panic in any goroutine, a fatal runtime error, SIGQUIT)
+	// ends with SIGABRT, not the runtime's exit status 2, which here
+	// promises that nothing was run.
+	debug.SetTraceback("crash")
 	err := rootCommand().Execute()
 	if err == nil {
 		return

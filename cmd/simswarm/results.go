@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/simswarm/simswarm/internal/project"
 	"github.com/simswarm/simswarm/internal/results"
@@ -39,6 +40,7 @@ other files are still exported).`,
 			ctx, cancel := untilSignal()
 			defer cancel()
 			req.Stdout = cmd.OutOrStdout()
+			fetched := "" // the temporary copy of a campaign's files
 			req.Dir = filepath.Join(dir, "results")
 			if len(args) == 1 {
 				req.Dir = args[0]
@@ -51,7 +53,7 @@ other files are still exported).`,
 					if err := fetchCampaign(ctx, &conn, state, args[0], tmp); err != nil {
 						return err
 					}
-					req.Dir = tmp
+					req.Dir, fetched = tmp, tmp
 				}
 			}
 			if p, err := project.Find(dir); err == nil && p.Config != nil {
@@ -60,6 +62,11 @@ other files are still exported).`,
 				return &exitError{code: 2, err: err}
 			}
 			rep, err := results.Do(ctx, req)
+			if fetched != "" {
+				// The copy is ours, a temporary directory: messages name the
+				// campaign instead.
+				rep, err = hideDir(rep, err, fetched, "campaign "+args[0])
+			}
 			if rep != nil {
 				for _, n := range rep.Notes {
 					fmt.Fprintln(os.Stderr, "simswarm: warning: "+n)
@@ -79,7 +86,7 @@ other files are still exported).`,
 	}
 	f := cmd.Flags()
 	conn.add(f)
-	f.StringVar(&state, "state", "", "embedded engine state directory, for a campaign id (default $SIMSWARM_STATE or the user cache dir)")
+	addStateFlag(f, &state, "embedded engine state directory, for a campaign id (default $SIMSWARM_STATE or the user cache dir)")
 	f.StringVarP(&dir, "directory", "C", ".", "the simulation's `DIR`: its results directory and simswarm.toml")
 	f.StringVar(&req.Format, "format", results.FormatCSV, "output format: csv, json (lines) or parquet")
 	f.StringVarP(&req.Output, "output", "o", "", "write to `FILE` (default standard output)")
@@ -101,9 +108,26 @@ func fetchCampaign(ctx context.Context, conn *connFlags, state, id, dir string) 
 		if errors.Is(err, context.Canceled) {
 			return &exitError{code: 130, err: errors.New("interrupted")}
 		}
-		return &exitError{code: 2, err: err}
+		return &exitError{code: 2, err: errors.New(strings.ReplaceAll(err.Error(), dir, "campaign "+id))}
 	}
 	return nil
+}
+
+// hideDir rewrites the messages of an export of dir to name label
+// instead.
+func hideDir(rep *results.Report, err error, dir, label string) (*results.Report, error) {
+	hide := func(e error) error {
+		if e == nil || !strings.Contains(e.Error(), dir) {
+			return e
+		}
+		return errors.New(strings.ReplaceAll(e.Error(), dir, label))
+	}
+	if rep != nil {
+		for i, e := range rep.Failed {
+			rep.Failed[i] = hide(e)
+		}
+	}
+	return rep, hide(err)
 }
 
 func init() { extraCommands = append(extraCommands, resultsCommand) }

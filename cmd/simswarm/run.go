@@ -52,7 +52,7 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	r.conn.add(f)
 	f.StringVarP(&r.dir, "directory", "C", ".", "change to `DIR` (the simulation's directory) first")
 	f.StringVar(&r.results, "results", "results", "where result files land, relative to the simulation's directory")
-	f.StringVar(&r.state, "state", "", "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
+	addStateFlag(f, &r.state, "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
 	f.IntVarP(&r.slots, "jobs", "j", runtime.NumCPU(), "parallel run slots of the embedded engine, 1 to 4096")
 	f.BoolVar(&r.asJSON, "json", false, "print a JSON summary on stdout at the end")
 	f.BoolVarP(&r.quiet, "quiet", "q", false, "no progress output")
@@ -379,7 +379,10 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 	var setup *campaign.SetupError
 	var berr *campaign.BuildError
 	var notCancelled *campaign.NotCancelledError
+	var ran *campaign.RanError
 	switch {
+	case errors.As(err, &ran):
+		return &exitError{code: 1, err: err}
 	case errors.As(err, &berr):
 		if berr.Tail != "" {
 			fmt.Fprintln(os.Stderr, indent(berr.Tail, "    "))

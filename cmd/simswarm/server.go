@@ -131,7 +131,7 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:4222", "client address to listen on (host:port)")
-	f.StringVar(&state, "state", "", "directory for the engine's files and credentials")
+	addStateFlag(f, &state, "directory for the engine's files and credentials")
 	f.StringVar(&credsFile, "creds", "", "credentials file to use instead of generating one (e.g. /run/secrets/simswarm_creds)")
 	f.StringVar(&tlsCert, "tls-cert", "", "TLS certificate (PEM); clients then use tls://")
 	f.StringVar(&tlsKey, "tls-key", "", "TLS private key (PEM)")

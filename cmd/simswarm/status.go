@@ -43,7 +43,7 @@ func statusCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	conn.add(f)
-	f.StringVar(&state, "state", "", "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
+	addStateFlag(f, &state, "embedded engine state directory (default $SIMSWARM_STATE or the user cache dir)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.IntVar(&recent, "campaigns", 10, "how many recent campaigns to show (0 to 100000)")
 	return cmd

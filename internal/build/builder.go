@@ -78,9 +78,17 @@ func (b *Builder) Serve(ctx context.Context) error {
 	b.toolchain = Toolchain()
 	var busy atomic.Int32
 	id := fmt.Sprintf("%s-%d", b.Host, os.Getpid())
-	go b.Eng.Heartbeat(ctx, func() simswarm.Worker {
-		return simswarm.Worker{ID: id, Host: b.Host, Role: simswarm.RoleBuilder, Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now()}
-	})
+	// Serve returns only once the heartbeat has removed the builder: its
+	// caller may close the connection next, and a heartbeat still pending
+	// then would announce a stopped builder for a minute.
+	beat, changed := make(chan struct{}), make(chan struct{}, 1)
+	defer func() { <-beat }()
+	go func() {
+		defer close(beat)
+		b.Eng.Heartbeat(ctx, func() simswarm.Worker {
+			return simswarm.Worker{ID: id, Host: b.Host, Role: simswarm.RoleBuilder, Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now()}
+		}, changed)
+	}()
 	for ctx.Err() == nil {
 		jobs, err := b.Eng.Take(ctx, engine.QueueBuild, 1, 5*time.Second)
 		if err != nil {
@@ -93,8 +101,10 @@ func (b *Builder) Serve(ctx context.Context) error {
 		}
 		for _, l := range jobs {
 			busy.Store(1)
+			engine.Poke(changed)
 			b.handle(ctx, l)
 			busy.Store(0)
+			engine.Poke(changed)
 		}
 	}
 	return nil

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/project"
 	"github.com/simswarm/simswarm/internal/sweep"
 )
@@ -121,6 +124,9 @@ func (c *Client) checkRuns(p *prepared) error {
 	if p.runs.Len() == 0 {
 		return setupErr("the run list is empty: %s selects no runs", describe(p.cmd))
 	}
+	if err := sharedOutputFile(p); err != nil {
+		return err
+	}
 	if c.Opt.DryRun {
 		return nil // printed as it is expanded, in bounded memory
 	}
@@ -157,4 +163,27 @@ func (s runSet) indexer() func(run int) (int, bool) {
 		}
 	}
 	return func(run int) (int, bool) { i, ok := pos[run]; return i, ok }
+}
+
+// perRunVariables are the OMNeT++ variables that can tell one run's file
+// name from another's.
+var perRunVariables = []string{"${runnumber}", "${runid}", "${repetition}", "${iterationvars", "${seedset}", "${datetime}", "${processid}"}
+
+// sharedOutputFile refuses, before anything runs, an OMNeT++ output file
+// option that names one file for every run of a campaign of several
+// (--output-scalar-file=${resultdir}/same.sca): each run would overwrite
+// the last one's, and only one file would be left.
+func sharedOutputFile(p *prepared) error {
+	if p.cmd.Kind != simswarm.KindOmnetpp || p.runs.Len() < 2 {
+		return nil
+	}
+	for _, opt := range []string{"--output-scalar-file", "--output-vector-file"} {
+		v, ok := omnetpp.OptionValue(p.cmd.Argv, opt)
+		if !ok || slices.ContainsFunc(perRunVariables, func(x string) bool { return strings.Contains(v, x) }) {
+			continue
+		}
+		return setupErr("runs %d and %d (and every other) would all write %s: %s=%s names no per-run variable; put ${runnumber} in it, or leave the option out for OMNeT++'s per-run names",
+			p.runs.Run(0), p.runs.Run(1), strings.TrimPrefix(v, "${resultdir}/"), opt, v)
+	}
+	return nil
 }

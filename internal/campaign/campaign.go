@@ -87,6 +87,19 @@ func setupErr(format string, a ...any) error {
 	return &SetupError{Err: fmt.Errorf(format, a...)}
 }
 
+// RanError is a problem found after runs executed: exit status 1, since
+// 2 promises that nothing was run. Errors it wraps (a SetupError among
+// them) are still found by errors.As.
+type RanError struct {
+	Err      error
+	Executed int // runs executed before it
+}
+
+func (e *RanError) Error() string {
+	return fmt.Sprintf("%v (after %d runs executed; their results are kept)", e.Err, e.Executed)
+}
+func (e *RanError) Unwrap() error { return e.Err }
+
 // ErrInterrupted means the user cancelled the campaign.
 var ErrInterrupted = errors.New("interrupted")
 
@@ -530,9 +543,13 @@ func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
 	}
 	p := &prepared{proj: &project.Project{Root: camp.Project, Workdir: camp.Workdir}, cmd: camp.Command,
 		snapshot: camp.Snapshot, artifact: camp.Artifact, id: camp.ID, layout: camp.Layout, workdir: camp.Workdir, settings: camp.Settings}
+	if err := c.ownProject(camp); err != nil {
+		return nil, err
+	}
 	if p.results, err = resultsDir(c.Opt.Dir, c.Opt.Results); err != nil {
 		return nil, &SetupError{Err: err}
 	}
+	c.warnf("campaign %s of %s: results go to %s", id, filepath.Join(camp.Project, camp.Workdir), p.results)
 	if p.runs, err = c.runList(ctx, p); err != nil {
 		return nil, err
 	}
@@ -541,6 +558,26 @@ func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
 		s.Wall = time.Since(start).Seconds()
 	}
 	return s, err
+}
+
+// ownProject refuses to attach, from the directory of another project on
+// this machine, a campaign whose project is here: its files would land in
+// the other project's results directory. An absolute --results is the
+// user saying where they go; a project not on this machine (attached from
+// another host) has no directory of its own here.
+func (c *Client) ownProject(camp *simswarm.Campaign) error {
+	if filepath.IsAbs(c.Opt.Results) || camp.Project == "" {
+		return nil
+	}
+	if fi, err := os.Stat(camp.Project); err != nil || !fi.IsDir() {
+		return nil
+	}
+	here, err := project.Find(c.Opt.Dir)
+	if err != nil || here.Root == camp.Project {
+		return nil
+	}
+	return setupErr("campaign %s is of project %s, not of %s: attach it there (-C %s), or give an absolute --results DIR for its files",
+		camp.ID, camp.Project, here.Root, filepath.Join(camp.Project, camp.Workdir))
 }
 
 // rememberResults adds dir to the list kept in file and returns the list.

@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/results"
 	"github.com/simswarm/simswarm/internal/sweep"
 	"github.com/simswarm/simswarm/internal/units"
 )
@@ -44,11 +46,18 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 	// A campaign never submitted has no outcomes to look up.
 	_, known, _ := c.Eng.Campaign(ctx, p.id)
 	var why *reasons
+	own := loadOwners(p.results)
 	if len(p.runs.idents) > 0 {
 		why = c.reasons(ctx, p)
 	}
+	// Template runs name their files by run number (their console output
+	// always run-#N.out), so what the same number left says what a run
+	// replaces; OMNeT++ names them by variables and repetition.
+	var last map[int]*results.Provenance
+	if p.cmd.Kind == simswarm.KindTemplate {
+		last = lastWriters(p.id, own)
+	}
 	hist := openHistory(c.Opt.StateDir, p.proj.Name())
-	own := loadOwners(p.results)
 	var todo []int // positions that would run, for the estimate
 	for i := 0; i < n; i++ {
 		select {
@@ -67,12 +76,19 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 			if state == "done" {
 				sum.Cached++
 			}
-		} else if known {
-			if rec, ok, err := c.Eng.RunStatus(ctx, p.id, run); err == nil && ok &&
-				rec.State == simswarm.RunSucceeded && (present(p.results, rec) || own.Holds(rec.Key)) {
-				state = "done"
+		} else {
+			state = "would run (new)"
+			if known {
+				if rec, ok, err := c.Eng.RunStatus(ctx, p.id, run); err == nil && ok {
+					state = rerun(p.results, own, rec)
+				}
+			}
+			if state == "done" {
 				sum.Cached++
 			}
+		}
+		if w := last[run]; state != "done" && w != nil && !strings.Contains(state, w.Campaign) {
+			state += fmt.Sprintf("; replaces %s of campaign %s", strings.Join(w.Files, ", "), w.Campaign)
 		}
 		if state != "done" && len(todo) < estimateMax {
 			todo = append(todo, i)
@@ -99,6 +115,54 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 		}
 	}
 	return sum, nil
+}
+
+// rerun says whether a run with an outcome in this campaign is done or
+// why it would run again.
+func rerun(dir string, own *results.ProvenanceIndex, rec *simswarm.RunRecord) string {
+	switch rec.State {
+	case simswarm.RunSucceeded:
+		if other := replacedBy(dir, own, rec); other != "" {
+			return "would run again: its files were replaced by campaign " + other
+		}
+		if !present(dir, rec) && !own.Holds(rec.Key) {
+			return "would run again: its results are no longer in " + dir
+		}
+		return "done"
+	case simswarm.RunFailed:
+		return "would run again: it failed before (" + (&Failure{Exit: rec.Exit, Signal: rec.Signal, TimedOut: rec.TimedOut, Reason: rec.Reason}).Describe() + ")"
+	case simswarm.RunCancelled:
+		return "would run again: it was cancelled"
+	}
+	return "would run: its job is still queued or running"
+}
+
+// lastWriters maps a run number to the provenance of the last run of
+// another campaign that wrote files of that number in the results
+// directory and still owns them: running this campaign's run of the same
+// number replaces them (a directory holds one numbering).
+func lastWriters(id string, own *results.ProvenanceIndex) map[int]*results.Provenance {
+	out := map[int]*results.Provenance{}
+	if own == nil {
+		return out
+	}
+	for _, pr := range own.Records {
+		if pr.Campaign == id {
+			continue
+		}
+		var still []string
+		for _, f := range pr.Files {
+			if own.Owner(f) == pr {
+				still = append(still, f)
+			}
+		}
+		if len(still) > 0 {
+			w := *pr
+			w.Files = still
+			out[pr.Run] = &w
+		}
+	}
+	return out
 }
 
 // estimateMax bounds the runs --dry-run keeps for its estimate.

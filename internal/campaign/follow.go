@@ -15,6 +15,7 @@ import (
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/progress"
 	"github.com/simswarm/simswarm/internal/results"
+	"github.com/simswarm/simswarm/internal/safedir"
 )
 
 // runState is what the client keeps per run, by position in the campaign:
@@ -58,6 +59,21 @@ type tracker struct {
 	hist *History
 	// expected is the model's wall time of the runs submitted (0: unknown).
 	expected time.Duration
+	// slots is how many runs the engine's runners can execute at once
+	// (0: unknown), the most the progress ever shows running.
+	slots int
+}
+
+// show updates the progress. The running count is capped at the slots: a
+// run's "running" can reach the client before the outcome of the run its
+// slot executed before it (the runner stores outcomes in the background),
+// and such an overlap is not two runs executing.
+func (t *tracker) show() {
+	c := t.counts
+	if t.slots > 0 {
+		c.Running = min(c.Running, t.slots)
+	}
+	t.bar.Update(c)
 }
 
 // provenance notes a finished run in results/provenance.jsonl; a failure to
@@ -152,9 +168,19 @@ func (t *tracker) known(ctx context.Context, w *engine.StatusWatch) {
 			return
 		}
 		st := t.state(rec.Run)
+		if st != nil && rec.State == simswarm.RunSucceeded && keyOf(rec.Key) == st.key && rec.LocalDir == t.p.results && !t.owns(rec) {
+			// Another campaign's run wrote over its files: it runs again,
+			// and no runner may answer it from its key's record while that
+			// points here (the files are present, as the other run's).
+			if full, ok, err := t.c.Eng.Run(ctx, rec.Key); err == nil && ok && full.LocalDir == t.p.results {
+				_ = t.c.Eng.ForgetRun(ctx, rec.Key)
+			}
+			continue
+		}
 		if st != nil && rec.State == simswarm.RunSucceeded && keyOf(rec.Key) == st.key &&
 			(t.own.Holds(rec.Key) || (t.owns(rec) && t.c.restore(ctx, t.p, rec))) {
 			st.cached = true
+			t.claimed(rec)
 			t.sum.fingerprint(rec.Run, rec.Fingerprint)
 			t.provenance(rec)
 		}
@@ -169,6 +195,18 @@ func (t *tracker) known(ctx context.Context, w *engine.StatusWatch) {
 			t.failures[rec.Run] = failureOf(rec, vars, t.p.results)
 		}
 	}
+}
+
+// claimed notes a done run's files as its own in the results directory:
+// another run of the campaign naming one of them is refused.
+func (t *tracker) claimed(rec *simswarm.RunRecord) {
+	names := make([]string, 0, len(rec.Files))
+	for _, f := range rec.Files {
+		if n, err := safedir.CheckName(f.Name); err == nil {
+			names = append(names, n)
+		}
+	}
+	safedir.Claimed(t.p.results, rec.Campaign, rec.Run, names)
 }
 
 // plan decides what to submit: runs neither done nor with a job in the
@@ -206,7 +244,8 @@ func (t *tracker) plan(ctx context.Context) ([]int, error) {
 			positions = append(positions, i)
 		}
 	}
-	if e := estimate(t.hist, t.p, positions, t.c.slots(ctx)); e != nil {
+	t.slots = t.c.slots(ctx)
+	if e := estimate(t.hist, t.p, positions, t.slots); e != nil {
 		t.expected = time.Duration(e.Seconds * float64(time.Second))
 	}
 	return submit, nil
@@ -219,7 +258,7 @@ func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, er
 	t.bar = progress.New(c.Opt.Progress, p.runs.Len(), c.Opt.Quiet)
 	t.bar.Expect(t.expected)
 	defer t.bar.Finish()
-	t.bar.Update(t.counts)
+	t.show()
 	cw, err := c.Eng.WatchCampaign(ctx, p.id)
 	if err != nil {
 		return nil, err
@@ -229,6 +268,8 @@ func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, er
 	defer stopNotice()
 	tick := time.NewTicker(reconcileEvery)
 	defer tick.Stop()
+	clock := time.NewTicker(time.Second) // the progress shows time passing
+	defer clock.Stop()
 	last := time.Now()
 	var cancelled <-chan time.Time // runs on a cancelled campaign's runners get this long to report
 	var pending <-chan time.Time   // runs not seen running are cancelled then
@@ -264,7 +305,12 @@ func (t *tracker) wait(ctx context.Context, w *engine.StatusWatch) (*Summary, er
 			t.cancelPending()
 		case <-cancelled:
 			t.cancelRest()
+		case <-clock.C:
+			t.show()
 		case <-tick.C:
+			if n := c.slots(ctx); n > 0 {
+				t.slots = n // runners come and go
+			}
 			if cancelled == nil && time.Since(last) >= reconcileEvery {
 				if err := t.reconcile(ctx); err != nil {
 					return t.sum, err
@@ -316,7 +362,7 @@ func (t *tracker) apply(ctx context.Context, rec *simswarm.RunRecord) {
 		t.provenance(rec)
 		t.count(rec)
 	}
-	t.bar.Update(t.counts)
+	t.show()
 }
 
 // count adds a final outcome to the summary.
@@ -366,7 +412,7 @@ func (t *tracker) cancelPending() {
 			t.cancelOne(st)
 		}
 	}
-	t.bar.Update(t.counts)
+	t.show()
 }
 
 func (t *tracker) cancelRest() {
@@ -378,7 +424,7 @@ func (t *tracker) cancelRest() {
 			t.cancelOne(st)
 		}
 	}
-	t.bar.Update(t.counts)
+	t.show()
 }
 
 func (t *tracker) cancelOne(st *runState) {

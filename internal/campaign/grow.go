@@ -175,15 +175,21 @@ func (t *tracker) adopted(ctx context.Context, a adopted) {
 func (t *tracker) owns(rec *simswarm.RunRecord) bool { return owned(t.p.results, t.own, rec) }
 
 func owned(dir string, own *results.ProvenanceIndex, rec *simswarm.RunRecord) bool {
+	return replacedBy(dir, own, rec) == ""
+}
+
+// replacedBy is the campaign whose run wrote over one of rec's files in
+// dir after rec did ("": none did).
+func replacedBy(dir string, own *results.ProvenanceIndex, rec *simswarm.RunRecord) string {
 	if own == nil {
-		return true
+		return ""
 	}
 	for _, f := range rec.Files {
 		if pr := own.Lookup(path.Join(dir, f.Name)); pr != nil && pr.Key != rec.Key {
-			return false
+			return pr.Campaign
 		}
 	}
-	return true
+	return ""
 }
 
 // inPlace reports whether rec's files are in dir, as rec left them, or
@@ -315,6 +321,9 @@ func (r *reasons) state(ctx context.Context, i int) string {
 		if inPlace(p.results, r.own, rec) || (rec.LocalDir == "" && (rec.Object != "" || inline(rec))) {
 			return "done"
 		}
+		if other := replacedBy(p.results, r.own, rec); other != "" && rec.LocalDir == p.results {
+			return "would run again: its files were replaced by campaign " + other
+		}
 		return "would run again: its results are no longer in " + p.results
 	}
 	if err == nil && ok && rec.State == simswarm.RunFailed {
@@ -322,7 +331,7 @@ func (r *reasons) state(ctx context.Context, i int) string {
 	}
 	now, ok := r.now[p.runs.Run(i)]
 	if !ok {
-		return "would run"
+		return "would run (no earlier outcome of it is known)"
 	}
 	for _, pc := range r.prior {
 		was, ok := pc.byVars[now.Vars]

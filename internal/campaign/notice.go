@@ -14,6 +14,10 @@ import (
 // it needs before it says so.
 const missingAfter = 10 * time.Second
 
+// unreachableAfter is how long the engine may be away (a server restart)
+// before the client says so.
+const unreachableAfter = 5 * time.Second
+
 // sayIfMissing watches the engine's heartbeats while the client waits for
 // a worker of role (a build for a builder, a run list or runs for a
 // runner): when none has been heard for missingAfter, it says so in one
@@ -54,11 +58,32 @@ func (c *Client) sayIfMissing(ctx context.Context, role simswarm.Role) (stop fun
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		said := false
+		var lost time.Time // when the engine became unreachable, if it is
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			}
+			// With the engine away no heartbeat can arrive: that, not a
+			// missing worker, is what the user must hear.
+			if !c.Eng.Reachable() {
+				if lost.IsZero() {
+					lost = time.Now()
+				}
+				if time.Since(lost) >= unreachableAfter && !said {
+					said = true
+					c.warnf("the engine%s is unreachable (for %s); still trying to reconnect",
+						c.serverNamed(), time.Since(lost).Round(time.Second))
+				}
+				continue
+			}
+			if !lost.IsZero() {
+				// Back: heartbeats resume within a beat; count from now.
+				lost, said = time.Time{}, false
+				mu.Lock()
+				last = time.Now()
+				mu.Unlock()
 			}
 			mu.Lock()
 			since := time.Since(start) // at least: nothing heard since we began
@@ -99,6 +124,14 @@ func (c *Client) startCommand(role simswarm.Role) string {
 		cmd += " --creds " + c.Opt.Creds
 	}
 	return cmd
+}
+
+// serverNamed is " at URL" for a cluster engine.
+func (c *Client) serverNamed() string {
+	if c.Opt.Server == "" {
+		return ""
+	}
+	return " at " + c.Opt.Server
 }
 
 // warnf tells the user something the campaign cannot show otherwise.

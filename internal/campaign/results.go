@@ -109,7 +109,7 @@ func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord)
 	if !slices.Equal(got, want) {
 		return fmt.Errorf("results archive %s holds other files than its run record lists", rec.Object)
 	}
-	return st.Commit()
+	return st.CommitFor(rec.Campaign, rec.Run)
 }
 
 // sweepScratch removes what a killed client (or its runners) left in the

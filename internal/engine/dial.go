@@ -57,6 +57,7 @@ func Dial(ctx context.Context, o DialOptions) (*nats.Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.PingInterval(10 * time.Second),
+		quietErrors,
 	}
 	if o.Creds != nil {
 		opts = append(opts, nats.UserInfo(o.Creds.User, o.Creds.Password))

@@ -102,6 +102,27 @@ type Engine struct {
 	onReconn []func()
 }
 
+// asyncError logs what the connection reports on its own (a watch's
+// consumer gone while the server is away, a slow subscriber) instead of
+// the library's default, which writes raw lines to stderr: the retries and
+// the client's own messages already say what matters to the user.
+func asyncError(log *slog.Logger, sub *nats.Subscription, err error) {
+	subject := ""
+	if sub != nil {
+		subject = sub.Subject
+	}
+	log.Info("engine: connection", "err", err, "subject", subject)
+}
+
+// quietErrors routes a connection's async errors to slog until an Engine
+// takes the connection over (newEngine) with its own logger.
+var quietErrors = nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+	asyncError(slog.Default(), sub, err)
+})
+
+// Reachable reports whether the connection to the engine is up now.
+func (e *Engine) Reachable() bool { return e.nc.IsConnected() }
+
 func (e *Engine) log() *slog.Logger {
 	if e.Log != nil {
 		return e.Log
@@ -233,6 +254,7 @@ func newEngine(nc *nats.Conn, js jetstream.JetStream, lease time.Duration) *Engi
 	e.leases.eng = e
 	// The engine owns its connection, so it owns the connection's one
 	// reconnect handler and hands the event on (OnReconnect).
+	nc.SetErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) { asyncError(e.log(), sub, err) })
 	nc.SetReconnectHandler(func(*nats.Conn) {
 		e.reconnMu.Lock()
 		fns := append([]func(){}, e.onReconn...)

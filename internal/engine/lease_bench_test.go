@@ -82,7 +82,7 @@ func BenchmarkLeases(b *testing.B) {
 			b.Fatalf("runner %d took %d jobs: %v", i, len(got), err)
 		}
 		w := simswarm.Worker{ID: fmt.Sprintf("sim-%d", i), Host: "sim", Role: simswarm.RoleRunner, Slots: perRunner, Busy: perRunner, Version: simswarm.Version}
-		go e.Heartbeat(hctx, func() simswarm.Worker { w.Seen = time.Now(); return w })
+		go e.Heartbeat(hctx, func() simswarm.Worker { w.Seen = time.Now(); return w }, nil)
 	}
 	time.Sleep(lease) // every lease renewed at least once before measuring
 	busy := measure(b, mon, srv.Process.Pid, window)

@@ -479,14 +479,18 @@ const HeartbeatEvery = 5 * time.Second
 func workerKey(w simswarm.Worker) string { return string(w.Role) + "." + simswarm.Token(w.ID) }
 
 // Heartbeat publishes state() until ctx ends, then removes it: a worker
-// that stops cleanly is gone at once, a dead one after the TTL.
-func (e *Engine) Heartbeat(ctx context.Context, state func() simswarm.Worker) {
+// that stops cleanly is gone at once, a dead one after the TTL. A receive
+// on changed (nil: none) publishes at once, at most once a second, so
+// that a worker that fell idle is not shown busy for a whole beat.
+func (e *Engine) Heartbeat(ctx context.Context, state func() simswarm.Worker, changed <-chan struct{}) {
 	t := time.NewTicker(HeartbeatEvery)
 	defer t.Stop()
 	var key string
+	var last time.Time
 	for {
 		w := state()
 		key = workerKey(w)
+		last = time.Now()
 		if err := e.putJSON(ctx, BucketWorkers, key, w); err != nil && ctx.Err() == nil {
 			e.log().Debug("engine: heartbeat", "err", err)
 		}
@@ -497,7 +501,24 @@ func (e *Engine) Heartbeat(ctx context.Context, state func() simswarm.Worker) {
 			cancel()
 			return
 		case <-t.C:
+		case <-changed:
+			select {
+			case <-time.After(time.Until(last.Add(changeBeatEvery))):
+			case <-ctx.Done():
+			}
 		}
+	}
+}
+
+// changeBeatEvery is the least time between heartbeats sent for a change.
+const changeBeatEvery = time.Second
+
+// Poke tells a Heartbeat's changed channel that the state changed,
+// without waiting.
+func Poke(changed chan struct{}) {
+	select {
+	case changed <- struct{}{}:
+	default:
 	}
 }
 

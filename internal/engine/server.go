@@ -154,7 +154,7 @@ func (e *Embedded) URL() string { return e.srv.ClientURL() }
 // over loopback, because JetStream API requests of an in-process connection
 // go unanswered in a cluster.
 func (e *Embedded) Connect(name string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1)}
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), quietErrors}
 	if e.user != "" {
 		opts = append(opts, nats.UserInfo(e.user, e.pass))
 	}

@@ -178,6 +178,14 @@ func Run(ctx context.Context, c *campaign.Client, spec Spec) (*Report, error) {
 	}
 	first := min(FirstRound, spec.Max)
 	grow := map[string][2]int{} // combination key -> repetitions [lo, hi) to add
+	executed := 0
+	// Once runs executed, no error may claim that nothing was run.
+	ran := func(err error) error {
+		if err == nil || executed == 0 || errors.Is(err, campaign.ErrInterrupted) {
+			return err
+		}
+		return &campaign.RanError{Err: err, Executed: executed}
+	}
 	for round := 1; ; round++ {
 		opt := c.Opt
 		want := 0
@@ -189,12 +197,18 @@ func Run(ctx context.Context, c *campaign.Client, spec Spec) (*Report, error) {
 		sum, err := (&campaign.Client{Eng: c.Eng, Opt: opt}).Run(ctx)
 		if err == nil && opt.DryRun {
 			fmt.Fprintf(r.out, "--until: this is the first round (%d repetitions of every combination); the next rounds depend on its results\n", first)
+			if others := otherCampaigns(sum.Results, sum.Campaign); others != "" {
+				fmt.Fprintf(r.out, "--until: the next rounds run other run numbers in %s and may replace files there of %s\n", sum.Results, others)
+			}
+		}
+		if sum != nil {
+			executed += sum.Executed
 		}
 		if err != nil || opt.DryRun {
-			return nil, err
+			return nil, ran(err)
 		}
 		if err := r.collect(ctx, sum.Campaign); err != nil {
-			return nil, err
+			return nil, ran(err)
 		}
 		rep.Results, r.dir = sum.Results, sum.Results
 		rep.Rounds = append(rep.Rounds, Round{Campaign: sum.Campaign, Combinations: len(grow),
@@ -204,11 +218,11 @@ func Run(ctx context.Context, c *campaign.Client, spec Spec) (*Report, error) {
 			return rep, nil
 		}
 		if want > 0 && sum.Runs != want {
-			return rep, usage("round %d: the run filter selected %d runs where %d repetitions were asked for: the iteration variables' values did not match as OMNeT++ compares them (-r %q)",
-				round, sum.Runs, want, roundFilter(opt.Argv))
+			return rep, ran(usage("round %d: the run filter selected %d runs where %d repetitions were asked for: the iteration variables' values did not match as OMNeT++ compares them (-r %q)",
+				round, sum.Runs, want, roundFilter(opt.Argv)))
 		}
 		if err := r.read(ctx, round == 1); err != nil {
-			return rep, err
+			return rep, ran(err)
 		}
 		if round == 1 {
 			for _, cb := range r.combos {
@@ -231,6 +245,32 @@ func Run(ctx context.Context, c *campaign.Client, spec Spec) (*Report, error) {
 	}
 	rep.Combinations, rep.Met = r.final()
 	return rep, nil
+}
+
+// otherCampaigns names the campaigns other than id that own files in the
+// results directory dir, with how many, as a dry run says it ("" : none).
+func otherCampaigns(dir, id string) string {
+	idx, err := results.LoadProvenance(dir)
+	if err != nil {
+		return ""
+	}
+	count := map[string]int{}
+	for _, pr := range idx.Records {
+		if pr.Campaign == id {
+			continue
+		}
+		for _, f := range pr.Files {
+			if idx.Owner(f) == pr {
+				count[pr.Campaign]++
+			}
+		}
+	}
+	var parts []string
+	for c, n := range count {
+		parts = append(parts, fmt.Sprintf("campaign %s (%d files)", c, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }
 
 // roundFilter is the -r of a round's OMNeT++ command, for messages.

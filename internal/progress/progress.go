@@ -32,6 +32,7 @@ type Bar struct {
 	last  time.Time
 	start time.Time
 	quiet bool
+	shown Counts // what the last line said
 	// expect is the whole campaign's expected wall time from earlier
 	// runs' times (0: none known); the ETA follows it until the runs'
 	// own rate says more.
@@ -61,7 +62,8 @@ func New(w io.Writer, total int, quiet bool) *Bar {
 	return b
 }
 
-// Update shows c.
+// Update shows c. Calling it again with the same counts is how time is
+// shown passing while nothing finishes (the bar redraws its clock).
 func (b *Bar) Update(c Counts) {
 	if b.quiet {
 		return
@@ -71,11 +73,18 @@ func (b *Bar) Update(c Counts) {
 		_ = b.bar.Set(c.Done + c.Failed)
 		return
 	}
-	if time.Since(b.last) < 5*time.Second && c.Done+c.Failed < c.Total {
+	// A line when something changed (at most every 5 s), and once a
+	// minute while nothing does, so that a long run shows time passing
+	// without filling a CI log.
+	every := 5 * time.Second
+	if c == b.shown {
+		every = time.Minute
+	}
+	if time.Since(b.last) < every && c.Done+c.Failed < c.Total {
 		return
 	}
-	b.last = time.Now()
-	fmt.Fprintf(b.w, "progress: %s (%s)\n", c, b.eta(c))
+	b.last, b.shown = time.Now(), c
+	fmt.Fprintf(b.w, "progress: %s (%s elapsed, %s)\n", c, time.Since(b.start).Round(time.Second), b.eta(c))
 }
 
 // Finish ends the bar's line.

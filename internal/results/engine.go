@@ -59,6 +59,12 @@ func FetchCampaign(ctx context.Context, eng *engine.Engine, id, dir string) (int
 				continue
 			}
 			rec := *r
+			if camp.Settings.Local != "" && rec.LocalDir != "" {
+				// The record of a run key says where its files were written
+				// last, which may be another campaign's directory (since
+				// removed): this campaign's own directory comes first.
+				rec.LocalDir = ownCopy(camp.Settings.Local, rec.LocalDir, rec.Files)
+			}
 			if err := writeRunFiles(ctx, eng, dir, &rec); err != nil {
 				return n, fmt.Errorf("campaign %s run %d: %w", id, rec.Run, err)
 			}
@@ -72,6 +78,22 @@ func FetchCampaign(ctx context.Context, eng *engine.Engine, id, dir string) (int
 		return 0, fmt.Errorf("campaign %s: %w: no run has succeeded yet", id, ErrNoFiles)
 	}
 	return n, nil
+}
+
+// ownCopy is own when it holds all of files, else last. Sizes are not
+// compared: a later execution of the same run may differ in its headers
+// (date, process id).
+func ownCopy(own, last string, files []simswarm.File) string {
+	for _, f := range files {
+		name, err := safedir.CheckName(f.Name)
+		if err != nil {
+			return last
+		}
+		if fi, err := os.Stat(filepath.Join(own, filepath.FromSlash(name))); err != nil || !fi.Mode().IsRegular() {
+			return last
+		}
+	}
+	return own
 }
 
 func writeRunFiles(ctx context.Context, eng *engine.Engine, dir string, rec *simswarm.RunRecord) error {
@@ -92,7 +114,7 @@ func writeRunFiles(ctx context.Context, eng *engine.Engine, dir string, rec *sim
 				return err
 			}
 			if err := copyFile(filepath.Join(rec.LocalDir, filepath.FromSlash(name)), filepath.Join(dir, filepath.FromSlash(name))); err != nil {
-				return err
+				return fmt.Errorf("%s: %w", filepath.Join(rec.LocalDir, filepath.FromSlash(name)), err)
 			}
 		}
 		return nil

@@ -322,6 +322,15 @@ func (x *ProvenanceIndex) Lookup(file string) *Provenance {
 	return x.byFile[filepath.ToSlash(rel)]
 }
 
+// Owner returns the provenance of the run that wrote a file last, by its
+// name relative to the directory, or nil.
+func (x *ProvenanceIndex) Owner(name string) *Provenance {
+	if x == nil {
+		return nil
+	}
+	return x.byFile[name]
+}
+
 func provenanceColumns() []column {
 	s := func(f func(*Provenance) string) func(*row) cell {
 		return func(r *row) cell {

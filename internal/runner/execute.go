@@ -231,15 +231,33 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 	}
 	console := &consoleSink{f: file}
 	started := time.Now()
-	for _, j := range jobs {
+	// A batch's runs execute one after another in its process: each is
+	// said running when its header appears, not all at once, so that what
+	// clients count running never exceeds the slots.
+	noteRunning := func(j *job, at time.Time) {
 		r.Eng.NoteStatus(&simswarm.RunRecord{Key: j.Key, Campaign: j.Campaign, Run: j.Run, State: simswarm.RunRunning,
-			Worker: r.ID, Host: r.Host, Started: started, Batch: len(jobs)})
+			Worker: r.ID, Host: r.Host, Started: at, Batch: len(jobs)})
+	}
+	noteRunning(first, started)
+	later := map[int]*job{}
+	for _, j := range jobs[1:] {
+		later[j.Run] = j
 	}
 	// The console is cut into runs once, as it is written; each run's
 	// header time marks where the previous run ended.
 	var mu sync.Mutex
 	at := map[int]time.Time{}
-	split := &omnetpp.BatchSplitter{OnRun: func(n int) { mu.Lock(); at[n] = time.Now(); mu.Unlock() }}
+	split := &omnetpp.BatchSplitter{OnRun: func(n int) {
+		now := time.Now()
+		mu.Lock()
+		at[n] = now
+		j := later[n]
+		delete(later, n)
+		mu.Unlock()
+		if j != nil {
+			noteRunning(j, now)
+		}
+	}}
 	var timeout time.Duration
 	if first.Timeout > 0 {
 		timeout = first.Timeout * time.Duration(len(jobs))

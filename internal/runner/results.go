@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -80,7 +81,11 @@ func (r *Runner) store(ctx context.Context, j *job, stage *safedir.Stage, files 
 				return err
 			}
 		}
-		if err := stage.Commit(); err != nil {
+		if err := stage.CommitFor(j.Campaign, j.Run); err != nil {
+			var claimed *safedir.ClaimError
+			if errors.As(err, &claimed) {
+				return err
+			}
 			return fmt.Errorf("move results into %s: %w", j.Local, err)
 		}
 		rec.LocalDir = j.Local

@@ -43,6 +43,8 @@ type Runner struct {
 	pool   *pool
 	mu     sync.Mutex
 	active map[*runCtx]bool // running processes
+	// changed asks the heartbeat to announce a change of busy slots now.
+	changed chan struct{}
 	// held maps a job's stream sequence to the lease of it this runner
 	// holds, from take to ack or give-back.
 	held map[uint64]*engine.Lease
@@ -89,6 +91,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 	}
 	r.serveCtx = ctx
 	r.active = map[*runCtx]bool{}
+	r.changed = make(chan struct{}, 1)
 	r.held = map[uint64]*engine.Lease{}
 	r.recent = map[string]remembered{}
 	r.doubt.init()
@@ -160,7 +163,7 @@ func (r *Runner) heartbeat(ctx context.Context) {
 		}
 		sort.Strings(w.Current)
 		return w
-	})
+	}, r.changed)
 }
 
 func dirSize(dir string) int64 {
@@ -298,6 +301,7 @@ func (r *Runner) holds(seq uint64) bool {
 func (r *Runner) track(rc *runCtx, on bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer engine.Poke(r.changed)
 	if on {
 		r.active[rc] = true
 		r.busy++

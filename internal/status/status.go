@@ -90,7 +90,17 @@ func (r *Report) Print(w io.Writer, now time.Time) {
 	}
 	fmt.Fprintf(w, "\nWORKERS (%d)\n", len(r.Workers))
 	for _, x := range r.Workers {
-		fmt.Fprintf(w, "%-8s %-28s %2d/%-2d busy  v%s  seen %s ago  cache %s\n", x.Role, x.ID, x.Busy, x.Slots, x.Version,
+		load := fmt.Sprintf("%d/%d busy", x.Busy, x.Slots)
+		switch {
+		case x.Draining:
+			load += ", draining"
+		case x.Busy == 0:
+			load = "idle, 1 slot"
+			if x.Slots != 1 {
+				load = fmt.Sprintf("idle, %d slots", x.Slots)
+			}
+		}
+		fmt.Fprintf(w, "%-8s %-28s %-16s v%s  seen %s ago  cache %s\n", x.Role, x.ID, load, x.Version,
 			now.Sub(x.Seen).Round(time.Second), HumanBytes(x.CacheBytes))
 	}
 	fmt.Fprintf(w, "\nCAMPAIGNS (%d most recent)\n", len(r.Campaigns))
