@@ -460,4 +460,7 @@ type Worker struct {
 	CacheBytes int64    `json:"cache_bytes,omitempty"`
 	// Draining is set when the worker finishes its runs but takes no more.
 	Draining bool `json:"draining,omitempty"`
+	// Slurm is a pilot runner's Slurm job ("12_3": task 3 of array 12);
+	// Host is then its node.
+	Slurm string `json:"slurm,omitempty"`
 }

@@ -132,6 +132,9 @@ func (e *Engine) Close() {
 	e.nc.Close()
 }
 
+// Connected says whether the engine's connection is up right now.
+func (e *Engine) Connected() bool { return e.nc.IsConnected() }
+
 // Flush waits until the server has everything this connection sent.
 func (e *Engine) Flush(timeout time.Duration) error { return e.nc.FlushTimeout(timeout) }
 

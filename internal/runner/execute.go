@@ -260,6 +260,9 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 	if err == nil {
 		r.Log.Info("process ended", "campaign", first.Campaign, "runs", omnetpp.RunNumberArg(runsOf(jobs)), "how", res.Describe(), "wall", res.Wall)
 	}
+	if err == nil && !cancelled && r.SignalGrace > 0 && (res.Signal == "SIGTERM" || res.Signal == "SIGKILL") {
+		sleep(ctx, r.SignalGrace)
+	}
 	if ctx.Err() != nil {
 		// The runner is stopping: the runs go back to the queue whole.
 		for _, j := range jobs {
