@@ -1,0 +1,361 @@
+package main
+
+// Tests of simswarm run --slurm against a real Slurm (internal/slurm/
+// slurmtest): munged, slurmctld and three one-core slurmd nodes, each in a
+// network namespace of its own. The client runs in the root namespace, as
+// on a login node; its engine listens on the nodes' bridge.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/simswarm/simswarm/internal/slurm/slurmtest"
+)
+
+// slurmLab is a test Slurm and what a test client needs around it: an
+// sbatch wrapper first on PATH that logs every call, a directory for the
+// pilots' output, and node-local scratch for their caches.
+type slurmLab struct {
+	*slurmtest.Cluster
+	sbatchLog string
+	pilotLogs string
+	env       []string
+}
+
+func newSlurmLab(t *testing.T, o slurmtest.Options) *slurmLab {
+	t.Helper()
+	c := slurmtest.Start(t, o)
+	l := &slurmLab{Cluster: c}
+	bin := t.TempDir()
+	l.sbatchLog = filepath.Join(bin, "sbatch.log")
+	real, err := exec.LookPath("sbatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapper := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nexec %q \"$@\"\n", l.sbatchLog, real)
+	if err := os.WriteFile(filepath.Join(bin, "sbatch"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l.pilotLogs = t.TempDir()
+	scratch := t.TempDir()
+	for _, e := range c.Env {
+		switch {
+		case strings.HasPrefix(e, "SIMSWARM_"), strings.HasPrefix(e, "TMPDIR="):
+		case strings.HasPrefix(e, "PATH="):
+			l.env = append(l.env, "PATH="+bin+":"+strings.TrimPrefix(e, "PATH="))
+		default:
+			l.env = append(l.env, e)
+		}
+	}
+	// sbatch passes the environment on: the pilots' caches and credentials
+	// land in the test's scratch, as in a node's $TMPDIR.
+	l.env = append(l.env, "TMPDIR="+scratch)
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(l.pilotLogs, "*"))
+			for _, f := range logs {
+				b, _ := os.ReadFile(f)
+				if len(b) > 3000 {
+					b = b[len(b)-3000:]
+				}
+				t.Logf("--- pilot %s:\n%s", filepath.Base(f), b)
+			}
+		}
+	})
+	return l
+}
+
+// args are run's flags for this lab, then more.
+func (l *slurmLab) args(more ...string) []string {
+	return append([]string{"run", "--slurm", "--account", slurmtest.Account, "--partition", slurmtest.Partition,
+		"--slurm-listen", l.Addr + ":0", "--sbatch-option=--output=" + filepath.Join(l.pilotLogs, "pilot-%A_%a.log")}, more...)
+}
+
+// command is simswarm in dir with the lab's environment and state.
+func (l *slurmLab) command(dir, state string, args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = append(append([]string(nil), l.env...), "SIMSWARM_STATE="+state)
+	return cmd
+}
+
+// run runs simswarm to its end (at most 5 minutes).
+func (l *slurmLab) run(t *testing.T, dir, state string, args ...string) result {
+	t.Helper()
+	cmd := l.command(dir, state, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(5*time.Minute, func() { _ = cmd.Process.Kill() })
+	defer timer.Stop()
+	_ = cmd.Wait()
+	return result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
+}
+
+// submits are the sbatch calls that submitted (not --test-only).
+func (l *slurmLab) submits(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(l.sbatchLog)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line != "" && !strings.Contains(line, "--test-only") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// provenanceHosts counts the runs of a results directory by the host that
+// ran them.
+func provenanceHosts(t *testing.T, results string) map[string]int {
+	t.Helper()
+	hosts := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(readFile(t, filepath.Join(results, "provenance.jsonl"))), "\n") {
+		var rec struct {
+			Host string `json:"host"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("provenance line %q: %v", line, err)
+		}
+		hosts[rec.Host]++
+	}
+	return hosts
+}
+
+// TestSlurmOMNeTPPAloha: real aloha's 42 runs through three Slurm pilots
+// leave opp_runall's results; every run ran on a compute node, none on
+// the login node; one sbatch submitted the one wave.
+func TestSlurmOMNeTPPAloha(t *testing.T) {
+	o := realOMNeT(t)
+	want := alohaReference(t, o)
+	l := newSlurmLab(t, slurmtest.Options{})
+	dir := o.CopySample(t, "aloha", t.TempDir())
+	r := l.run(t, dir, t.TempDir(), l.args("--max-pilots", "3", "--json", "--ccache-dir", sharedCcache(), "--", "./aloha", "-u", "Cmdenv", "-c", alohaCampaign)...)
+	s := jsonSummary(t, r)
+	if r.code != 0 || s.Runs != 42 || s.Succeeded != 42 {
+		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	sameResults(t, want, filepath.Join(dir, "results"))
+	hosts := provenanceHosts(t, filepath.Join(dir, "results"))
+	for h := range hosts {
+		if !strings.HasPrefix(h, "n") {
+			t.Errorf("runs on %q, not a compute node: %v", h, hosts)
+		}
+	}
+	if subs := l.submits(t); len(subs) != 1 || !strings.Contains(subs[0], "--array=0-2%3") {
+		t.Errorf("sbatch calls %q; want one, of a 3-pilot array", subs)
+	}
+	if !strings.Contains(r.stderr, "slurm: submitted 3 pilots") {
+		t.Errorf("no word of the pilots:\n%s", r.stderr)
+	}
+}
+
+// logProject is a template campaign of n runs, each appending "start RUN"
+// and, after sleeping secs, "done RUN" to a log, then writing a result.
+func logProject(t *testing.T, n int, secs string) (dir, log string) {
+	t.Helper()
+	log = filepath.Join(t.TempDir(), "runs.log")
+	script := fmt.Sprintf("#!/bin/sh\necho \"start $1 $SLURMD_NODENAME\" >> %q\nsleep %s\necho \"done $1\" >> %q\necho $1 > \"$2/r-$1.txt\"\n", log, secs, log)
+	dir = templateProject(t, fmt.Sprintf("[build]\ncommand = \"\"\n[run]\ncommand = \"./pilotrun.sh {run} {resultdir}\"\nrepeat = %d\n", n),
+		map[string]string{"pilotrun.sh": script})
+	return dir, log
+}
+
+// logCounts counts "start" and "done" lines per run.
+func logCounts(t *testing.T, log string) (starts, dones map[string]int) {
+	t.Helper()
+	starts, dones = map[string]int{}, map[string]int{}
+	b, _ := os.ReadFile(log)
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "start":
+			starts[f[1]]++
+		case "done":
+			dones[f[1]]++
+		}
+	}
+	return starts, dones
+}
+
+func waitUntil(t *testing.T, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %s", what, within)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestSlurmScancelOnePilot: a pilot scancelled mid-campaign hands its run
+// back; every run completes exactly once, and only the run it held
+// starts twice. The sbatch calls stay one: the other pilots carry on.
+func TestSlurmScancelOnePilot(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{})
+	dir, log := logProject(t, 9, "3")
+	cmd := l.command(dir, t.TempDir(), l.args("--max-pilots", "3", "--json")...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitUntil(t, 90*time.Second, "run on every node", func() bool { s, _ := logCounts(t, log); return len(s) >= 3 })
+	var victim string
+	for _, j := range l.Jobs(t) {
+		if f := strings.Fields(j); len(f) == 3 && f[1] == "RUNNING" {
+			victim = f[0]
+			break
+		}
+	}
+	if victim == "" {
+		t.Fatalf("no running pilot in squeue: %q", l.Jobs(t))
+	}
+	if out, err := l.Command("scancel", victim); err != nil {
+		t.Fatalf("scancel %s: %v %s", victim, err, out)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(4 * time.Minute):
+		t.Fatalf("campaign did not end:\n%s", errb.String())
+	}
+	r := result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
+	s := jsonSummary(t, r)
+	if r.code != 0 || s.Succeeded != 9 {
+		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	starts, dones := logCounts(t, log)
+	twice := 0
+	for run := 0; run < 9; run++ {
+		k := fmt.Sprint(run)
+		if dones[k] != 1 {
+			t.Errorf("run %s completed %d times; want once (log:\n%s)", k, dones[k], readFile(t, log))
+		}
+		if starts[k] > 1 {
+			twice++
+		}
+	}
+	if twice > 1 {
+		t.Errorf("%d runs started again; only the one the cancelled pilot held should", twice)
+	}
+	if subs := l.submits(t); len(subs) != 1 {
+		t.Errorf("sbatch calls %q; want one wave", subs)
+	}
+	for run := 0; run < 9; run++ {
+		if _, err := os.Stat(filepath.Join(dir, "results", fmt.Sprintf("r-%d.txt", run))); err != nil {
+			t.Errorf("result of run %d: %v", run, err)
+		}
+	}
+}
+
+// TestSlurmInterrupt: Ctrl-C cancels the campaign and its pilots: none is
+// left in squeue within 10 s, and the client exits 130.
+func TestSlurmInterrupt(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{})
+	dir, log := logProject(t, 6, "60")
+	cmd := l.command(dir, t.TempDir(), l.args("--max-pilots", "3")...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitUntil(t, 90*time.Second, "run on every node", func() bool { s, _ := logCounts(t, log); return len(s) >= 3 })
+	t0 := time.Now()
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	waitUntil(t, 10*time.Second, "empty squeue", func() bool { return len(l.Jobs(t)) == 0 })
+	t.Logf("squeue empty %s after Ctrl-C", time.Since(t0).Round(100*time.Millisecond))
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("client still running after Ctrl-C:\n%s", errb.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d; want 130\n%s", code, errb.String())
+	}
+	if out, _ := exec.Command("pgrep", "-f", "pilotrun.sh").Output(); len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("runs still running after Ctrl-C: pids %s", out)
+	}
+}
+
+// TestSlurmChunkedArrays: with MaxArraySize=4, a wave of 10 pilots goes
+// as arrays of 4, 4 and 2, and the campaign runs.
+func TestSlurmChunkedArrays(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{MaxArraySize: 4})
+	dir, log := logProject(t, 10, "0.2")
+	r := l.run(t, dir, t.TempDir(), l.args("--json")...)
+	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 10 {
+		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	var arrays []string
+	for _, s := range l.submits(t) {
+		for _, f := range strings.Fields(s) {
+			if strings.HasPrefix(f, "--array=") {
+				arrays = append(arrays, f)
+			}
+		}
+	}
+	sort.Strings(arrays)
+	if strings.Join(arrays, " ") != "--array=0-1%2 --array=0-3%4 --array=0-3%4" {
+		t.Errorf("arrays %q; want two of 4 and one of 2", arrays)
+	}
+	if _, dones := logCounts(t, log); len(dones) != 10 {
+		t.Errorf("%d runs done; want 10", len(dones))
+	}
+}
+
+// TestSlurmRefused: a bad account and a bad partition are one line each
+// naming what Slurm said, exit 2, with nothing submitted or queued.
+func TestSlurmRefused(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{Nodes: 1})
+	dir, _ := logProject(t, 2, "0")
+	state := t.TempDir()
+	for _, tc := range []struct {
+		flag, value, want string
+	}{
+		{"--account", "nosuchaccount", "Invalid account"},
+		{"--partition", "nosuchpartition", "Invalid partition name specified"},
+	} {
+		args := l.args()
+		for i, a := range args {
+			if a == tc.flag {
+				args[i+1] = tc.value
+			}
+		}
+		r := l.run(t, dir, state, args...)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if r.code != 2 || len(lines) != 1 || !strings.Contains(lines[0], tc.want) || !strings.Contains(lines[0], tc.value) && tc.flag == "--account" {
+			t.Errorf("%s %s: exit %d, stderr:\n%s\nwant exit 2 and one line saying %q", tc.flag, tc.value, r.code, r.stderr, tc.want)
+		}
+		t.Logf("%s %s: exit %d: %s", tc.flag, tc.value, r.code, lines[0])
+	}
+	if subs := l.submits(t); len(subs) != 0 {
+		t.Errorf("sbatch submitted %q", subs)
+	}
+	if jobs := l.Jobs(t); len(jobs) != 0 {
+		t.Errorf("jobs in squeue: %q", jobs)
+	}
+}
