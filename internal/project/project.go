@@ -15,8 +15,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/slurm"
 	"github.com/simswarm/simswarm/internal/omnetpp"
+	"github.com/simswarm/simswarm/internal/slurm"
 )
 
 // ConfigFile is the name of the project description at the project root.
