@@ -11,8 +11,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"math"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -166,11 +169,11 @@ func TestSlurmOMNeTPPAloha(t *testing.T) {
 
 // logProject is a template campaign of n runs, each appending "start RUN"
 // and, after sleeping secs, "done RUN" to a log, then writing a result.
-func logProject(t *testing.T, n int, secs string) (dir, log string) {
+func logProject(t *testing.T, n int, secs string, toml ...string) (dir, log string) {
 	t.Helper()
 	log = filepath.Join(t.TempDir(), "runs.log")
 	script := fmt.Sprintf("#!/bin/sh\necho \"start $1 $SLURMD_NODENAME\" >> %q\nsleep %s\necho \"done $1\" >> %q\necho $1 > \"$2/r-$1.txt\"\n", log, secs, log)
-	dir = templateProject(t, fmt.Sprintf("[build]\ncommand = \"\"\n[run]\ncommand = \"./pilotrun.sh {run} {resultdir}\"\nrepeat = %d\n", n),
+	dir = templateProject(t, fmt.Sprintf("[build]\ncommand = \"\"\n[run]\ncommand = \"./pilotrun.sh {run} {resultdir}\"\nrepeat = %d\n%s", n, strings.Join(toml, "")),
 		map[string]string{"pilotrun.sh": script})
 	return dir, log
 }
@@ -359,5 +362,58 @@ func TestSlurmRefused(t *testing.T) {
 	}
 	if jobs := l.Jobs(t); len(jobs) != 0 {
 		t.Errorf("jobs in squeue: %q", jobs)
+	}
+}
+
+// TestSlurmClientKilled: pilots whose client was killed with kill -9 (its
+// engine gone, nobody to scancel them) end on their own once lost-exit
+// has passed, releasing their allocations.
+func TestSlurmClientKilled(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{})
+	dir, log := logProject(t, 6, "60", "[slurm]\nlost-exit = \"5s\"\n")
+	cmd := l.command(dir, t.TempDir(), l.args("--max-pilots", "3")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 90*time.Second, "run on every node", func() bool { s, _ := logCounts(t, log); return len(s) >= 3 })
+	t0 := time.Now()
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	// The bound: lost-exit (5 s), then the runs' processes are ended
+	// (SIGTERM, SIGKILL after a grace) and Slurm completes the job.
+	waitUntil(t, 25*time.Second, "empty squeue", func() bool { return len(l.Jobs(t)) == 0 })
+	t.Logf("pilots gone %s after the client's kill -9", time.Since(t0).Round(100*time.Millisecond))
+	waitUntil(t, 5*time.Second, "end of every run's process", func() bool {
+		out, _ := exec.Command("pgrep", "-f", "pilotrun.sh").Output()
+		return len(bytes.TrimSpace(out)) == 0
+	})
+}
+
+// TestSlurmDryRunEstimate: --dry-run --slurm prints the expected wall time
+// on P pilots of C cores and the core-hours they charge, from earlier run
+// times, and needs no Slurm: nothing is submitted.
+func TestSlurmDryRunEstimate(t *testing.T) {
+	dir, _ := logProject(t, 4, "1")
+	state := t.TempDir()
+	if r := runSimswarm(t, dir, state, "run", "-j", "4"); r.code != 0 {
+		t.Fatalf("first campaign: exit %d\n%s", r.code, r.stderr)
+	}
+	toml := filepath.Join(dir, "simswarm.toml")
+	if err := os.WriteFile(toml, []byte(strings.Replace(readFile(t, toml), "repeat = 4", "repeat = 16", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runSimswarm(t, dir, state, "run", "--dry-run", "--slurm", "--max-pilots", "3", "--cpus-per-pilot", "2")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// 12 runs of about 1 s on 6 slots: about 2 s, on 6 cores.
+	m := regexp.MustCompile(`on Slurm: 3 pilots of 2 cores: expected wall time ([0-9.]+)s .*, ([0-9.]+) core-hours charged`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no Slurm estimate:\n%s", r.stdout)
+	}
+	wall, _ := strconv.ParseFloat(m[1], 64)
+	ch, _ := strconv.ParseFloat(m[2], 64)
+	if wall < 2 || wall > 6 || math.Abs(ch-wall*6/3600) > 0.01 {
+		t.Errorf("wall %gs, %g core-hours; want 2-6 s and 6 cores' worth", wall, ch)
 	}
 }

@@ -225,8 +225,8 @@ func (p *Pilots) script() string {
 	}
 	fmt.Fprintf(&b, "creds=\"${TMPDIR:-/tmp}/simswarm-pilot-$SLURM_JOB_ID.creds\"\n")
 	fmt.Fprintf(&b, "(umask 077; cat > \"$creds\") <<'SIMSWARM_CREDS_END'\nuser = %q\npassword = %q\nSIMSWARM_CREDS_END\n", p.Creds.User, p.Creds.Password)
-	fmt.Fprintf(&b, "exec %s runner --slurm --server %s --creds \"$creds\" --creds-remove --slots %d --cache %s --idle-exit %s --lost-exit %s --name \"${SLURMD_NODENAME:-$(hostname)}\"\n",
-		quote(bin), quote(p.URL), p.S.CPUs, cache, p.D.IdleExit, p.D.LostExit)
+	fmt.Fprintf(&b, "exec %s runner --slurm --server %s --creds \"$creds\" --creds-remove --slots %d --cache %s --idle-exit %s --lost-exit %s --end-margin %s\n",
+		quote(bin), quote(p.URL), p.S.CPUs, cache, p.D.IdleExit, p.D.LostExit, p.D.EndSignal)
 	return b.String()
 }
 

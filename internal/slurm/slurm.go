@@ -52,7 +52,8 @@ type Settings struct {
 	LostExit string `toml:"lost-exit"`
 	// EndSignal is how long before its time limit Slurm warns a pilot
 	// (sbatch --signal=B:USR1@N), so that it hands its runs back before
-	// Slurm kills it.
+	// Slurm kills it; a pilot also takes no run it expects to end later
+	// than that (default: 2 minutes, at most a quarter of Time).
 	EndSignal string `toml:"end-signal"`
 }
 
@@ -106,6 +107,61 @@ func (s *Settings) Check() (Durations, error) {
 			return d, fmt.Errorf("slurm %s %q: give a positive duration such as 90s or 5m", x.name, x.val)
 		}
 		*x.out = v
+	}
+	if s.Time != "" {
+		limit, err := ParseTime(s.Time)
+		if err != nil {
+			return d, fmt.Errorf("slurm time %q: %v", s.Time, err)
+		}
+		if s.EndSignal == "" {
+			d.EndSignal = min(d.EndSignal, limit/4)
+		}
+	}
+	return d, nil
+}
+
+// ParseTime reads sbatch's --time forms: minutes, minutes:seconds,
+// hours:minutes:seconds, days-hours, days-hours:minutes and
+// days-hours:minutes:seconds.
+func ParseTime(s string) (time.Duration, error) {
+	bad := errors.New("want minutes, MM:SS, HH:MM:SS or D-HH[:MM[:SS]]")
+	days := 0
+	rest := s
+	if d, r, ok := strings.Cut(s, "-"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return 0, bad
+		}
+		days, rest = n, r
+	}
+	var parts []int
+	for _, f := range strings.Split(rest, ":") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 {
+			return 0, bad
+		}
+		parts = append(parts, n)
+	}
+	var h, m, sec int
+	switch {
+	case days > 0 || strings.Contains(s, "-"):
+		if len(parts) > 3 {
+			return 0, bad
+		}
+		parts = append(parts, 0, 0)
+		h, m, sec = parts[0], parts[1], parts[2]
+	case len(parts) == 1:
+		m = parts[0]
+	case len(parts) == 2:
+		m, sec = parts[0], parts[1]
+	case len(parts) == 3:
+		h, m, sec = parts[0], parts[1], parts[2]
+	default:
+		return 0, bad
+	}
+	d := time.Duration(((days*24+h)*60+m)*60+sec) * time.Second
+	if d <= 0 {
+		return 0, errors.New("must be more than zero")
 	}
 	return d, nil
 }

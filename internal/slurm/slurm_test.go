@@ -59,3 +59,28 @@ func TestRefusalsAndLimits(t *testing.T) {
 		t.Errorf("limits %+v; want MaxArraySize 4", l)
 	}
 }
+
+// TestParseTime: sbatch's --time forms, and the end signal they leave.
+func TestParseTime(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"30": 30 * time.Minute, "1:30": 90 * time.Second, "2:00:00": 2 * time.Hour,
+		"1-0": 24 * time.Hour, "1-2:30": 26*time.Hour + 30*time.Minute, "0-0:0:45": 45 * time.Second,
+	} {
+		if got, err := slurm.ParseTime(in); err != nil || got != want {
+			t.Errorf("ParseTime(%q) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "x", "1:2:3:4", "-5", "0"} {
+		if _, err := slurm.ParseTime(in); err == nil {
+			t.Errorf("ParseTime(%q) took it", in)
+		}
+	}
+	s := slurm.Settings{Time: "1"}
+	d, err := s.Check()
+	if err != nil || d.EndSignal != 15*time.Second {
+		t.Errorf("a 1-minute limit's end signal %s (%v); want 15s", d.EndSignal, err)
+	}
+	if _, err := (&slurm.Settings{Time: "soon"}).Check(); err == nil || !strings.Contains(err.Error(), `"soon"`) {
+		t.Errorf("a bad time: %v", err)
+	}
+}
