@@ -137,8 +137,8 @@ func (r *runFlags) options() (campaign.Options, error) {
 		switch {
 		case r.estimateNodes != 0:
 			return o, usageErr("--estimate-nodes estimates AWS nodes: with --slurm the estimate is for the pilots (--max-pilots, --cpus-per-pilot)")
-		case r.detach && r.conn.server == "" && os.Getenv("SIMSWARM_SERVER") == "":
-			return o, usageErr("--detach with --slurm needs --server: the embedded engine ends with this command")
+		case r.detach:
+			return o, usageErr("--detach cannot be combined with --slurm: the pilots are cancelled when this command ends")
 		case r.dryRun:
 			o.EstimateSlots = r.slurm.s.MaxPilots * r.slurm.s.CPUs
 		}
@@ -388,6 +388,9 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 		o.Local, o.Host = pilots == nil, host
 		if pilots != nil {
 			_, url = rf.slurm.listen(inst.Port)
+			if err := announceEngine(rf.state, url(), pilotCreds); err != nil {
+				return &exitError{code: 2, err: err}
+			}
 			defer runPilots(ctx, pilots, eng, url(), pilotCreds, fail)()
 		}
 	} else {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -124,6 +125,18 @@ func (f *slurmFlags) listen(port func() int) (string, func() string) {
 		}
 		return "nats://" + net.JoinHostPort(host, strconv.Itoa(port()))
 	}
+}
+
+// announceEngine saves the pilots' credentials in the state directory and
+// says where the engine is, so that simswarm status can look at it while
+// the state directory is locked by this command.
+func announceEngine(state, url string, c creds.Creds) error {
+	path := filepath.Join(state, "slurm", creds.FileName)
+	if err := creds.Save(path, c); err != nil {
+		return fmt.Errorf("save the pilots' credentials: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "slurm: engine for the pilots at %s (simswarm status --server %s --creds %s)\n", url, url, path)
+	return nil
 }
 
 // runPilots submits waves until ctx ends, then cancels every pilot. A

@@ -233,6 +233,16 @@ func TestSlurmScancelOnePilot(t *testing.T) {
 	if victim == "" {
 		t.Fatalf("no running pilot in squeue: %q", l.Jobs(t))
 	}
+	// status, through the engine address the client printed, shows each
+	// pilot's job and node.
+	m := regexp.MustCompile(`simswarm status --server (\S+) --creds (\S+)\)`).FindStringSubmatch(errb.String())
+	if m == nil {
+		t.Fatalf("the client did not say where its engine is:\n%s", errb.String())
+	}
+	st := l.run(t, dir, t.TempDir(), "status", "--server", m[1], "--creds", m[2])
+	if pilots := regexp.MustCompile(`slurm job \d+_\d on n\d`).FindAllString(st.stdout, -1); st.code != 0 || len(pilots) != 3 {
+		t.Errorf("status shows pilots %q; want 3:\n%s%s", pilots, st.stdout, st.stderr)
+	}
 	if out, err := l.Command("scancel", victim); err != nil {
 		t.Fatalf("scancel %s: %v %s", victim, err, out)
 	}
