@@ -207,8 +207,18 @@ func (f *pilotFlags) apply(ctx context.Context, cmd interface{ Flags() *pflag.Fl
 		r.Host = p.Node
 		r.ID = fmt.Sprintf("%s-%d", p.Node, os.Getpid())
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGUSR1)
-	return ctx, stop, nil
+	ctx, cancel := context.WithCancel(ctx)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		select {
+		case <-usr1:
+			r.Log.Warn("runner: Slurm signalled the job's end is near: the runs go back to the queue", "job", p.Job)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(usr1); cancel() }, nil
 }
 
 // connect opens the engine for a runner; a pilot waits for it at most

@@ -427,3 +427,46 @@ func TestSlurmDryRunEstimate(t *testing.T) {
 		t.Errorf("wall %gs, %g core-hours; want 2-6 s and 6 cores' worth", wall, ch)
 	}
 }
+
+// TestSlurmTimeLimit: pilots of a 1-minute limit with 10 s runs take no
+// run they cannot finish before their end (less the end signal's 15 s),
+// hand back what is left and end before Slurm's limit kills them; a new
+// wave runs the rest. Every run completes exactly once, none is killed by
+// the limit.
+func TestSlurmTimeLimit(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{})
+	dir, log := logProject(t, 15, "10")
+	r := l.run(t, dir, t.TempDir(), l.args("--max-pilots", "3", "--time", "1", "--json")...)
+	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 15 {
+		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	_, dones := logCounts(t, log)
+	for run := 0; run < 15; run++ {
+		if n := dones[fmt.Sprint(run)]; n != 1 {
+			t.Errorf("run %d completed %d times; want once", run, n)
+		}
+	}
+	if subs := l.submits(t); len(subs) < 2 {
+		t.Errorf("sbatch calls %q; want a second wave after the first pilots' end", subs)
+	}
+	logs, _ := filepath.Glob(filepath.Join(l.pilotLogs, "*"))
+	ended, byEstimate := 0, 0
+	for _, f := range logs {
+		if strings.Contains(readFile(t, f), "cannot finish by then") {
+			byEstimate++
+		}
+		text := readFile(t, f)
+		if strings.Contains(text, "TIME LIMIT") {
+			t.Errorf("pilot %s was killed by the time limit:\n%s", filepath.Base(f), text)
+		}
+		// Ended by its own estimate, or by Slurm's end signal (which Slurm
+		// may send up to a minute early).
+		if strings.Contains(text, "end is near") {
+			ended++
+		}
+	}
+	if ended == 0 {
+		t.Errorf("no pilot ended for its end being near")
+	}
+	t.Logf("%d pilots ended for their end being near, %d of them by their own estimate; %d sbatch calls", ended, byEstimate, len(l.submits(t)))
+}
