@@ -372,12 +372,10 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 		}
 		proc.Setup(log) // ends what a killed predecessor left running
 		eo := embedded.Options{StateDir: rf.state, Slots: rf.slots, Host: host, Log: log, Accel: acc}
-		var url func() string
 		if pilots != nil {
 			// Pilots dial in; runs never execute here.
 			pilotCreds = creds.Generate()
-			eo.Listen, url = rf.slurm.listen(func() int { return 0 })
-			eo.Creds, eo.ListsOnly = pilotCreds, true
+			eo.Listen, eo.Creds, eo.ListsOnly = rf.slurm.listenAddr(), pilotCreds, true
 		}
 		inst, err := embedded.Start(ctx, eo)
 		if err != nil {
@@ -387,11 +385,11 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 		eng = inst.Eng
 		o.Local, o.Host = pilots == nil, host
 		if pilots != nil {
-			_, url = rf.slurm.listen(inst.Port)
-			if err := announceEngine(rf.state, url(), pilotCreds); err != nil {
+			url := rf.slurm.pilotURL(inst.Port())
+			if err := announceEngine(rf.state, url, pilotCreds); err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			defer runPilots(ctx, pilots, eng, url(), pilotCreds, fail)()
+			defer runPilots(ctx, pilots, eng, url, pilotCreds, fail)()
 		}
 	} else {
 		e, err := rf.conn.connect(ctx, "simswarm-client", false, log)

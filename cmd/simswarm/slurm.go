@@ -111,20 +111,22 @@ func (f *slurmFlags) startPilots(ctx context.Context, log *slog.Logger) (*slurm.
 	return p, nil
 }
 
-// listen is where the client's engine listens for pilots, and the URL
-// they dial.
-func (f *slurmFlags) listen(port func() int) (string, func() string) {
-	addr := f.s.Listen
-	if addr == "" {
-		addr = "0.0.0.0:0"
+// listenAddr is where the client's engine listens for pilots.
+func (f *slurmFlags) listenAddr() string {
+	if f.s.Listen == "" {
+		return "0.0.0.0:0"
 	}
-	return addr, func() string {
-		host, _, _ := net.SplitHostPort(addr)
-		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-			host = hostname()
-		}
-		return "nats://" + net.JoinHostPort(host, strconv.Itoa(port()))
+	return f.s.Listen
+}
+
+// pilotURL is the engine's URL for the pilots: the listen address's host,
+// or this host's name where it listens on all addresses.
+func (f *slurmFlags) pilotURL(port int) string {
+	host, _, _ := net.SplitHostPort(f.listenAddr())
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = hostname()
 	}
+	return "nats://" + net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // announceEngine saves the pilots' credentials in the state directory and

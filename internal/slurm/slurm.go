@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -85,6 +86,12 @@ func (s *Settings) Check() (Durations, error) {
 	}
 	if s.MaxPilots < 0 {
 		return d, fmt.Errorf("slurm max-pilots must be at least 1, not %d", s.MaxPilots)
+	}
+	if s.Listen != "" {
+		_, port, err := net.SplitHostPort(s.Listen)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			return d, fmt.Errorf("slurm listen %q: want HOST:PORT (port 0: a free one)", s.Listen)
+		}
 	}
 	for _, o := range s.Options {
 		if !strings.HasPrefix(o, "-") {
