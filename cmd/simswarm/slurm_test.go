@@ -470,3 +470,66 @@ func TestSlurmTimeLimit(t *testing.T) {
 	}
 	t.Logf("%d pilots ended for their end being near, %d of them by their own estimate; %d sbatch calls", ended, byEstimate, len(l.submits(t)))
 }
+
+// TestBenchSlurm is bench/slurm.sh, run only when SIMSWARM_BENCH_SLURM is
+// set: BENCH_RUNS (default 1000) short runs on three one-core Slurm pilot
+// nodes against the embedded engine with the same three slots. It reports
+// the run phase (first run start to last run end, from the provenance) of
+// each and their ratio, and the time from `simswarm run --slurm` to the
+// first run start.
+func TestBenchSlurm(t *testing.T) {
+	if os.Getenv("SIMSWARM_BENCH_SLURM") == "" {
+		t.Skip("a benchmark: bench/slurm.sh runs it")
+	}
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_RUNS")); err == nil && v > 0 {
+		n = v
+	}
+	l := newSlurmLab(t, slurmtest.Options{})
+	project := func() string {
+		return templateProject(t, fmt.Sprintf("[build]\ncommand = \"\"\n[run]\ncommand = \"sh -c 'echo $0 > $1/r-$0.txt' {run} {resultdir}\"\nrepeat = %d\n", n), map[string]string{})
+	}
+	phase := func(dir string) (first, last time.Time) {
+		for _, line := range strings.Split(strings.TrimSpace(readFile(t, filepath.Join(dir, "results", "provenance.jsonl"))), "\n") {
+			var rec struct{ Started, Finished time.Time }
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatal(err)
+			}
+			if first.IsZero() || rec.Started.Before(first) {
+				first = rec.Started
+			}
+			if rec.Finished.After(last) {
+				last = rec.Finished
+			}
+		}
+		return first, last
+	}
+	emb := project()
+	t0 := time.Now()
+	if r := l.run(t, emb, t.TempDir(), "run", "-j", "3", "--json"); r.code != 0 || jsonSummary(t, r).Succeeded != n {
+		t.Fatalf("embedded: exit %d\n%s", r.code, r.stderr)
+	}
+	ewall := time.Since(t0)
+	ef, el := phase(emb)
+	sl := project()
+	t0 = time.Now()
+	if r := l.run(t, sl, t.TempDir(), l.args("--max-pilots", "3", "--json")...); r.code != 0 || jsonSummary(t, r).Succeeded != n {
+		t.Fatalf("slurm: exit %d\n%s", r.code, r.stderr)
+	}
+	swall := time.Since(t0)
+	sf, slast := phase(sl)
+	ep, sp := el.Sub(ef), slast.Sub(sf)
+	fmt.Printf("runs: %d on 3 slots; load average %s\n", n, loadavg())
+	fmt.Printf("embedded -j 3:        command %6.1fs, run phase %6.1fs\n", ewall.Seconds(), ep.Seconds())
+	fmt.Printf("slurm, 3 pilots x 1:  command %6.1fs, run phase %6.1fs, first run %4.1fs after the command started\n", swall.Seconds(), sp.Seconds(), sf.Sub(t0).Seconds())
+	fmt.Printf("ratio slurm/embedded (run phase): %.2f\n", sp.Seconds()/ep.Seconds())
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
