@@ -406,6 +406,11 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
+			stopLists, err := serveLists(ctx, &rf.conn, filepath.Join(rf.state, "lists"), host, log)
+			if err != nil {
+				return err
+			}
+			defer stopLists()
 			defer runPilots(ctx, pilots, eng, rf.conn.server, c, fail)()
 		}
 	}

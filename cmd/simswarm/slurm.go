@@ -141,6 +141,28 @@ func announceEngine(state, url string, c creds.Creds) error {
 	return nil
 }
 
+// serveLists answers the campaign's run-list jobs from this host while the
+// command runs (on a --server engine, as the embedded one does): pilots
+// are submitted once runs wait, so nothing else may be there to list them.
+// It runs no simulation.
+func serveLists(ctx context.Context, conn *connFlags, dir, host string, log *slog.Logger) (stop func(), err error) {
+	eng, err := conn.connect(ctx, "simswarm-lists "+host, false, log)
+	if err != nil {
+		return nil, err
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	r := &runner.Runner{Eng: eng, Dir: dir, Slots: 1, Host: host, Log: log, ListsOnly: true,
+		ID: fmt.Sprintf("%s-lists-%d", host, os.Getpid())}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := r.Serve(lctx); err != nil && lctx.Err() == nil {
+			log.Error("run lists", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done; eng.Close() }, nil
+}
+
 // runPilots submits waves until ctx ends, then cancels every pilot. A
 // wave Slurm refused outright ends the campaign through fail.
 func runPilots(ctx context.Context, p *slurm.Pilots, eng *engine.Engine, url string, c creds.Creds, fail func(error)) (stop func()) {

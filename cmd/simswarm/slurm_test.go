@@ -533,3 +533,30 @@ func loadavg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// TestSlurmOnAServer: --slurm against a simswarm server elsewhere (where
+// a login node may not hold the engine): the pilots dial that server with
+// its credentials, the client lists the runs, a builder builds, and every
+// run runs on a compute node.
+func TestSlurmOnAServer(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{})
+	l.Lab.Add("srv")
+	state := t.TempDir()
+	url := "nats://" + l.Lab.Addr("srv") + ":4222"
+	credsFile := filepath.Join(state, "client.creds")
+	srv := l.Lab.Start("srv", nil, binary, "server", "--listen", l.Lab.Addr("srv")+":4222", "--state", state)
+	waitUntil(t, 30*time.Second, "server listening", func() bool { return strings.Contains(srv.Log(), "listening") })
+	l.Lab.Start("srv", nil, binary, "builder", "--server", url, "--creds", credsFile, "--dir", filepath.Join(t.TempDir(), "ws"), "--ccache-dir", "off")
+	// The bundled aloha answers -q runconfig: its run list is a job, which
+	// the client answers itself (no pilot exists before runs wait).
+	dir := example(t, "aloha")
+	r := l.run(t, dir, t.TempDir(), append(l.args("--max-pilots", "3", "--json", "--server", url, "--creds", credsFile), "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0..5")...)
+	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 6 {
+		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	for h := range provenanceHosts(t, filepath.Join(dir, "results")) {
+		if !strings.HasPrefix(h, "n") {
+			t.Errorf("a run on %q, not a compute node", h)
+		}
+	}
+}

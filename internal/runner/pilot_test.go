@@ -112,3 +112,40 @@ func lines(t *testing.T, path string) []string {
 	}
 	return out
 }
+
+// TestPilotEndsWhenIdle: a runner with nothing to run for IdleExit ends
+// on its own (a pilot releases its allocation); one without IdleExit
+// keeps serving.
+func TestPilotEndsWhenIdle(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, weng := twoEngines(t, ctx, 0)
+	var logged testkit.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	serve := func(r *Runner) chan struct{} {
+		done := make(chan struct{})
+		go func() { defer close(done); _ = r.Serve(ctx) }()
+		return done
+	}
+	t0 := time.Now()
+	idle := serve(&Runner{Eng: weng, Dir: t.TempDir(), Slots: 1, Host: "pilot", ID: "idle", Log: log, IdleExit: time.Second})
+	steady := serve(&Runner{Eng: weng, Dir: t.TempDir(), Slots: 1, Host: "node", ID: "steady", Log: log})
+	select {
+	case <-idle:
+		if el := time.Since(t0); el < time.Second {
+			t.Errorf("ended after %s; want after its idle second", el)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("an idle pilot did not end:\n%s", logged.String())
+	}
+	if !strings.Contains(logged.String(), "nothing to run for 1s") {
+		t.Errorf("no word of why it ended:\n%s", logged.String())
+	}
+	select {
+	case <-steady:
+		t.Error("a runner without an idle exit ended")
+	case <-time.After(2 * time.Second):
+	}
+	cancel()
+	<-steady
+}
