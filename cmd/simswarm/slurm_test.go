@@ -213,6 +213,27 @@ func waitUntil(t *testing.T, within time.Duration, what string, ok func() bool) 
 // back; every run completes exactly once, and only the run it held
 // starts twice. The sbatch calls stay one: the other pilots carry on.
 func TestSlurmScancelOnePilot(t *testing.T) {
+	slurmPilotLost(t, func(l *slurmLab, job, node string) {
+		if out, err := l.Command("scancel", job); err != nil {
+			t.Fatalf("scancel %s: %v %s", job, err, out)
+		}
+	})
+}
+
+// TestSlurmNodeDown: the same when the administrator sets a pilot's node
+// DOWN with scontrol (Slurm kills its job).
+func TestSlurmNodeDown(t *testing.T) {
+	slurmPilotLost(t, func(l *slurmLab, job, node string) {
+		if out, err := l.Command("scontrol", "update", "nodename="+node, "state=down", "reason=simswarm test"); err != nil {
+			t.Fatalf("scontrol down %s: %v %s", node, err, out)
+		}
+	})
+}
+
+// slurmPilotLost runs 9 runs of 3 s on three pilots, breaks one pilot with
+// fault mid-campaign, and checks that the campaign still succeeds with
+// every run done exactly once.
+func slurmPilotLost(t *testing.T, fault func(l *slurmLab, job, node string)) {
 	l := newSlurmLab(t, slurmtest.Options{})
 	dir, log := logProject(t, 9, "3")
 	cmd := l.command(dir, t.TempDir(), l.args("--max-pilots", "3", "--json")...)
@@ -223,10 +244,10 @@ func TestSlurmScancelOnePilot(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	waitUntil(t, 90*time.Second, "run on every node", func() bool { s, _ := logCounts(t, log); return len(s) >= 3 })
-	var victim string
+	var victim, node string
 	for _, j := range l.Jobs(t) {
 		if f := strings.Fields(j); len(f) == 3 && f[1] == "RUNNING" {
-			victim = f[0]
+			victim, node = f[0], f[2]
 			break
 		}
 	}
@@ -243,9 +264,15 @@ func TestSlurmScancelOnePilot(t *testing.T) {
 	if pilots := regexp.MustCompile(`slurm job \d+_\d on n\d`).FindAllString(st.stdout, -1); st.code != 0 || len(pilots) != 3 {
 		t.Errorf("status shows pilots %q; want 3:\n%s%s", pilots, st.stdout, st.stderr)
 	}
-	if out, err := l.Command("scancel", victim); err != nil {
-		t.Fatalf("scancel %s: %v %s", victim, err, out)
-	}
+	fault(l, victim, node)
+	waitUntil(t, 20*time.Second, "end of pilot "+victim, func() bool {
+		for _, j := range l.Jobs(t) {
+			if strings.HasPrefix(j, victim+" ") {
+				return false
+			}
+		}
+		return true
+	})
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	select {
