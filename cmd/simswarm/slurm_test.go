@@ -30,6 +30,7 @@ import (
 type slurmLab struct {
 	*slurmtest.Cluster
 	sbatchLog string
+	squeueLog string
 	pilotLogs string
 	env       []string
 }
@@ -46,6 +47,15 @@ func newSlurmLab(t *testing.T, o slurmtest.Options) *slurmLab {
 	}
 	wrapper := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nexec %q \"$@\"\n", l.sbatchLog, real)
 	if err := os.WriteFile(filepath.Join(bin, "sbatch"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// squeue's calls by simswarm, with their times.
+	l.squeueLog = filepath.Join(bin, "squeue.log")
+	if real, err = exec.LookPath("squeue"); err != nil {
+		t.Fatal(err)
+	}
+	wrapper = fmt.Sprintf("#!/bin/sh\ndate +%%s.%%N >> %q\nexec %q \"$@\"\n", l.squeueLog, real)
+	if err := os.WriteFile(filepath.Join(bin, "squeue"), []byte(wrapper), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	l.pilotLogs = t.TempDir()
@@ -475,6 +485,16 @@ func TestSlurmTimeLimit(t *testing.T) {
 	}
 	if subs := l.submits(t); len(subs) < 2 {
 		t.Errorf("sbatch calls %q; want a second wave after the first pilots' end", subs)
+	}
+	// squeue is asked at most every 30 s (sites rate-limit Slurm's RPCs).
+	b, _ := os.ReadFile(l.squeueLog)
+	var prev float64
+	for _, f := range strings.Fields(string(b)) {
+		at, _ := strconv.ParseFloat(f, 64)
+		if prev > 0 && at-prev < 29.5 {
+			t.Errorf("squeue asked %.1fs after the previous call", at-prev)
+		}
+		prev = at
 	}
 	logs, _ := filepath.Glob(filepath.Join(l.pilotLogs, "*"))
 	ended, byEstimate := 0, 0
