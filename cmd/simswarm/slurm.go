@@ -163,27 +163,11 @@ func serveLists(ctx context.Context, conn *connFlags, dir, host string, log *slo
 	return func() { cancel(); <-done; eng.Close() }, nil
 }
 
-// runPilots submits waves until ctx ends, then cancels every pilot. A
-// wave Slurm refused outright ends the campaign through fail.
+// runPilots submits waves until the command ends, then cancels every
+// pilot. A wave Slurm refused outright ends the campaign through fail.
 func runPilots(ctx context.Context, p *slurm.Pilots, eng *engine.Engine, url string, c creds.Creds, fail func(error)) (stop func()) {
 	p.Eng, p.URL, p.Creds = eng, url, c
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := p.Run(pctx); err != nil {
-			fail(err)
-		}
-	}()
-	return func() {
-		cancel()
-		<-done
-		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer ccancel()
-		if err := p.Cancel(cctx); err != nil {
-			fmt.Fprintf(os.Stderr, "simswarm: slurm: cancel the pilots: %v\n", err)
-		}
-	}
+	return p.Start(ctx, fail)
 }
 
 // printSlurmEstimate adds to --dry-run --slurm's estimate what the pilots

@@ -89,6 +89,28 @@ func (p *Pilots) Run(ctx context.Context) error {
 	}
 }
 
+// Start runs Run in the background; stop ends it and scancels every
+// pilot submitted (within 10 s). fail gets the error Run ends with.
+func (p *Pilots) Start(ctx context.Context, fail func(error)) (stop func()) {
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := p.Run(rctx); err != nil {
+			fail(err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer ccancel()
+		if err := p.Cancel(cctx); err != nil {
+			fmt.Fprintf(p.Progress, "slurm: cancel the pilots: %v\n", err)
+		}
+	}
+}
+
 // work is how many runs wait for a slot or are held by one.
 func (p *Pilots) work(ctx context.Context) (int, error) {
 	ds, err := p.Eng.Depths(ctx)
