@@ -59,16 +59,19 @@ func (r *Runner) idle() bool {
 }
 
 // tooLate says whether a group cannot finish before the host's end, by
-// this runner's measured times of its campaign; a campaign not measured
-// yet is tried.
+// this runner's measured times of its campaign, else by the times the
+// client's history gave its jobs; a run nothing is known of is tried.
 func (r *Runner) tooLate(group []*job) bool {
 	if r.End.IsZero() {
 		return false
 	}
-	t := r.stats.timing(group[0].BatchKey())
-	if !t.Known {
-		return false
+	var need time.Duration
+	if t := r.stats.timing(group[0].BatchKey()); t.Known {
+		need = t.Startup + t.PerRun*time.Duration(len(group))
+	} else {
+		for _, j := range group {
+			need += j.Expect
+		}
 	}
-	need := t.Startup + t.PerRun*time.Duration(len(group))
-	return time.Now().Add(need).After(r.End.Add(-r.EndMargin))
+	return need > 0 && time.Now().Add(need).After(r.End.Add(-r.EndMargin))
 }

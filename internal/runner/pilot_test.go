@@ -25,29 +25,8 @@ func TestPilotTakesNoRunPastItsEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	eng, weng := twoEngines(t, ctx, 0)
-	src := t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, "input"), []byte("x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	snap, _ := storeSnapshot(t, ctx, eng, src)
-	art := t.TempDir()
-	if err := os.WriteFile(filepath.Join(art, "sim"), []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var ab bytes.Buffer
-	if _, err := archive.Pack(&ab, art, []string{"sim"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.PutBytes(ctx, engine.ArtifactObject("art-pilot"), ab.Bytes()); err != nil {
-		t.Fatal(err)
-	}
 	runs := filepath.Join(t.TempDir(), "runs.log")
-	c := simswarm.Campaign{ID: "0c0c0c0c0c0c0c0c", Workdir: ".", Snapshot: snap, Artifact: "art-pilot",
-		Command: simswarm.Command{Kind: simswarm.KindTemplate, Repeat: 6,
-			Template: "sleep 1; echo {run} $(date +%s.%N) >> " + runs + "; : {resultdir}"}}
-	if err := eng.SubmitRuns(ctx, 6, func(i int) simswarm.RunJob { return c.RunJob(i, "", "sub") }); err != nil {
-		t.Fatal(err)
-	}
+	submitRuns(t, ctx, eng, 6, "sleep 1; echo {run} $(date +%s.%N) >> "+runs+"; : {resultdir}", 0)
 	var logged testkit.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	end := time.Now().Add(3500 * time.Millisecond)
@@ -95,6 +74,65 @@ func TestPilotTakesNoRunPastItsEnd(t *testing.T) {
 		if n := seen[fmt.Sprint(run)]; n != 1 {
 			t.Errorf("run %d executed %d times", run, n)
 		}
+	}
+}
+
+// submitRuns stores a snapshot and an artifact and submits n runs of a
+// template command, each expected to take expect by the client's history.
+func submitRuns(t *testing.T, ctx context.Context, eng *engine.Engine, n int, template string, expect time.Duration) {
+	t.Helper()
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "input"), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := storeSnapshot(t, ctx, eng, src)
+	art := t.TempDir()
+	if err := os.WriteFile(filepath.Join(art, "sim"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var ab bytes.Buffer
+	if _, err := archive.Pack(&ab, art, []string{"sim"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.PutBytes(ctx, engine.ArtifactObject("art-pilot"), ab.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	c := simswarm.Campaign{ID: "0c0c0c0c0c0c0c0c", Workdir: ".", Snapshot: snap, Artifact: "art-pilot",
+		Command: simswarm.Command{Kind: simswarm.KindTemplate, Repeat: n, Template: template}}
+	err := eng.SubmitRuns(ctx, n, func(i int) simswarm.RunJob {
+		j := c.RunJob(i, "", "sub")
+		j.Expect = expect
+		return j
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPilotUsesTheClientsHistory: a pilot that has timed nothing yet takes
+// no run the client's history says cannot finish before its end: it hands
+// them back untouched and ends.
+func TestPilotUsesTheClientsHistory(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	eng, weng := twoEngines(t, ctx, 0)
+	runs := filepath.Join(t.TempDir(), "runs.log")
+	submitRuns(t, ctx, eng, 2, "echo {run} >> "+runs+"; : {resultdir}", time.Minute)
+	var logged testkit.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	pilot := &Runner{Eng: weng, Dir: t.TempDir(), Slots: 1, Host: "pilot", ID: "pilot", Log: log, End: time.Now().Add(30 * time.Second)}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = pilot.Serve(ctx) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the pilot kept runs it could not finish:\n%s", logged.String())
+	}
+	if got := lines(t, runs); len(got) != 0 {
+		t.Errorf("runs executed: %q", got)
+	}
+	if q, err := eng.Queued(ctx, "0c0c0c0c0c0c0c0c"); err != nil || len(q) != 2 {
+		t.Errorf("queued after the pilot ended: %v %v; want both runs", q, err)
 	}
 }
 
