@@ -607,3 +607,22 @@ func TestSlurmOnAServer(t *testing.T) {
 		}
 	}
 }
+
+// TestSlurmWithoutSlurm: --slurm where Slurm's commands are missing is
+// one line saying so, exit 2, before anything is built.
+func TestSlurmWithoutSlurm(t *testing.T) {
+	dir, _ := logProject(t, 2, "0")
+	cmd := exec.Command(binary, "run", "--slurm")
+	cmd.Dir = dir
+	cmd.Env = append(cleanEnv(), "PATH="+t.TempDir(), "SIMSWARM_STATE="+t.TempDir())
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	_ = cmd.Run()
+	lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+	if code := cmd.ProcessState.ExitCode(); code != 2 || len(lines) != 1 || !strings.Contains(lines[0], "sbatch not found") {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and one line naming sbatch", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "results")); err == nil {
+		t.Error("results/ made: something ran")
+	}
+}
