@@ -375,7 +375,7 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 		if pilots != nil {
 			// Pilots dial in; runs never execute here.
 			pilotCreds = creds.Generate()
-			eo.Listen, eo.Creds, eo.ListsOnly = rf.slurm.listenAddr(), pilotCreds, true
+			eo.Listen, eo.Creds, eo.ListsOnly = rf.slurm.s.ListenAddr(), pilotCreds, true
 		}
 		inst, err := embedded.Start(ctx, eo)
 		if err != nil {
@@ -385,7 +385,7 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 		eng = inst.Eng
 		o.Local, o.Host = pilots == nil, host
 		if pilots != nil {
-			url := rf.slurm.pilotURL(inst.Port())
+			url := rf.slurm.s.EngineURL(inst.Port(), host)
 			if err := announceEngine(rf.state, url, pilotCreds); err != nil {
 				return &exitError{code: 2, err: err}
 			}

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -97,7 +95,7 @@ func (f *slurmFlags) resolve(dir string) error {
 
 // startPilots prepares a Slurm campaign before its engine starts: Slurm
 // must accept the pilots (sbatch --test-only), else nothing is built or
-// queued. It returns the pilots, to be given their engine by attach.
+// queued. It returns the pilots, to be given their engine by runPilots.
 func (f *slurmFlags) startPilots(ctx context.Context, log *slog.Logger) (*slurm.Pilots, error) {
 	p := &slurm.Pilots{S: f.s, D: f.d, Log: log, Progress: os.Stderr}
 	if err := p.Check(ctx); err != nil {
@@ -109,24 +107,6 @@ func (f *slurmFlags) startPilots(ctx context.Context, log *slog.Logger) (*slurm.
 	}
 	p.Limits = l
 	return p, nil
-}
-
-// listenAddr is where the client's engine listens for pilots.
-func (f *slurmFlags) listenAddr() string {
-	if f.s.Listen == "" {
-		return "0.0.0.0:0"
-	}
-	return f.s.Listen
-}
-
-// pilotURL is the engine's URL for the pilots: the listen address's host,
-// or this host's name where it listens on all addresses.
-func (f *slurmFlags) pilotURL(port int) string {
-	host, _, _ := net.SplitHostPort(f.listenAddr())
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = hostname()
-	}
-	return "nats://" + net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // announceEngine saves the pilots' credentials in the state directory and

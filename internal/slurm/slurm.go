@@ -173,6 +173,25 @@ func ParseTime(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// ListenAddr is where a client's engine listens for pilots.
+func (s *Settings) ListenAddr() string {
+	if s.Listen == "" {
+		return "0.0.0.0:0"
+	}
+	return s.Listen
+}
+
+// EngineURL is the engine's URL for the pilots, listening on port: the
+// listen address's host, or host (this machine's name) where it listens
+// on all addresses.
+func (s *Settings) EngineURL(port int, host string) string {
+	h, _, _ := net.SplitHostPort(s.ListenAddr())
+	if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+		h = host
+	}
+	return "nats://" + net.JoinHostPort(h, strconv.Itoa(port))
+}
+
 // options are the sbatch options every pilot gets.
 func (s *Settings) options(d Durations) []string {
 	var o []string

@@ -84,3 +84,19 @@ func TestParseTime(t *testing.T) {
 		t.Errorf("a bad time: %v", err)
 	}
 }
+
+// TestEngineURL: pilots dial the listen address's host, or the login
+// node's name where the engine listens on all addresses.
+func TestEngineURL(t *testing.T) {
+	for _, tc := range []struct{ listen, want string }{
+		{"", "nats://login1:40017"},
+		{"0.0.0.0:0", "nats://login1:40017"},
+		{"10.1.2.3:0", "nats://10.1.2.3:40017"},
+		{"login1-ib:4222", "nats://login1-ib:40017"},
+	} {
+		s := slurm.Settings{Listen: tc.listen}
+		if got := s.EngineURL(40017, "login1"); got != tc.want {
+			t.Errorf("listen %q: %s; want %s", tc.listen, got, tc.want)
+		}
+	}
+}
