@@ -560,10 +560,16 @@ func TestBenchSlurm(t *testing.T) {
 	ef, el := phase(emb)
 	sl := project()
 	t0 = time.Now()
-	if r := l.run(t, sl, t.TempDir(), l.args("--max-pilots", "3", "--json")...); r.code != 0 || jsonSummary(t, r).Succeeded != n {
+	r := l.run(t, sl, t.TempDir(), l.args("--max-pilots", "3", "--json")...)
+	if r.code != 0 || jsonSummary(t, r).Succeeded != n {
 		t.Fatalf("slurm: exit %d\n%s", r.code, r.stderr)
 	}
 	swall := time.Since(t0)
+	for _, line := range strings.Split(r.stderr, "\n") {
+		if strings.HasPrefix(line, "campaign ") {
+			fmt.Printf("slurm summary: %s\n", line)
+		}
+	}
 	sf, slast := phase(sl)
 	ep, sp := el.Sub(ef), slast.Sub(sf)
 	fmt.Printf("runs: %d on 3 slots; load average %s\n", n, loadavg())
