@@ -587,29 +587,51 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// TestSlurmOnAServer: --slurm against a simswarm server elsewhere (where
-// a login node may not hold the engine): the pilots dial that server with
-// its credentials, the client lists the runs, a builder builds, and every
-// run runs on a compute node.
+// TestSlurmOnAServer: --slurm against a simswarm server run as a Slurm
+// job of its own (where a login node may not hold the engine), its
+// address published in a file: the pilots dial that server with its
+// credentials, the client lists the runs, a builder in the server's job
+// builds, and every run runs on a pilot's node.
 func TestSlurmOnAServer(t *testing.T) {
 	l := newSlurmLab(t, slurmtest.Options{})
-	l.Lab.Add("srv")
-	state := t.TempDir()
-	url := "nats://" + l.Lab.Addr("srv") + ":4222"
+	state, work := t.TempDir(), t.TempDir()
+	addrFile := filepath.Join(work, "server.addr")
 	credsFile := filepath.Join(state, "client.creds")
-	srv := l.Lab.Start("srv", nil, binary, "server", "--listen", l.Lab.Addr("srv")+":4222", "--state", state)
-	waitUntil(t, 30*time.Second, "server listening", func() bool { return strings.Contains(srv.Log(), "listening") })
-	l.Lab.Start("srv", nil, binary, "builder", "--server", url, "--creds", credsFile, "--dir", filepath.Join(t.TempDir(), "ws"), "--ccache-dir", "off")
+	job := fmt.Sprintf(`#!/bin/sh
+%[1]q server --listen "$(hostname -I | cut -d' ' -f1):4222" --state %[2]q --address-file %[3]q &
+while [ ! -s %[3]q ]; do sleep 0.2; done
+exec %[1]q builder --server "$(cat %[3]q)" --creds %[4]q --dir %[5]q --ccache-dir off
+`, binary, state, addrFile, credsFile, filepath.Join(work, "ws"))
+	sub := exec.Command("sbatch", "--job-name=simswarm-server", "--output="+filepath.Join(l.pilotLogs, "server-%j.log"))
+	sub.Env, sub.Stdin = l.Cluster.Env, strings.NewReader(job)
+	if out, err := sub.CombinedOutput(); err != nil {
+		t.Fatalf("sbatch the server: %v %s", err, out)
+	}
+	var url string
+	waitUntil(t, 60*time.Second, "the server's address file", func() bool {
+		b, _ := os.ReadFile(addrFile)
+		url = strings.TrimSpace(string(b))
+		return url != ""
+	})
+	if !strings.HasPrefix(url, "nats://10.") {
+		t.Fatalf("address file says %q; want the server node's address", url)
+	}
+	var serverNode string
+	for _, j := range l.Jobs(t) {
+		if f := strings.Fields(j); len(f) == 3 {
+			serverNode = f[2]
+		}
+	}
 	// The bundled aloha answers -q runconfig: its run list is a job, which
 	// the client answers itself (no pilot exists before runs wait).
 	dir := example(t, "aloha")
-	r := l.run(t, dir, t.TempDir(), append(l.args("--max-pilots", "3", "--json", "--server", url, "--creds", credsFile), "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0..5")...)
+	r := l.run(t, dir, t.TempDir(), append(l.args("--max-pilots", "2", "--json", "--server", url, "--creds", credsFile), "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0..5")...)
 	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 6 {
 		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
 	}
 	for h := range provenanceHosts(t, filepath.Join(dir, "results")) {
-		if !strings.HasPrefix(h, "n") {
-			t.Errorf("a run on %q, not a compute node", h)
+		if !strings.HasPrefix(h, "n") || h == serverNode {
+			t.Errorf("a run on %q, not a pilot's node (the server's job is on %s)", h, serverNode)
 		}
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/simswarm/simswarm/internal/engine"
 )
 
 // Settings are a site's sbatch settings: the [slurm] table of
@@ -186,10 +188,8 @@ func (s *Settings) ListenAddr() string {
 // on all addresses.
 func (s *Settings) EngineURL(port int, host string) string {
 	h, _, _ := net.SplitHostPort(s.ListenAddr())
-	if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
-		h = host
-	}
-	return "nats://" + net.JoinHostPort(h, strconv.Itoa(port))
+	u, _ := engine.AdvertisedURL("nats", net.JoinHostPort(h, strconv.Itoa(port)), host)
+	return u
 }
 
 // options are the sbatch options every pilot gets.
