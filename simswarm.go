@@ -311,6 +311,10 @@ type RunJob struct {
 	// finds a record of the same submission under the job's key answers
 	// from it (the job came back after its outcome was stored).
 	Submission string `json:"submission,omitempty"`
+	// Expect is how long the run took in earlier campaigns, by the
+	// client's history (0: unknown): a Slurm pilot that has not timed the
+	// campaign itself yet takes no run that cannot finish before its end.
+	Expect time.Duration `json:"expect,omitempty"`
 }
 
 // JobSettings are how a campaign's runs are executed, as the client asked;
@@ -526,4 +530,7 @@ type Worker struct {
 	CacheBytes int64    `json:"cache_bytes,omitempty"`
 	// Draining is set when the worker finishes its runs but takes no more.
 	Draining bool `json:"draining,omitempty"`
+	// Slurm is a pilot runner's Slurm job ("12_3": task 3 of array 12);
+	// Host is then its node.
+	Slurm string `json:"slurm,omitempty"`
 }

@@ -13,17 +13,20 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/aws"
 	"github.com/simswarm/simswarm/internal/campaign"
+	"github.com/simswarm/simswarm/internal/creds"
 	"github.com/simswarm/simswarm/internal/embedded"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/precision"
 	"github.com/simswarm/simswarm/internal/proc"
 	"github.com/simswarm/simswarm/internal/units"
+	"github.com/simswarm/simswarm/internal/slurm"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -46,6 +49,7 @@ type runFlags struct {
 	instanceType            string
 	until                   []string
 	maxReps                 int
+	slurm                   slurmFlags
 }
 
 func (r *runFlags) add(f *pflag.FlagSet, run bool) {
@@ -78,6 +82,7 @@ func (r *runFlags) add(f *pflag.FlagSet, run bool) {
 	f.StringVar(&r.list, "list", "", "run the commands of `FILE`, one per line: a working directory, then the command (results of each in results/<dir>-<hash>)")
 	f.StringArrayVar(&r.until, "until", nil, "add repetitions in rounds until `TARGET` holds for every combination of iteration variables: 'MODULE.SCALAR ci95 < 5%' or '... ci95 < 0.01' (repeatable: all must hold)")
 	f.IntVar(&r.maxReps, "max-repetitions", precision.DefaultMax, "with --until: repetitions per combination at most (2 to 100000)")
+	r.slurm.add(f)
 }
 
 func (r *runFlags) options() (campaign.Options, error) {
@@ -125,6 +130,21 @@ func (r *runFlags) options() (campaign.Options, error) {
 	}
 	if fi, err := os.Stat(r.dir); err != nil || !fi.IsDir() {
 		return o, usageErr("-C %s: no such directory", r.dir)
+	}
+	if r.slurm.fs != nil {
+		if err := r.slurm.resolve(r.dir); err != nil {
+			return o, err
+		}
+	}
+	if r.slurm.on {
+		switch {
+		case r.estimateNodes != 0:
+			return o, usageErr("--estimate-nodes estimates AWS nodes: with --slurm the estimate is for the pilots (--max-pilots, --cpus-per-pilot)")
+		case r.detach:
+			return o, usageErr("--detach cannot be combined with --slurm: the pilots are cancelled when this command ends")
+		case r.dryRun:
+			o.EstimateSlots = r.slurm.s.MaxPilots * r.slurm.s.CPUs
+		}
 	}
 	r.conn.resolve()
 	if r.state == "" {
@@ -288,6 +308,9 @@ func execute(cmd *cobra.Command, rf *runFlags, o campaign.Options, fn func(conte
 			fmt.Fprintf(human, "campaign %s submitted: %s, %d already done; follow it with: simswarm attach %s\n",
 				sum.Campaign, units.Count(sum.Runs, "run"), sum.Cached, sum.Campaign)
 		}
+		if o.DryRun && rf.slurm.on && sum.Estimate != nil {
+			printSlurmEstimate(human, &rf.slurm, sum.Estimate)
+		}
 		if o.DryRun && rf.estimateNodes > 0 && sum.Estimate != nil {
 			price, _ := aws.HourlyPrice(rf.instanceType)
 			hours := sum.Estimate.Seconds / 3600
@@ -322,6 +345,23 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 	defer cancel()
 	host := hostname()
 	var eng *engine.Engine
+	var pilots *slurm.Pilots
+	if rf.slurm.on && !o.DryRun {
+		var err error
+		if pilots, err = rf.slurm.startPilots(ctx, log); err != nil {
+			return err
+		}
+	}
+	// A wave Slurm refused outright ends the campaign: failed says why.
+	var failedMu sync.Mutex
+	var failed error
+	fail := func(err error) {
+		failedMu.Lock()
+		failed = err
+		failedMu.Unlock()
+		cancel()
+	}
+	var pilotCreds creds.Creds
 	if rf.conn.server == "" {
 		acc, err := rf.accel.accel()
 		if err != nil {
@@ -334,13 +374,26 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 			acc.CcacheDir = ""
 		}
 		proc.Setup(log) // ends what a killed predecessor left running
-		inst, err := embedded.Start(ctx, embedded.Options{StateDir: rf.state, Slots: rf.slots, Host: host, Log: log, Accel: acc})
+		eo := embedded.Options{StateDir: rf.state, Slots: rf.slots, Host: host, Log: log, Accel: acc}
+		if pilots != nil {
+			// Pilots dial in; runs never execute here.
+			pilotCreds = creds.Generate()
+			eo.Listen, eo.Creds, eo.ListsOnly = rf.slurm.s.ListenAddr(), pilotCreds, true
+		}
+		inst, err := embedded.Start(ctx, eo)
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
 		defer inst.Stop()
 		eng = inst.Eng
-		o.Local, o.Host = true, host
+		o.Local, o.Host = pilots == nil, host
+		if pilots != nil {
+			url := rf.slurm.s.EngineURL(inst.Port(), host)
+			if err := announceEngine(rf.state, url, pilotCreds); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			defer runPilots(ctx, pilots, eng, url, pilotCreds, fail)()
+		}
 	} else {
 		e, err := rf.conn.connect(ctx, "simswarm-client", false, log)
 		if err != nil {
@@ -348,6 +401,21 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 		}
 		defer e.Close()
 		eng = e
+		if pilots != nil {
+			if rf.conn.creds == "" {
+				return usageErr("--slurm with --server needs --creds: the pilots present them")
+			}
+			c, err := creds.Load(rf.conn.creds)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			stopLists, err := serveLists(ctx, &rf.conn, filepath.Join(rf.state, "lists"), host, log)
+			if err != nil {
+				return err
+			}
+			defer stopLists()
+			defer runPilots(ctx, pilots, eng, rf.conn.server, c, fail)()
+		}
 	}
 	if rf.dashboard != "" {
 		stop, err := startDashboard(ctx, eng, rf.dashboard, rf.conn.server == "", log)
@@ -376,6 +444,12 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 	o.Stdout, o.Interrupt = human, interrupt
 	o.Server, o.Creds = rf.conn.server, rf.conn.creds
 	err := fn(ctx, &campaign.Client{Eng: eng, Opt: o})
+	failedMu.Lock()
+	refused := failed
+	failedMu.Unlock()
+	if refused != nil {
+		return &exitError{code: 2, err: fmt.Errorf("slurm: %w; the runs stay queued: run the same command again once Slurm takes the pilots", refused)}
+	}
 	var setup *campaign.SetupError
 	var berr *campaign.BuildError
 	var notCancelled *campaign.NotCancelledError

@@ -19,6 +19,7 @@ import (
 func serverCommand() *cobra.Command {
 	var (
 		listen, state, credsFile, tlsCert, tlsKey string
+		addressFile                               string
 		cluster, clusterName, routes, sync, name  string
 		monitor, maxStore, resultTTL              string
 		replicas                                  int
@@ -122,6 +123,12 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 				verb = "generated"
 			}
 			abs, _ := filepath.Abs(path)
+			if addressFile != "" {
+				if err := writeAddress(addressFile, scheme, listen); err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				defer os.Remove(addressFile)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "simswarm server %s://%s listening; credentials %s in %s\n", scheme, listen, verb, abs)
 			log.Info("engine ready", "replicas", replicas, "lease", eng.Lease)
 			<-ctx.Done()
@@ -146,6 +153,7 @@ streams are replicated (--replicas 3), so losing one server loses nothing.`,
 	f.StringVar(&maxStore, "max-store", "0", "bound of the object store, e.g. 200GiB (0: none); uploads and results past it are refused")
 	f.StringVar(&resultTTL, "results-ttl", "7d", "delete results no client fetched after this long, at most 3650d (0: keep them)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log more")
+	f.StringVar(&addressFile, "address-file", "", "write the URL clients and workers dial (nats://HOST:PORT) to `FILE` once listening, removed at exit (a server run as a Slurm job, on a shared file system)")
 	return cmd
 }
 
@@ -163,6 +171,19 @@ func parseLease(s string) (time.Duration, error) {
 		return 0, usageErr("invalid --lease %s: at least %s and at most %s (workers renew a job's lease every third of it)", s, units.Describe(engine.MinLease), units.Describe(units.MaxLease))
 	}
 	return d, nil
+}
+
+// writeAddress publishes where the server listens.
+func writeAddress(file, scheme, listen string) error {
+	u, err := engine.AdvertisedURL(scheme, listen, hostname())
+	if err != nil {
+		return usageErr("invalid --listen: %v", err)
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(u+"\n"), 0o644); err != nil {
+		return fmt.Errorf("--address-file: %w", err)
+	}
+	return os.Rename(tmp, file)
 }
 
 func splitHostPort(s, flag string) (string, int, error) {

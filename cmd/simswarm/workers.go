@@ -124,6 +124,7 @@ func runnerCommand() *cobra.Command {
 		dir, name, size string
 		slots, reserve  int
 		verbose         bool
+		pilot           pilotFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "runner",
@@ -152,14 +153,20 @@ func runnerCommand() *cobra.Command {
 			proc.Setup(log) // ends what a killed predecessor left running
 			ctx, stop := untilSignal()
 			defer stop()
-			eng, err := conn.connect(ctx, "simswarm-runner "+name, true, log)
+			r := &runner.Runner{Dir: dir, Slots: slots, Host: name, Log: log, CacheBytes: limit,
+				ID: fmt.Sprintf("%s-%d", name, os.Getpid())}
+			ctx, stopPilot, err := pilot.apply(ctx, cmd, r)
+			if err != nil {
+				return err
+			}
+			defer stopPilot()
+			eng, err := pilot.connect(ctx, &conn, "simswarm-runner "+r.Host, log)
 			if err != nil {
 				return err
 			}
 			defer eng.Close()
-			fmt.Fprintf(cmd.ErrOrStderr(), "simswarm runner %s: %s, connected to %s, cache in %s\n", name, units.Count(slots, "slot"), conn.server, dir)
-			r := &runner.Runner{Eng: eng, Dir: dir, Slots: slots, Host: name, Log: log, CacheBytes: limit,
-				ID: fmt.Sprintf("%s-%d", name, os.Getpid())}
+			r.Eng = eng
+			fmt.Fprintf(cmd.ErrOrStderr(), "simswarm runner %s: %s, connected to %s, cache in %s\n", r.Host, units.Count(slots, "slot"), conn.server, dir)
 			return r.Serve(ctx)
 		},
 	}
@@ -171,5 +178,6 @@ func runnerCommand() *cobra.Command {
 	f.IntVar(&reserve, "reserve", 0, "cores to leave free (e.g. on a manager)")
 	f.StringVar(&name, "name", hostname(), "host name shown in status and run records")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every job")
+	pilot.add(f)
 	return cmd
 }

@@ -149,7 +149,7 @@ func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
 	}
 	p.camp = &camp
 	p.submission = nonce()
-	if err := c.submit(ctx, p, submit); err != nil {
+	if err := c.submit(ctx, p, submit, t.hist); err != nil {
 		return nil, err
 	}
 	if c.Opt.Detach {
@@ -434,15 +434,23 @@ func (t *tracker) cancelOne(st *runState) {
 	t.counts.Failed++
 }
 
-// submit enqueues the jobs of runs, in this client's submission.
-func (c *Client) submit(ctx context.Context, p *prepared, runs []int) error {
+// submit enqueues the jobs of runs, in this client's submission, each
+// with its expected time from hist (nil: none).
+func (c *Client) submit(ctx context.Context, p *prepared, runs []int, hist *History) error {
 	index := p.runs.indexer()
 	return c.Eng.SubmitRuns(ctx, len(runs), func(i int) simswarm.RunJob {
 		ident := ""
-		if at, ok := index(runs[i]); ok {
+		at, ok := index(runs[i])
+		if ok {
 			ident = p.runs.Ident(at)
 		}
-		return p.camp.RunJob(runs[i], ident, p.submission)
+		j := p.camp.RunJob(runs[i], ident, p.submission)
+		if ok && hist != nil {
+			if s, known := hist.expect(p, at); known {
+				j.Expect = time.Duration(s * float64(time.Second))
+			}
+		}
+		return j
 	})
 }
 
@@ -568,5 +576,5 @@ func (t *tracker) reconcile(ctx context.Context) error {
 		return nil
 	}
 	sort.Ints(lost)
-	return t.c.submit(ctx, t.p, lost)
+	return t.c.submit(ctx, t.p, lost, t.hist)
 }

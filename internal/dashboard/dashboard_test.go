@@ -200,6 +200,16 @@ func TestAPI(t *testing.T) {
 		t.Errorf("event stream starts with %q", line)
 	}
 
+	// A Slurm pilot's heartbeat: the workers page names its job and node.
+	pilot := simswarm.Worker{ID: "n7-4242", Host: "n7", Role: simswarm.RoleRunner, Slots: 1, Version: simswarm.Version,
+		Seen: time.Now(), Slurm: "1234_5"}
+	if err := inst.Eng.PutWorker(context.Background(), pilot); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the pilot on the workers page", func() bool {
+		return strings.Contains(get(t, base+"/workers").body, "1234_5 on n7")
+	})
+
 	// Drain the runner: its heartbeat says so, and a failed run enqueued
 	// again by retry waits in the queue until the runner is resumed; then
 	// it runs (and fails again: its script always does).
@@ -208,7 +218,7 @@ func TestAPI(t *testing.T) {
 	runnerID := ""
 	for _, h := range wp.Hosts {
 		for _, w := range h.Workers {
-			if w.Role == "runner" {
+			if w.Role == "runner" && w.Slurm == "" {
 				runnerID = w.ID
 			}
 		}

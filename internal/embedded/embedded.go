@@ -7,13 +7,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 
 	"github.com/simswarm/simswarm/internal/build"
+	"github.com/simswarm/simswarm/internal/creds"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/runner"
 )
@@ -25,6 +28,14 @@ type Options struct {
 	Host     string
 	Log      *slog.Logger
 	Accel    build.Accel
+	// Listen, when set (host:port, port 0: a free one), has the engine
+	// listen there for workers elsewhere (Slurm pilots), who must present
+	// Creds.
+	Listen string
+	Creds  creds.Creds
+	// ListsOnly: the in-process runner lists runs but runs none (they run
+	// on the workers elsewhere).
+	ListsOnly bool
 }
 
 // Instance is a running embedded simswarm.
@@ -45,7 +56,7 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 		o.Log = slog.Default()
 	}
 	tightenGC()
-	srv, err := engine.StartEmbedded(filepath.Join(o.StateDir, "engine"))
+	srv, err := start(o)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +97,7 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 	}
 	b := &build.Builder{Eng: beng, Dir: filepath.Join(o.StateDir, "workspaces"), Host: o.Host, Log: o.Log, Accel: o.Accel}
 	r := &runner.Runner{Eng: reng, Dir: filepath.Join(o.StateDir, "runner"), Slots: o.Slots, Host: o.Host,
-		Log: o.Log, SharedDisk: true, ID: fmt.Sprintf("%s-embedded-%d", o.Host, os.Getpid())}
+		Log: o.Log, SharedDisk: true, ID: fmt.Sprintf("%s-embedded-%d", o.Host, os.Getpid()), ListsOnly: o.ListsOnly}
 	in.wg.Add(2)
 	go func() { defer in.wg.Done(); _ = b.Serve(wctx) }()
 	go func() {
@@ -97,6 +108,30 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 	}()
 	return in, nil
 }
+
+// start starts the engine, listening where o says.
+func start(o Options) (*engine.Embedded, error) {
+	dir := filepath.Join(o.StateDir, "engine")
+	if o.Listen == "" {
+		return engine.StartEmbedded(dir)
+	}
+	host, p, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("invalid listen address %q: want host:port", o.Listen)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("invalid listen address %q: bad port", o.Listen)
+	}
+	if port == 0 {
+		port = -1 // NATS: a free port (its 0 means 4222)
+	}
+	return engine.StartServer(engine.ServerOptions{Dir: dir, Name: "simswarm-embedded", Host: host, Port: port,
+		User: o.Creds.User, Password: o.Creds.Password})
+}
+
+// Port is the port the engine listens on (0: none).
+func (in *Instance) Port() int { return in.srv.Port() }
 
 // Stop kills running simulations, stops the workers and shuts the engine
 // down cleanly so that its files are consistent.

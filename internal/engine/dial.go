@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -43,6 +44,20 @@ func CheckURL(raw string) error {
 		}
 	}
 	return nil
+}
+
+// AdvertisedURL is the URL others dial for an engine listening on listen
+// (host:port): its host, or host (this machine's name) where it listens on
+// all addresses.
+func AdvertisedURL(scheme, listen, host string) (string, error) {
+	h, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: want host:port", listen)
+	}
+	if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+		h = host
+	}
+	return scheme + "://" + net.JoinHostPort(h, port), nil
 }
 
 // Dial connects to a cluster engine. Connections reconnect forever once up:

@@ -146,6 +146,14 @@ func StartServer(o ServerOptions) (*Embedded, error) {
 	return &Embedded{srv: srv, lock: lock, Dir: dir, user: o.User, pass: o.Password, tls: o.TLSCert != ""}, nil
 }
 
+// Port is the client port the server listens on (0: none).
+func (e *Embedded) Port() int {
+	if a, ok := e.srv.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
 // URL is where other processes on this machine can reach the engine.
 func (e *Embedded) URL() string { return e.srv.ClientURL() }
 

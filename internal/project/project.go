@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/omnetpp"
+	"github.com/simswarm/simswarm/internal/slurm"
 )
 
 // ConfigFile is the name of the project description at the project root.
@@ -68,6 +69,8 @@ type Config struct {
 		// JSON files a run writes, for simswarm results.
 		Files []string `toml:"files"`
 	} `toml:"results"`
+	// Slurm is the site's settings for simswarm run --slurm.
+	Slurm slurm.Settings `toml:"slurm"`
 }
 
 // Find locates the project of the simulation in dir: the nearest directory at

@@ -281,6 +281,9 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 	if err == nil {
 		r.Log.Info("process ended", "campaign", first.Campaign, "runs", omnetpp.RunNumberArg(runsOf(jobs)), "how", res.Describe(), "wall", res.Wall)
 	}
+	if err == nil && !cancelled && r.SignalGrace > 0 && killedFromOutside(res) {
+		sleep(ctx, r.SignalGrace)
+	}
 	if ctx.Err() != nil {
 		// The runner is stopping: the runs go back to the queue whole.
 		for _, j := range jobs {
@@ -353,6 +356,12 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 		}, ctx)
 	}
 	return retry
+}
+
+// killedFromOutside says whether a process ended by SIGTERM or SIGKILL,
+// itself or, as a shell reports it, a child (exit 128+n).
+func killedFromOutside(res *proc.Result) bool {
+	return res.Signal == "SIGTERM" || res.Signal == "SIGKILL" || res.Exit == 128+15 || res.Exit == 128+9
 }
 
 // background records outcomes while the slot goes on to its next process.

@@ -73,7 +73,7 @@ func (p *pool) fill(ctx context.Context) {
 			sleep(ctx, d)
 			continue
 		}
-		if p.r.draining.Load() {
+		if p.r.draining.Load() || p.r.ending.Load() {
 			p.giveBack(0)
 			sleep(ctx, time.Second)
 			continue
@@ -140,7 +140,7 @@ func (p *pool) add(ctx context.Context, j *job) {
 		p.r.dropCancelled(ctx, []*job{j})
 		return
 	}
-	if p.r.draining.Load() || p.closed {
+	if p.r.draining.Load() || p.r.ending.Load() || p.closed {
 		p.mu.Unlock()
 		j.lease.Nak(0)
 		return

@@ -37,6 +37,25 @@ type Runner struct {
 	// CacheBytes bounds the host cache of trees (0: no bound); least
 	// recently used trees that no process uses are evicted.
 	CacheBytes int64
+	// ListsOnly answers run-list jobs and runs no simulation: a Slurm
+	// campaign's login node lists runs, its pilots run them.
+	ListsOnly bool
+	// What a Slurm pilot (internal/slurm) sets. Slurm is its job, shown in
+	// heartbeats. IdleExit ends Serve after that long with nothing to run,
+	// releasing the allocation; LostExit after that long without the
+	// engine (its client was killed). End, less EndMargin, is when the
+	// host goes away: a group this runner's measured times say cannot
+	// finish by then goes back to the queue, and the runner takes no more.
+	Slurm              string
+	IdleExit, LostExit time.Duration
+	End                time.Time
+	EndMargin          time.Duration
+	// SignalGrace is how long a process killed by SIGTERM or SIGKILL that
+	// this runner did not send waits for the runner's own stop before it
+	// counts as failed: Slurm signals every process of a job at once, and
+	// a run killed with its pilot goes back to the queue, not into the
+	// results as a failure.
+	SignalGrace time.Duration
 
 	trees  treeCache
 	stats  batchStats
@@ -61,6 +80,8 @@ type Runner struct {
 	// draining: finish the runs in progress, take no new jobs (set from
 	// the dashboard through engine.Drain).
 	draining atomic.Bool
+	// ending: the host's end is near (End): take no new jobs.
+	ending atomic.Bool
 	// recording counts outcomes being stored after their slot moved on;
 	// recordSem bounds them to one per slot.
 	recording sync.WaitGroup
@@ -130,14 +151,20 @@ func (r *Runner) Serve(ctx context.Context) error {
 	defer stopNotices()
 	r.Eng.OnReconnect(r.onReconnect)
 
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var wg sync.WaitGroup
-	wg.Add(r.Slots + 4)
+	wg.Add(4)
 	go func() { defer wg.Done(); r.heartbeat(ctx) }()
 	go func() { defer wg.Done(); r.announceHeld(ctx) }()
 	go func() { defer wg.Done(); r.serveLists(ctx) }()
-	go func() { defer wg.Done(); r.pool.fill(ctx) }()
-	for i := 0; i < r.Slots; i++ {
-		go func() { defer wg.Done(); r.slot(ctx) }()
+	go func() { defer wg.Done(); r.watch(ctx, stop) }()
+	if !r.ListsOnly {
+		wg.Add(r.Slots + 1)
+		go func() { defer wg.Done(); r.pool.fill(ctx) }()
+		for i := 0; i < r.Slots; i++ {
+			go func() { defer wg.Done(); r.slot(ctx) }()
+		}
 	}
 	wg.Wait()
 	r.recording.Wait()
@@ -155,7 +182,11 @@ func (r *Runner) heartbeat(ctx context.Context) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		w := simswarm.Worker{ID: r.ID, Host: r.Host, Role: simswarm.RoleRunner, Slots: r.Slots, Busy: r.busy,
-			Version: simswarm.Version, Seen: time.Now(), CacheBytes: cache, Draining: r.draining.Load()}
+			Version: simswarm.Version, Seen: time.Now(), CacheBytes: cache, Draining: r.draining.Load() || r.ending.Load(),
+			Slurm: r.Slurm}
+		if r.ListsOnly {
+			w.Slots = 0
+		}
 		for rc := range r.active {
 			for _, j := range rc.jobs {
 				w.Current = append(w.Current, simswarm.StatusKey(j.Campaign, j.Run))
@@ -188,6 +219,16 @@ func (r *Runner) slot(ctx context.Context) {
 		}
 		if r.pool.cancelled(group[0]) {
 			r.dropCancelled(ctx, group)
+			continue
+		}
+		if r.tooLate(group) {
+			r.Log.Warn("runner: the host's end is near; runs that cannot finish by then go back to the queue",
+				"end", r.End.Format(time.TimeOnly), "campaign", group[0].Campaign)
+			r.ending.Store(true)
+			for _, j := range group {
+				j.lease.Nak(0)
+			}
+			r.pool.giveBack(0)
 			continue
 		}
 		r.execute(ctx, group)

@@ -100,8 +100,12 @@ func (r *Report) Print(w io.Writer, now time.Time) {
 				load = fmt.Sprintf("idle, %d slots", x.Slots)
 			}
 		}
-		fmt.Fprintf(w, "%-8s %-28s %-16s v%s  seen %s ago  cache %s\n", x.Role, x.ID, load, x.Version,
-			now.Sub(x.Seen).Round(time.Second), HumanBytes(x.CacheBytes))
+		pilot := ""
+		if x.Slurm != "" {
+			pilot = fmt.Sprintf("  slurm job %s on %s", x.Slurm, x.Host)
+		}
+		fmt.Fprintf(w, "%-8s %-28s %-16s v%s  seen %s ago  cache %s%s\n", x.Role, x.ID, load, x.Version,
+			now.Sub(x.Seen).Round(time.Second), HumanBytes(x.CacheBytes), pilot)
 	}
 	fmt.Fprintf(w, "\nCAMPAIGNS (%d most recent)\n", len(r.Campaigns))
 	for _, c := range r.Campaigns {

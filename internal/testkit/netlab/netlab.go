@@ -48,6 +48,9 @@ type Proc struct {
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
+	// nsenter: enter the namespace with nsenter, which leaves /sys as it
+	// is (ip netns exec remounts it, and slurmd then finds no cgroup fs).
+	nsenter bool
 }
 
 var seq atomic.Int32
@@ -166,6 +169,12 @@ func (l *Lab) Add(names ...string) {
 // NS is the name of a node's namespace.
 func (l *Lab) NS(name string) string { return "sw" + l.id + "-" + name }
 
+// HostAddr is the root namespace's address on the bridge.
+func (l *Lab) HostAddr() string {
+	ones, bits := l.subnet.Mask.Size()
+	return hostAddr(l.subnet, uint32(1)<<(bits-ones)-2).String()
+}
+
 // Addr is a node's address.
 func (l *Lab) Addr(name string) string { return l.addrs[name].String() }
 
@@ -210,7 +219,20 @@ func (l *Lab) must(args ...string) {
 // output goes to a log file that is shown if the test fails.
 func (l *Lab) Start(name string, env []string, argv ...string) *Proc {
 	l.t.Helper()
-	p := &Proc{Node: name, Name: name, Args: argv, Env: env, lab: l, log: filepath.Join(l.logs, fmt.Sprintf("%s-%d.log", name, len(l.procs)))}
+	return l.start(name, env, false, argv)
+}
+
+// StartNsenter is Start through nsenter: the node's network, this
+// machine's /sys (for daemons that look at cgroups, such as slurmd).
+func (l *Lab) StartNsenter(name string, env []string, argv ...string) *Proc {
+	l.t.Helper()
+	return l.start(name, env, true, argv)
+}
+
+func (l *Lab) start(name string, env []string, nsenter bool, argv []string) *Proc {
+	l.t.Helper()
+	p := &Proc{Node: name, Name: name, Args: argv, Env: env, lab: l, nsenter: nsenter,
+		log: filepath.Join(l.logs, fmt.Sprintf("%s-%d.log", name, len(l.procs)))}
 	p.launch()
 	l.procs = append(l.procs, p)
 	return p
@@ -224,6 +246,9 @@ func (p *Proc) launch() {
 		t.Fatal(err)
 	}
 	p.cmd = exec.Command("ip", append([]string{"netns", "exec", p.lab.NS(p.Node)}, p.Args...)...)
+	if p.nsenter {
+		p.cmd = exec.Command("nsenter", append([]string{"--net=/var/run/netns/" + p.lab.NS(p.Node)}, p.Args...)...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.Env = append(append([]string(nil), p.lab.Env...), p.Env...)
 	// A group of its own: a signal then reaches what the process started

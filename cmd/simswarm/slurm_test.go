@@ -1,0 +1,656 @@
+package main
+
+// Tests of simswarm run --slurm against a real Slurm (internal/slurm/
+// slurmtest): munged, slurmctld and three one-core slurmd nodes, each in a
+// network namespace of its own. The client runs in the root namespace, as
+// on a login node; its engine listens on the nodes' bridge.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/simswarm/simswarm/internal/slurm/slurmtest"
+)
+
+// slurmLab is a test Slurm and what a test client needs around it: an
+// sbatch wrapper first on PATH that logs every call, a directory for the
+// pilots' output, and node-local scratch for their caches.
+type slurmLab struct {
+	*slurmtest.Cluster
+	sbatchLog string
+	squeueLog string
+	pilotLogs string
+	env       []string
+}
+
+func newSlurmLab(t *testing.T, o slurmtest.Options) *slurmLab {
+	t.Helper()
+	c := slurmtest.Start(t, o)
+	l := &slurmLab{Cluster: c}
+	bin := t.TempDir()
+	l.sbatchLog = filepath.Join(bin, "sbatch.log")
+	real, err := exec.LookPath("sbatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapper := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nexec %q \"$@\"\n", l.sbatchLog, real)
+	if err := os.WriteFile(filepath.Join(bin, "sbatch"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// squeue's calls by simswarm, with their times.
+	l.squeueLog = filepath.Join(bin, "squeue.log")
+	if real, err = exec.LookPath("squeue"); err != nil {
+		t.Fatal(err)
+	}
+	wrapper = fmt.Sprintf("#!/bin/sh\ndate +%%s.%%N >> %q\nexec %q \"$@\"\n", l.squeueLog, real)
+	if err := os.WriteFile(filepath.Join(bin, "squeue"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l.pilotLogs = t.TempDir()
+	scratch := t.TempDir()
+	for _, e := range c.Env {
+		switch {
+		case strings.HasPrefix(e, "SIMSWARM_"), strings.HasPrefix(e, "TMPDIR="):
+		case strings.HasPrefix(e, "PATH="):
+			l.env = append(l.env, "PATH="+bin+":"+strings.TrimPrefix(e, "PATH="))
+		default:
+			l.env = append(l.env, e)
+		}
+	}
+	// sbatch passes the environment on: the pilots' caches and credentials
+	// land in the test's scratch, as in a node's $TMPDIR.
+	l.env = append(l.env, "TMPDIR="+scratch)
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(l.pilotLogs, "*"))
+			for _, f := range logs {
+				b, _ := os.ReadFile(f)
+				if len(b) > 3000 {
+					b = b[len(b)-3000:]
+				}
+				t.Logf("--- pilot %s:\n%s", filepath.Base(f), b)
+			}
+		}
+	})
+	return l
+}
+
+// args are run's flags for this lab, then more.
+func (l *slurmLab) args(more ...string) []string {
+	return append([]string{"run", "--slurm", "--account", slurmtest.Account, "--partition", slurmtest.Partition,
+		"--slurm-listen", l.Addr + ":0", "--sbatch-option=--output=" + filepath.Join(l.pilotLogs, "pilot-%A_%a.log")}, more...)
+}
+
+// command is simswarm in dir with the lab's environment and state.
+func (l *slurmLab) command(dir, state string, args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = append(append([]string(nil), l.env...), "SIMSWARM_STATE="+state)
+	return cmd
+}
+
+// run runs simswarm to its end (at most 5 minutes).
+func (l *slurmLab) run(t *testing.T, dir, state string, args ...string) result {
+	t.Helper()
+	cmd := l.command(dir, state, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(5*time.Minute, func() { _ = cmd.Process.Kill() })
+	defer timer.Stop()
+	_ = cmd.Wait()
+	return result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
+}
+
+// submits are the sbatch calls that submitted (not --test-only).
+func (l *slurmLab) submits(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(l.sbatchLog)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line != "" && !strings.Contains(line, "--test-only") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// provenanceHosts counts the runs of a results directory by the host that
+// ran them.
+func provenanceHosts(t *testing.T, results string) map[string]int {
+	t.Helper()
+	hosts := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(readFile(t, filepath.Join(results, "provenance.jsonl"))), "\n") {
+		var rec struct {
+			Host string `json:"host"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("provenance line %q: %v", line, err)
+		}
+		hosts[rec.Host]++
+	}
+	return hosts
+}
+
+// TestSlurmOMNeTPPAloha: real aloha's 42 runs through three Slurm pilots
+// leave opp_runall's results; every run ran on a compute node, none on
+// the login node; one sbatch submitted the one wave.
+func TestSlurmOMNeTPPAloha(t *testing.T) {
+	o := realOMNeT(t)
+	want := alohaReference(t, o)
+	l := newSlurmLab(t, slurmtest.Options{})
+	dir := o.CopySample(t, "aloha", t.TempDir())
+	r := l.run(t, dir, t.TempDir(), l.args("--max-pilots", "3", "--json", "--ccache-dir", sharedCcache(), "--", "./aloha", "-u", "Cmdenv", "-c", alohaCampaign)...)
+	s := jsonSummary(t, r)
+	if r.code != 0 || s.Runs != 42 || s.Succeeded != 42 {
+		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	sameResults(t, want, filepath.Join(dir, "results"))
+	hosts := provenanceHosts(t, filepath.Join(dir, "results"))
+	for h := range hosts {
+		if !strings.HasPrefix(h, "n") {
+			t.Errorf("runs on %q, not a compute node: %v", h, hosts)
+		}
+	}
+	if subs := l.submits(t); len(subs) != 1 || !strings.Contains(subs[0], "--array=0-2%3") {
+		t.Errorf("sbatch calls %q; want one, of a 3-pilot array", subs)
+	}
+	if !strings.Contains(r.stderr, "slurm: submitted 3 pilots") {
+		t.Errorf("no word of the pilots:\n%s", r.stderr)
+	}
+}
+
+// logProject is a template campaign of n runs, each appending "start RUN"
+// and, after sleeping secs, "done RUN" to a log, then writing a result.
+func logProject(t *testing.T, n int, secs string, toml ...string) (dir, log string) {
+	t.Helper()
+	log = filepath.Join(t.TempDir(), "runs.log")
+	script := fmt.Sprintf("#!/bin/sh\necho \"start $1 $SLURMD_NODENAME\" >> %q\nsleep %s\necho \"done $1\" >> %q\necho $1 > \"$2/r-$1.txt\"\n", log, secs, log)
+	dir = templateProject(t, fmt.Sprintf("[build]\ncommand = \"\"\n[run]\ncommand = \"./pilotrun.sh {run} {resultdir}\"\nrepeat = %d\n%s", n, strings.Join(toml, "")),
+		map[string]string{"pilotrun.sh": script})
+	return dir, log
+}
+
+// logCounts counts "start" and "done" lines per run.
+func logCounts(t *testing.T, log string) (starts, dones map[string]int) {
+	t.Helper()
+	starts, dones = map[string]int{}, map[string]int{}
+	b, _ := os.ReadFile(log)
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "start":
+			starts[f[1]]++
+		case "done":
+			dones[f[1]]++
+		}
+	}
+	return starts, dones
+}
+
+func waitUntil(t *testing.T, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %s", what, within)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestSlurmScancelOnePilot: a pilot scancelled mid-campaign hands its run
+// back; every run completes exactly once, and only the run it held
+// starts twice. The sbatch calls stay one: the other pilots carry on.
+func TestSlurmScancelOnePilot(t *testing.T) {
+	slurmPilotLost(t, func(l *slurmLab, job, node string) {
+		if out, err := l.Command("scancel", job); err != nil {
+			t.Fatalf("scancel %s: %v %s", job, err, out)
+		}
+	})
+}
+
+// TestSlurmNodeDown: the same when the administrator sets a pilot's node
+// DOWN with scontrol (Slurm kills its job).
+func TestSlurmNodeDown(t *testing.T) {
+	slurmPilotLost(t, func(l *slurmLab, job, node string) {
+		if out, err := l.Command("scontrol", "update", "nodename="+node, "state=down", "reason=simswarm test"); err != nil {
+			t.Fatalf("scontrol down %s: %v %s", node, err, out)
+		}
+	})
+}
+
+// slurmPilotLost runs 9 runs of 3 s on three pilots, breaks one pilot with
+// fault mid-campaign, and checks that the campaign still succeeds with
+// every run done exactly once.
+func slurmPilotLost(t *testing.T, fault func(l *slurmLab, job, node string)) {
+	l := newSlurmLab(t, slurmtest.Options{})
+	dir, log := logProject(t, 9, "3")
+	cmd := l.command(dir, t.TempDir(), l.args("--max-pilots", "3", "--json")...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitUntil(t, 90*time.Second, "run on every node", func() bool { s, _ := logCounts(t, log); return len(s) >= 3 })
+	var victim, node string
+	for _, j := range l.Jobs(t) {
+		if f := strings.Fields(j); len(f) == 3 && f[1] == "RUNNING" {
+			victim, node = f[0], f[2]
+			break
+		}
+	}
+	if victim == "" {
+		t.Fatalf("no running pilot in squeue: %q", l.Jobs(t))
+	}
+	// status, through the engine address the client printed, shows each
+	// pilot's job and node.
+	m := regexp.MustCompile(`simswarm status --server (\S+) --creds (\S+)\)`).FindStringSubmatch(errb.String())
+	if m == nil {
+		t.Fatalf("the client did not say where its engine is:\n%s", errb.String())
+	}
+	st := l.run(t, dir, t.TempDir(), "status", "--server", m[1], "--creds", m[2])
+	if pilots := regexp.MustCompile(`slurm job \d+_\d on n\d`).FindAllString(st.stdout, -1); st.code != 0 || len(pilots) != 3 {
+		t.Errorf("status shows pilots %q; want 3:\n%s%s", pilots, st.stdout, st.stderr)
+	}
+	fault(l, victim, node)
+	waitUntil(t, 20*time.Second, "end of pilot "+victim, func() bool {
+		for _, j := range l.Jobs(t) {
+			if strings.HasPrefix(j, victim+" ") {
+				return false
+			}
+		}
+		return true
+	})
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(4 * time.Minute):
+		t.Fatalf("campaign did not end:\n%s", errb.String())
+	}
+	r := result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
+	s := jsonSummary(t, r)
+	if r.code != 0 || s.Succeeded != 9 {
+		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	starts, dones := logCounts(t, log)
+	twice := 0
+	for run := 0; run < 9; run++ {
+		k := fmt.Sprint(run)
+		if dones[k] != 1 {
+			t.Errorf("run %s completed %d times; want once (log:\n%s)", k, dones[k], readFile(t, log))
+		}
+		if starts[k] > 1 {
+			twice++
+		}
+	}
+	if twice > 1 {
+		t.Errorf("%d runs started again; only the one the cancelled pilot held should", twice)
+	}
+	if subs := l.submits(t); len(subs) != 1 {
+		t.Errorf("sbatch calls %q; want one wave", subs)
+	}
+	for run := 0; run < 9; run++ {
+		if _, err := os.Stat(filepath.Join(dir, "results", fmt.Sprintf("r-%d.txt", run))); err != nil {
+			t.Errorf("result of run %d: %v", run, err)
+		}
+	}
+}
+
+// TestSlurmInterrupt: Ctrl-C cancels the campaign and its pilots: none is
+// left in squeue within 10 s, and the client exits 130.
+func TestSlurmInterrupt(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{})
+	dir, log := logProject(t, 6, "60")
+	cmd := l.command(dir, t.TempDir(), l.args("--max-pilots", "3")...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitUntil(t, 90*time.Second, "run on every node", func() bool { s, _ := logCounts(t, log); return len(s) >= 3 })
+	t0 := time.Now()
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	waitUntil(t, 10*time.Second, "empty squeue", func() bool { return len(l.Jobs(t)) == 0 })
+	t.Logf("squeue empty %s after Ctrl-C", time.Since(t0).Round(100*time.Millisecond))
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("client still running after Ctrl-C:\n%s", errb.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d; want 130\n%s", code, errb.String())
+	}
+	waitUntil(t, time.Until(t0.Add(10*time.Second)), "end of every run's process", func() bool {
+		out, _ := exec.Command("pgrep", "-f", "pilotrun.sh").Output()
+		return len(bytes.TrimSpace(out)) == 0
+	})
+	t.Logf("no run's process left %s after Ctrl-C", time.Since(t0).Round(100*time.Millisecond))
+}
+
+// TestSlurmChunkedArrays: with MaxArraySize=4, a wave of 10 pilots goes
+// as arrays of 4, 4 and 2, and the campaign runs.
+func TestSlurmChunkedArrays(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{MaxArraySize: 4})
+	dir, log := logProject(t, 10, "0.2")
+	r := l.run(t, dir, t.TempDir(), l.args("--json")...)
+	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 10 {
+		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	var arrays []string
+	for _, s := range l.submits(t) {
+		for _, f := range strings.Fields(s) {
+			if strings.HasPrefix(f, "--array=") {
+				arrays = append(arrays, f)
+			}
+		}
+	}
+	sort.Strings(arrays)
+	if strings.Join(arrays, " ") != "--array=0-1%2 --array=0-3%4 --array=0-3%4" {
+		t.Errorf("arrays %q; want two of 4 and one of 2", arrays)
+	}
+	if _, dones := logCounts(t, log); len(dones) != 10 {
+		t.Errorf("%d runs done; want 10", len(dones))
+	}
+}
+
+// TestSlurmRefused: a bad account and a bad partition are one line each
+// naming what Slurm said, exit 2, with nothing submitted or queued.
+func TestSlurmRefused(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{Nodes: 1})
+	dir, _ := logProject(t, 2, "0")
+	state := t.TempDir()
+	for _, tc := range []struct {
+		flag, value, want string
+	}{
+		{"--account", "nosuchaccount", "Invalid account"},
+		{"--partition", "nosuchpartition", "Invalid partition name specified"},
+	} {
+		args := l.args()
+		for i, a := range args {
+			if a == tc.flag {
+				args[i+1] = tc.value
+			}
+		}
+		r := l.run(t, dir, state, args...)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if r.code != 2 || len(lines) != 1 || !strings.Contains(lines[0], tc.want) || !strings.Contains(lines[0], tc.value) && tc.flag == "--account" {
+			t.Errorf("%s %s: exit %d, stderr:\n%s\nwant exit 2 and one line saying %q", tc.flag, tc.value, r.code, r.stderr, tc.want)
+		}
+		t.Logf("%s %s: exit %d: %s", tc.flag, tc.value, r.code, lines[0])
+	}
+	if subs := l.submits(t); len(subs) != 0 {
+		t.Errorf("sbatch submitted %q", subs)
+	}
+	if jobs := l.Jobs(t); len(jobs) != 0 {
+		t.Errorf("jobs in squeue: %q", jobs)
+	}
+}
+
+// TestSlurmClientKilled: pilots whose client was killed with kill -9 (its
+// engine gone, nobody to scancel them) end on their own once lost-exit
+// has passed, releasing their allocations.
+func TestSlurmClientKilled(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{})
+	dir, log := logProject(t, 6, "60", "[slurm]\nlost-exit = \"5s\"\n")
+	cmd := l.command(dir, t.TempDir(), l.args("--max-pilots", "3")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 90*time.Second, "run on every node", func() bool { s, _ := logCounts(t, log); return len(s) >= 3 })
+	t0 := time.Now()
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	// The bound: lost-exit (5 s), then the runs' processes are ended
+	// (SIGTERM, SIGKILL after a grace) and Slurm completes the job.
+	waitUntil(t, 25*time.Second, "empty squeue", func() bool { return len(l.Jobs(t)) == 0 })
+	t.Logf("pilots gone %s after the client's kill -9", time.Since(t0).Round(100*time.Millisecond))
+	waitUntil(t, 5*time.Second, "end of every run's process", func() bool {
+		out, _ := exec.Command("pgrep", "-f", "pilotrun.sh").Output()
+		return len(bytes.TrimSpace(out)) == 0
+	})
+}
+
+// TestSlurmDryRunEstimate: --dry-run --slurm prints the expected wall time
+// on P pilots of C cores and the core-hours they charge, from earlier run
+// times, and needs no Slurm: nothing is submitted.
+func TestSlurmDryRunEstimate(t *testing.T) {
+	dir, _ := logProject(t, 4, "1")
+	state := t.TempDir()
+	if r := runSimswarm(t, dir, state, "run", "-j", "4"); r.code != 0 {
+		t.Fatalf("first campaign: exit %d\n%s", r.code, r.stderr)
+	}
+	toml := filepath.Join(dir, "simswarm.toml")
+	if err := os.WriteFile(toml, []byte(strings.Replace(readFile(t, toml), "repeat = 4", "repeat = 16", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runSimswarm(t, dir, state, "run", "--dry-run", "--slurm", "--max-pilots", "3", "--cpus-per-pilot", "2")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// 12 runs of about 1 s on 6 slots: about 2 s, on 6 cores.
+	m := regexp.MustCompile(`on Slurm: 3 pilots of 2 cores: expected wall time ([0-9.]+)s .*, ([0-9.]+) core-hours charged`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no Slurm estimate:\n%s", r.stdout)
+	}
+	wall, _ := strconv.ParseFloat(m[1], 64)
+	ch, _ := strconv.ParseFloat(m[2], 64)
+	if wall < 2 || wall > 6 || math.Abs(ch-wall*6/3600) > 0.01 {
+		t.Errorf("wall %gs, %g core-hours; want 2-6 s and 6 cores' worth", wall, ch)
+	}
+}
+
+// TestSlurmTimeLimit: pilots of a 1-minute limit with 10 s runs take no
+// run they cannot finish before their end (less the end signal's 15 s),
+// hand back what is left and end before Slurm's limit kills them; a new
+// wave runs the rest. Every run completes exactly once, none is killed by
+// the limit.
+func TestSlurmTimeLimit(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{})
+	dir, log := logProject(t, 15, "10")
+	r := l.run(t, dir, t.TempDir(), l.args("--max-pilots", "3", "--time", "1", "--json")...)
+	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 15 {
+		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	_, dones := logCounts(t, log)
+	for run := 0; run < 15; run++ {
+		if n := dones[fmt.Sprint(run)]; n != 1 {
+			t.Errorf("run %d completed %d times; want once", run, n)
+		}
+	}
+	if subs := l.submits(t); len(subs) < 2 {
+		t.Errorf("sbatch calls %q; want a second wave after the first pilots' end", subs)
+	}
+	// squeue is asked at most every 30 s (sites rate-limit Slurm's RPCs).
+	b, _ := os.ReadFile(l.squeueLog)
+	var prev float64
+	for _, f := range strings.Fields(string(b)) {
+		at, _ := strconv.ParseFloat(f, 64)
+		if prev > 0 && at-prev < 29.5 {
+			t.Errorf("squeue asked %.1fs after the previous call", at-prev)
+		}
+		prev = at
+	}
+	logs, _ := filepath.Glob(filepath.Join(l.pilotLogs, "*"))
+	ended, byEstimate := 0, 0
+	for _, f := range logs {
+		if strings.Contains(readFile(t, f), "cannot finish by then") {
+			byEstimate++
+		}
+		text := readFile(t, f)
+		if strings.Contains(text, "TIME LIMIT") {
+			t.Errorf("pilot %s was killed by the time limit:\n%s", filepath.Base(f), text)
+		}
+		// Ended by its own estimate, or by Slurm's end signal (which Slurm
+		// may send up to a minute early).
+		if strings.Contains(text, "end is near") {
+			ended++
+		}
+	}
+	if ended == 0 {
+		t.Errorf("no pilot ended for its end being near")
+	}
+	t.Logf("%d pilots ended for their end being near, %d of them by their own estimate; %d sbatch calls", ended, byEstimate, len(l.submits(t)))
+}
+
+// TestBenchSlurm is bench/slurm.sh, run only when SIMSWARM_BENCH_SLURM is
+// set: BENCH_RUNS (default 1000) short runs on three one-core Slurm pilot
+// nodes against the embedded engine with the same three slots. It reports
+// the run phase (first run start to last run end, from the provenance) of
+// each and their ratio, and the time from `simswarm run --slurm` to the
+// first run start.
+func TestBenchSlurm(t *testing.T) {
+	if os.Getenv("SIMSWARM_BENCH_SLURM") == "" {
+		t.Skip("a benchmark: bench/slurm.sh runs it")
+	}
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_RUNS")); err == nil && v > 0 {
+		n = v
+	}
+	l := newSlurmLab(t, slurmtest.Options{})
+	project := func() string {
+		return templateProject(t, fmt.Sprintf("[build]\ncommand = \"\"\n[run]\ncommand = \"sh -c 'echo $0 > $1/r-$0.txt' {run} {resultdir}\"\nrepeat = %d\n", n), map[string]string{})
+	}
+	phase := func(dir string) (first, last time.Time) {
+		for _, line := range strings.Split(strings.TrimSpace(readFile(t, filepath.Join(dir, "results", "provenance.jsonl"))), "\n") {
+			var rec struct{ Started, Finished time.Time }
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatal(err)
+			}
+			if first.IsZero() || rec.Started.Before(first) {
+				first = rec.Started
+			}
+			if rec.Finished.After(last) {
+				last = rec.Finished
+			}
+		}
+		return first, last
+	}
+	emb := project()
+	t0 := time.Now()
+	if r := l.run(t, emb, t.TempDir(), "run", "-j", "3", "--json"); r.code != 0 || jsonSummary(t, r).Succeeded != n {
+		t.Fatalf("embedded: exit %d\n%s", r.code, r.stderr)
+	}
+	ewall := time.Since(t0)
+	ef, el := phase(emb)
+	sl := project()
+	t0 = time.Now()
+	r := l.run(t, sl, t.TempDir(), l.args("--max-pilots", "3", "--json")...)
+	if r.code != 0 || jsonSummary(t, r).Succeeded != n {
+		t.Fatalf("slurm: exit %d\n%s", r.code, r.stderr)
+	}
+	swall := time.Since(t0)
+	for _, line := range strings.Split(r.stderr, "\n") {
+		if strings.HasPrefix(line, "campaign ") {
+			fmt.Printf("slurm summary: %s\n", line)
+		}
+	}
+	sf, slast := phase(sl)
+	ep, sp := el.Sub(ef), slast.Sub(sf)
+	fmt.Printf("runs: %d on 3 slots; load average %s\n", n, loadavg())
+	fmt.Printf("embedded -j 3:        command %6.1fs, run phase %6.1fs\n", ewall.Seconds(), ep.Seconds())
+	fmt.Printf("slurm, 3 pilots x 1:  command %6.1fs, run phase %6.1fs, first run %4.1fs after the command started\n", swall.Seconds(), sp.Seconds(), sf.Sub(t0).Seconds())
+	fmt.Printf("ratio slurm/embedded (run phase): %.2f\n", sp.Seconds()/ep.Seconds())
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// TestSlurmOnAServer: --slurm against a simswarm server run as a Slurm
+// job of its own (where a login node may not hold the engine), its
+// address published in a file: the pilots dial that server with its
+// credentials, the client lists the runs, a builder in the server's job
+// builds, and every run runs on a pilot's node.
+func TestSlurmOnAServer(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{})
+	state, work := t.TempDir(), t.TempDir()
+	addrFile := filepath.Join(work, "server.addr")
+	credsFile := filepath.Join(state, "client.creds")
+	job := fmt.Sprintf(`#!/bin/sh
+%[1]q server --listen "$(hostname -I | cut -d' ' -f1):4222" --state %[2]q --address-file %[3]q &
+while [ ! -s %[3]q ]; do sleep 0.2; done
+exec %[1]q builder --server "$(cat %[3]q)" --creds %[4]q --dir %[5]q --ccache-dir off
+`, binary, state, addrFile, credsFile, filepath.Join(work, "ws"))
+	sub := exec.Command("sbatch", "--job-name=simswarm-server", "--output="+filepath.Join(l.pilotLogs, "server-%j.log"))
+	sub.Env, sub.Stdin = l.Cluster.Env, strings.NewReader(job)
+	if out, err := sub.CombinedOutput(); err != nil {
+		t.Fatalf("sbatch the server: %v %s", err, out)
+	}
+	var url string
+	waitUntil(t, 60*time.Second, "the server's address file", func() bool {
+		b, _ := os.ReadFile(addrFile)
+		url = strings.TrimSpace(string(b))
+		return url != ""
+	})
+	if !strings.HasPrefix(url, "nats://10.") {
+		t.Fatalf("address file says %q; want the server node's address", url)
+	}
+	var serverNode string
+	for _, j := range l.Jobs(t) {
+		if f := strings.Fields(j); len(f) == 3 {
+			serverNode = f[2]
+		}
+	}
+	// The bundled aloha answers -q runconfig: its run list is a job, which
+	// the client answers itself (no pilot exists before runs wait).
+	dir := example(t, "aloha")
+	r := l.run(t, dir, t.TempDir(), append(l.args("--max-pilots", "2", "--json", "--server", url, "--creds", credsFile), "--", "./aloha", "-c", "PureAlohaExperiment", "-r", "0..5")...)
+	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 6 {
+		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	for h := range provenanceHosts(t, filepath.Join(dir, "results")) {
+		if !strings.HasPrefix(h, "n") || h == serverNode {
+			t.Errorf("a run on %q, not a pilot's node (the server's job is on %s)", h, serverNode)
+		}
+	}
+}
+
+// TestSlurmWithoutSlurm: --slurm where Slurm's commands are missing is
+// one line saying so, exit 2, before anything is built.
+func TestSlurmWithoutSlurm(t *testing.T) {
+	dir, _ := logProject(t, 2, "0")
+	cmd := exec.Command(binary, "run", "--slurm")
+	cmd.Dir = dir
+	cmd.Env = append(cleanEnv(), "PATH="+t.TempDir(), "SIMSWARM_STATE="+t.TempDir())
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	_ = cmd.Run()
+	lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+	if code := cmd.ProcessState.ExitCode(); code != 2 || len(lines) != 1 || !strings.Contains(lines[0], "sbatch not found") {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and one line naming sbatch", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "results")); err == nil {
+		t.Error("results/ made: something ran")
+	}
+}
