@@ -25,8 +25,8 @@ import (
 	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/precision"
 	"github.com/simswarm/simswarm/internal/proc"
-	"github.com/simswarm/simswarm/internal/units"
 	"github.com/simswarm/simswarm/internal/slurm"
+	"github.com/simswarm/simswarm/internal/units"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
