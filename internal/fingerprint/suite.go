@@ -41,6 +41,7 @@ type Test struct {
 	// WorkDir is relative to the project root, cleaned and without a
 	// leading slash ("." for the root itself).
 	WorkDir      string
+	Dir          string // the working directory as written ("/examples/ethernet/lans/")
 	Args         string // the arguments as written, quotes included
 	SimTimeLimit string // "" where the field is empty
 	Fingerprints []string
@@ -186,6 +187,7 @@ func parseLine(file string, n int, raw string) (*Test, error) {
 	if rel := strings.TrimPrefix(wd, "/"); strings.HasPrefix(path.Clean(rel), "..") || path.IsAbs(path.Clean(rel)) {
 		return nil, bad("working directory %q is outside the project", wd)
 	}
+	t.Dir = wd
 	t.WorkDir = strings.TrimPrefix(clean, "/")
 	if t.WorkDir == "" {
 		t.WorkDir = "."

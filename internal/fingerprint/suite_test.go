@@ -159,6 +159,11 @@ func TestSelection(t *testing.T) {
 	if !sel.Has(s.Tests[0]) || sel.Has(s.Tests[1]) {
 		t.Error("--tags wireless")
 	}
+	// INET's fingerprinttest -m matches "/a/ -c One wireless ipv4".
+	sel, _ = NewSelection("^/a/ .*wireless", nil)
+	if !sel.Has(s.Tests[0]) || sel.Has(s.Tests[1]) {
+		t.Error("--match as INET's -m")
+	}
 	if _, err := NewSelection("(", nil); err == nil || !strings.Contains(err.Error(), "--match") {
 		t.Errorf("bad regexp: %v", err)
 	}
