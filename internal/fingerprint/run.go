@@ -225,8 +225,8 @@ func writeOutputs(s *Suite, byTest map[*Test]Verdict, update func(*Test) []strin
 		fill func(io.Writer) error
 	}{
 		{"UPDATED", changed, func(w io.Writer) error { return s.WriteTo(w, update) }},
-		{"FAILED", len(failed) > 0, func(w io.Writer) error { return s.Subset(w, failed, nil) }},
-		{"ERROR", len(errored) > 0, func(w io.Writer) error { return s.Subset(w, errored, nil) }},
+		{"FAILED", len(failed) > 0, func(w io.Writer) error { return s.Subset(w, "# Failures:", failed, nil) }},
+		{"ERROR", len(errored) > 0, func(w io.Writer) error { return s.Subset(w, "# Errors:", errored, nil) }},
 	} {
 		name := sibling(s.Path, f.kind)
 		if f.say {

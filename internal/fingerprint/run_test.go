@@ -56,7 +56,7 @@ func TestRunWritesSuiteFiles(t *testing.T) {
 	if got := read(sibling(suite, "UPDATED")); got != wantUpdated {
 		t.Errorf("UPDATED:\n%s", got)
 	}
-	if got := read(sibling(suite, "FAILED")); !strings.HasPrefix(got, "# working") || !strings.Contains(got, "-c Wrong") || !strings.Contains(got, "-c Known") || strings.Count(got, "\n") != 3 {
+	if got := read(sibling(suite, "FAILED")); !strings.HasPrefix(got, "# Failures:\n") || !strings.Contains(got, "-c Wrong") || !strings.Contains(got, "-c Known") || strings.Count(got, "\n") != 3 {
 		t.Errorf("FAILED:\n%s", got)
 	}
 	if got := read(sibling(suite, "ERROR")); !strings.Contains(got, "-c Bad") || strings.Contains(got, "stale") {

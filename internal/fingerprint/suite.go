@@ -270,13 +270,12 @@ func (s *Suite) WriteTo(w io.Writer, update func(*Test) []string) error {
 	return bw.Flush()
 }
 
-// Subset writes only the given tests' lines (with the suite's first comment
-// line, its header, when it has one): INET's FAILED and ERROR files.
-func (s *Suite) Subset(w io.Writer, tests []*Test, update func(*Test) []string) error {
+// Subset writes a header line and the given tests' lines: INET's FAILED
+// and ERROR files ("# Failures:", "# Errors:" first, as INET's tool writes
+// them).
+func (s *Suite) Subset(w io.Writer, header string, tests []*Test, update func(*Test) []string) error {
 	var buf bytes.Buffer
-	if len(s.lines) > 0 && strings.HasPrefix(strings.TrimSpace(s.lines[0]), "#") {
-		buf.WriteString(s.lines[0])
-	}
+	buf.WriteString(header + "\n")
 	for _, t := range tests {
 		raw := s.lines[t.line]
 		if update != nil {
