@@ -285,7 +285,7 @@ func TestNs3Template(t *testing.T) {
 	dir := example(t, "ns3-wifi")
 	state := t.TempDir()
 	r := runSimswarm(t, dir, state, "run", "--dry-run")
-	if r.code != 0 || !strings.Contains(r.stdout, "run 24\twould run\t$dataRate=3Mbps, $repetition=4") {
+	if r.code != 0 || !strings.Contains(r.stdout, "run 24\twould run (new)\t$dataRate=3Mbps, $repetition=4") {
 		t.Fatalf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = runSimswarm(t, dir, state, "run", "-j", "2", "--json")

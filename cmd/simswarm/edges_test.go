@@ -214,7 +214,7 @@ func TestMoreBadInputs(t *testing.T) {
 		{"server port", []string{"server", "--listen", "127.0.0.1:99999", "--state", srv}, []string{`invalid --listen "127.0.0.1:99999": bad port`}},
 		{"server tls half", []string{"server", "--tls-cert", "x", "--state", srv}, []string{"--tls-cert and --tls-key go together"}},
 		{"server replicas alone", []string{"server", "--replicas", "3", "--state", srv}, []string{"--replicas 3 needs a cluster"}},
-		{"server empty state", []string{"server", "--state", ""}, []string{"--state is required"}},
+		{"server empty state", []string{"server", "--state", ""}, []string{"--state", "empty"}},
 		{"dashboard open", []string{"dashboard", "--listen", "0.0.0.0:9181"}, []string{"reachable from other machines", "give a token"}},
 		{"gc argument", []string{"gc", "extra"}, []string{`unknown command "extra"`}},
 		{"gc empty age", []string{"gc", "--older-than", ""}, []string{`invalid --older-than ""`}},

@@ -231,6 +231,16 @@ func TestOMNeTPPAlohaCases(t *testing.T) {
 	aloha := []string{"--", "./aloha", "-u", "Cmdenv", "-c", alohaCampaign}
 
 	t.Run("filters", func(t *testing.T) {
+		// A dry run builds nothing: before any build it lists no run of an
+		// expression, and says why.
+		r := run(append([]string{"--dry-run"}, append(aloha, "-r", "$numHosts==10")...)...)
+		if r.code != 0 || !strings.Contains(r.stdout, "has no build on this engine yet") || regexp.MustCompile(`(?m)^run \d`).MatchString(r.stdout) {
+			t.Fatalf("dry run before any build: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		// Built (by a one-run campaign), the dry runs list what filters select.
+		if r := run(append([]string{"--json", "--results", "warm"}, append(aloha, "-r", "0", "--sim-time-limit=1s")...)...); r.code != 0 {
+			t.Fatalf("one-run campaign: exit %d\n%s", r.code, r.stderr)
+		}
 		for filter, want := range map[string]string{
 			"$numHosts==10 && $iaMean==1": "0 1",
 			"0..2,41":                     "0 1 2 41",
@@ -248,7 +258,7 @@ func TestOMNeTPPAlohaCases(t *testing.T) {
 				t.Errorf("-r %q selects runs %v, want %s", filter, got, want)
 			}
 		}
-		r := run(append([]string{"--json"}, append(aloha, "-r", "$numHosts==10 && $iaMean==1", "--sim-time-limit=10min")...)...)
+		r = run(append([]string{"--json"}, append(aloha, "-r", "$numHosts==10 && $iaMean==1", "--sim-time-limit=10min")...)...)
 		if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 2 || len(files(t, filepath.Join(dir, "results"), "*numHosts=10,iaMean=1-#*.sca")) != 2 {
 			t.Fatalf("filtered campaign: exit %d %+v\n%s", r.code, s, r.stderr)
 		}

@@ -41,7 +41,7 @@ func (f *slurmFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.flag.Mem, "mem", "", "with --slurm: memory of each pilot, as sbatch --mem (e.g. 4G)")
 	fs.IntVar(&f.flag.MaxPilots, "max-pilots", 0, "with --slurm: pilots of one wave at most (default 64)")
 	fs.StringArrayVar(&f.flag.Options, "sbatch-option", nil, "with --slurm: one more sbatch `OPTION` for the pilots, e.g. --qos=short (repeatable)")
-	fs.StringVar(&f.flag.Listen, "slurm-listen", "", "with --slurm: `HOST:PORT` the engine listens on for the pilots, reachable from the compute nodes (default: all addresses, a free port, advertised as this host's name)")
+	fs.StringVar(&f.flag.Listen, "slurm-listen", "", "with --slurm: the `ADDR` (host:port) the engine listens on for the pilots, reachable from the compute nodes (default: all addresses, a free port, advertised as this host's name)")
 }
 
 // resolve reads [slurm] of the simulation's simswarm.toml and lays the

@@ -269,7 +269,10 @@ func (c *Client) prepare(ctx context.Context) (*prepared, error) {
 	p.cmd.Env = projectEnv(graph, graph.Main())
 	p.id = simswarm.CampaignID(p.artifact, p.workdir, p.cmd)
 	if o.DryRun && p.artifact == "" && p.cmd.Kind == simswarm.KindOmnetpp {
-		return p, nil // the run list needs the build a dry run does not make
+		// The run list needs the build a dry run does not make, but for
+		// runs given by number (-r 3, -r 0..9).
+		p.runs, _ = plainRuns(p.cmd)
+		return p, nil
 	}
 	if p.runs, err = c.runList(ctx, p); err != nil {
 		return nil, err

@@ -25,7 +25,7 @@ func (c *Client) dryRun(ctx context.Context, p *prepared) (*Summary, error) {
 	for _, pr := range p.projects {
 		fmt.Fprintf(out, "project %s\t%s\t%s\n", pr.Dir, buildState(pr.Build), pr.Root)
 	}
-	if p.artifact == "" && p.cmd.Kind == simswarm.KindOmnetpp {
+	if p.artifact == "" && p.cmd.Kind == simswarm.KindOmnetpp && p.runs.Len() == 0 {
 		// Nothing to list without the build, and a dry run builds nothing.
 		fmt.Fprintf(out, "campaign of %s in %s: its runs are listed by the built program, and %s has no build on this engine yet (%s); run without --dry-run to build it\n",
 			describe(p.cmd), p.proj.Workdir, p.proj.Root, c.coldBuild(p.proj, p.snapshot))
