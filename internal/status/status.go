@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/simswarm/simswarm/internal/units"
 	"io"
 	"sort"
 	"time"
@@ -109,7 +110,7 @@ func (r *Report) Print(w io.Writer, now time.Time) {
 	}
 	fmt.Fprintf(w, "\nCAMPAIGNS (%d most recent)\n", len(r.Campaigns))
 	for _, c := range r.Campaigns {
-		fmt.Fprintf(w, "%s  %-9s %5d runs: %d succeeded, %d failed, %d running, %d pending  %s (%s)\n", c.ID, c.State, c.Runs,
+		fmt.Fprintf(w, "%s  %-9s %10s: %d succeeded, %d failed, %d running, %d pending  %s (%s)\n", c.ID, c.State, units.Count(c.Runs, "run"),
 			c.Counts[simswarm.RunSucceeded], c.Counts[simswarm.RunFailed], c.Counts[simswarm.RunRunning], c.Counts[simswarm.RunPending],
 			c.Project, c.Workdir)
 	}
