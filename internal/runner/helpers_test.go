@@ -144,20 +144,26 @@ func TestBatchSize(t *testing.T) {
 		t.Errorf("startup 1 s, per-run 0.01 s: %d, want %d", got, limit)
 	}
 	if got := size("fast-runs", 100); got != 100 {
-		t.Errorf("startup 1 s, per-run 0.01 s, limit 100: %d, want 100 (9 × 1 / 0.01 = 900)", got)
+		t.Errorf("startup 1 s, per-run 0.01 s, limit 100: %d, want 100 (0.97 × 1 / (0.03 × 0.01) = 3234)", got)
 	}
 	// Start-up negligible: batching gains nothing.
 	learn(&b, "slow-runs", 0.001, 1, 1)
 	if got := size("slow-runs", limit); got != 1 {
 		t.Errorf("startup 0.001 s, per-run 1 s: %d, want 1", got)
 	}
-	// 9 × 1 s / 4 s = 2.25, rounded up: 3 runs per process. (Measured
-	// times are never exact, so no case sits on a rounding boundary.)
-	learn(&b, "middle", 1, 4, 2)
+	// 0.97 × 0.3 s / (0.03 × 4 s) = 2.4, rounded up: 3 runs per process.
+	// (Measured times are never exact, so no case sits on a rounding
+	// boundary.)
+	learn(&b, "middle", 0.3, 4, 2)
 	if got := size("middle", limit); got != 3 {
-		t.Errorf("startup 1 s, per-run 4 s: %d, want 3", got)
+		t.Errorf("startup 0.3 s, per-run 4 s: %d, want 3", got)
 	}
-	// 9 × 10 / 5 = 18, but a process must stay within 20 s: 4 runs.
+	// 0.97 × 1 s / (0.03 × 4 s) = 8.1, but a process stays within 20 s: 5.
+	learn(&b, "capped", 1, 4, 2)
+	if got := size("capped", limit); got != 5 {
+		t.Errorf("startup 1 s, per-run 4 s: %d, want 5 (20 s cap)", got)
+	}
+	// 0.97 × 10 / (0.03 × 5) = 65, but a process must stay within 20 s: 4 runs.
 	learn(&b, "long", 10, 5, 1)
 	if got := size("long", 100); got != 4 {
 		t.Errorf("startup 10 s, per-run 5 s: %d, want 4 (20 s cap)", got)
