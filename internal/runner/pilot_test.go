@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/testkit"
 )
@@ -86,17 +84,7 @@ func submitRuns(t *testing.T, ctx context.Context, eng *engine.Engine, n int, te
 		t.Fatal(err)
 	}
 	snap, _ := storeSnapshot(t, ctx, eng, src)
-	art := t.TempDir()
-	if err := os.WriteFile(filepath.Join(art, "sim"), []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var ab bytes.Buffer
-	if _, err := archive.Pack(&ab, art, []string{"sim"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.PutBytes(ctx, engine.ArtifactObject("art-pilot"), ab.Bytes()); err != nil {
-		t.Fatal(err)
-	}
+	storeArtifact(t, ctx, eng, "art-pilot")
 	c := simswarm.Campaign{ID: "0c0c0c0c0c0c0c0c", Workdir: ".", Snapshot: snap, Artifact: "art-pilot",
 		Command: simswarm.Command{Kind: simswarm.KindTemplate, Repeat: n, Template: template}}
 	err := eng.SubmitRuns(ctx, n, func(i int) simswarm.RunJob {

@@ -88,17 +88,7 @@ func TestTreeFromPackThenOneFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap1, man1 := storeSnapshot(t, ctx, eng, src)
-	art := t.TempDir()
-	if err := os.WriteFile(filepath.Join(art, "sim"), []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var ab bytes.Buffer
-	if _, err := archive.Pack(&ab, art, []string{"sim"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.PutBytes(ctx, engine.ArtifactObject("art1"), ab.Bytes()); err != nil {
-		t.Fatal(err)
-	}
+	storeArtifact(t, ctx, eng, "art1")
 
 	var logged testkit.SyncBuffer
 	c := &treeCache{dir: t.TempDir(), eng: weng, log: slog.New(slog.NewTextHandler(&logged, nil))}
@@ -164,5 +154,22 @@ func TestTreeFromPackThenOneFile(t *testing.T) {
 	sameTree(t, tree3, src, man3)
 	if l := readyLine(3); l[1] != "1" || l[2] != "false" {
 		t.Fatalf("third tree: fetched_files=%s pack=%s, want 1", l[1], l[2])
+	}
+}
+
+// storeArtifact stores, as artifact name, a build output of one file: the
+// script sim.
+func storeArtifact(t *testing.T, ctx context.Context, eng *engine.Engine, name string) {
+	t.Helper()
+	art := t.TempDir()
+	if err := os.WriteFile(filepath.Join(art, "sim"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var ab bytes.Buffer
+	if _, err := archive.Pack(&ab, art, []string{"sim"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.PutBytes(ctx, engine.ArtifactObject(name), ab.Bytes()); err != nil {
+		t.Fatal(err)
 	}
 }
