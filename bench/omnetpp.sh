@@ -10,8 +10,8 @@
 # 1. Start-up: wall of `prog -s -u Cmdenv -c C -r 0 --sim-time-limit=0s`
 #    (NED loading, network set-up, no simulation), median of 5, for tictoc,
 #    aloha and queuenet; a run's wall (median of 3); the batch size
-#    simswarm's rule gives, k = ceil(9 x start-up / run) capped at 8 (start-up
-#    <= 10 % of a process), next to opp_runall's fixed 5.
+#    simswarm's rule gives, k = ceil(0.97 x start-up / (0.03 x run)) capped at 8 (start-up
+#    <= 3 % of a process), next to opp_runall's fixed 5.
 # 2. Campaigns: aloha PureAlohaExperiment (42 runs) and queuenet CQN with
 #    --repeat=10 (30 runs): opp_runall -j J (its default batches of 5) before
 #    and after, simswarm run -j J with the build warm (a one-run campaign of
@@ -67,7 +67,7 @@ for spec in "tictoc TicToc18 --sim-time-limit=50000s" "aloha PureAlohaExperiment
 	st=$(timed 5 "$prog" -s -u Cmdenv -c "$cfg" -r 0 --sim-time-limit=0s --result-dir="$BT/st")
 	rt=$(timed 3 "$prog" -s -u Cmdenv -c "$cfg" -r 0 "$@" --result-dir="$BT/st")
 	run=$(calc 'r-s>0.001?r-s:0.001' r="$rt" s="$st")
-	k=$(awk -v s="$st" -v r="$run" 'BEGIN { k = 9 * s / r; k = (k == int(k)) ? k : int(k) + 1; if (k > 8) k = 8; if (k < 1) k = 1; print k }')
+	k=$(awk -v s="$st" -v r="$run" 'BEGIN { k = 0.97 * s / (0.03 * r); k = (k == int(k)) ? k : int(k) + 1; if (k > 8) k = 8; if (k < 1) k = 1; print k }')
 	printf '%-10s %-22s %10s %10s %8s %10s\n' "$name" "$cfg" "$st" "$run" "$k" 5
 	cd "$REPO"
 done

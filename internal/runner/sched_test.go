@@ -84,7 +84,7 @@ func TestPickAdaptiveSize(t *testing.T) {
 		{"unmeasured runs alone", Timing{}, 1, 8, 1},
 		{"after a failed batch, alone", Timing{Startup: time.Second, PerRun: time.Millisecond, Known: true, Off: true}, 1, 8, 1},
 		{"fast start-up needs no batch", Timing{Startup: 10 * time.Millisecond, PerRun: time.Second, Known: true}, 1, 8, 1},
-		{"start-up 1s, runs 0.5s: ceil(9*1/0.5) = 18, limit 8", Timing{Startup: time.Second, PerRun: 500 * time.Millisecond, Known: true}, 1, 8, 8},
+		{"start-up 1s, runs 0.5s: ceil(0.97*1/(0.03*0.5)) = 65, limit 8", Timing{Startup: time.Second, PerRun: 500 * time.Millisecond, Known: true}, 1, 8, 8},
 		{"start-up 0.2s, runs 0.5s: ceil(12.9), limit 8", Timing{Startup: 200 * time.Millisecond, PerRun: 500 * time.Millisecond, Known: true}, 1, 8, 8},
 		{"start-up 0.26s, runs 3s (INET): ceil(2.8) = 3", Timing{Startup: 260 * time.Millisecond, PerRun: 3 * time.Second, Known: true}, 1, 8, 3},
 		{"runs of 5s: at most 20s of work = 4", Timing{Startup: 10 * time.Second, PerRun: 5 * time.Second, Known: true}, 1, 8, 4},
