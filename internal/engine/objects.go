@@ -49,35 +49,46 @@ func (e *Engine) PutBytes(ctx context.Context, name string, b []byte) error {
 	return e.PutObject(ctx, name, bytes.NewReader(b))
 }
 
-// OpenObject reads the object name; close it when done.
+// OpenObject reads the object name; close it when done. A read after ctx
+// ended fails with ctx's error.
 func (e *Engine) OpenObject(ctx context.Context, name string) (io.ReadCloser, error) {
-	// Without a deadline the jetstream client gives the whole read its
-	// default API timeout of 5 s, which a pack or an artifact of a few
-	// hundred MB on a busy host outlasts ("nats: timeout" midway).
-	cancel := func() {}
-	if _, ok := ctx.Deadline(); !ok {
-		ctx, cancel = context.WithTimeout(ctx, 6*time.Hour)
-	}
-	r, err := e.blob.Get(ctx, name)
+	// The client's reader holds a lock while it waits for the next chunk,
+	// up to the get's deadline, and Close waits for that lock; a get whose
+	// context is cancelled stops its chunks (the subscription ends with
+	// it), so a reader waiting then would wait until the deadline, hours
+	// (a fetch cancelled because another file of the same tree failed on a
+	// full disk hung its runner so). The get runs on a context of its own
+	// that only Close ends: its chunks keep coming, each read returns, and
+	// this reader stops at the first one after ctx ended. Without a
+	// deadline the client gives the whole read 5 s, which a pack or an
+	// artifact of a few hundred MB on a busy host outlasts.
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 6*time.Hour)
+	r, err := e.blob.Get(gctx, name)
 	if err != nil {
 		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, fmt.Errorf("fetch %s: %w", name, err)
 	}
-	// The client's reader waits for chunks without watching ctx once the
-	// get has started: a cancelled fetch (another file of the same tree
-	// failed on a full disk) would block its reader forever. Closing the
-	// reader ends the wait.
-	stop := context.AfterFunc(ctx, func() { r.Close() })
-	return &object{r, func() { stop(); cancel() }}, nil
+	return &object{r: r, ctx: ctx, cancel: cancel}, nil
 }
 
 type object struct {
-	io.ReadCloser
+	r      io.ReadCloser
+	ctx    context.Context
 	cancel func()
 }
 
+func (o *object) Read(p []byte) (int, error) {
+	if err := o.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return o.r.Read(p)
+}
+
 func (o *object) Close() error {
-	err := o.ReadCloser.Close()
+	err := o.r.Close()
 	o.cancel()
 	return err
 }

@@ -131,3 +131,38 @@ func TestBoundStore(t *testing.T) {
 		t.Errorf("bound still %d after lifting it", u.Max)
 	}
 }
+
+// slowWriter takes its time with each chunk, as a full disk's writer or a
+// busy host does.
+type slowWriter struct{}
+
+func (slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(time.Millisecond)
+	return len(p), nil
+}
+
+// TestObjectReadCancelled: a read of an object whose context ends midway
+// returns at once, wherever the read was (a runner fetching a tree's files
+// cancels the others when one fails on a full disk, and hung there).
+func TestObjectReadCancelled(t *testing.T) {
+	_, a, _ := start(t, time.Second)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB: many chunks
+	if err := a.PutBytes(context.Background(), "file/big", data); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.GetObject(ctx, "file/big", slowWriter{}) }()
+		time.Sleep(time.Duration(i%10) * 3 * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Logf("read %d ended before its cancel", i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("read %d still blocked 10 s after its context ended", i)
+		}
+	}
+}
