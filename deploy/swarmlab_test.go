@@ -24,13 +24,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/simswarm/simswarm/internal/testkit/netlab"
 )
 
 type swarmLab struct {
 	t       *testing.T
 	id      string
-	bridge  string
-	subnet  string // first three octets
+	net     *netlab.Lab
 	dir     string // data roots, sockets, logs, the docker shim
 	dockerd string
 	docker  string // the Docker CLI the nodes are driven with
@@ -41,41 +42,23 @@ type dockerNode struct {
 	lab        *swarmLab
 	name, host string // lab name (n1), host name (swarm node's)
 	ns, addr   string
-	link       string // the veth end on the bridge
 	dir, sock  string
 	cmd        *exec.Cmd
 	stopped    bool
 }
 
-// newSwarmLab makes the bridge; nodes come with addNode. The subnet is in
-// 192.168.0.0/16 so that it stays clear of the 10.0.0.0/8 Swarm takes its
-// overlay networks from.
+// newSwarmLab makes the network (netlab: a bridge of the test's own);
+// nodes come with addNode. The subnet is in 192.168.0.0/16 so that it
+// stays clear of the 10.0.0.0/8 Swarm takes its overlay networks from.
 func newSwarmLab(t *testing.T, dockerd, docker string) *swarmLab {
 	t.Helper()
-	id := fmt.Sprintf("%d", os.Getpid()%10000)
-	subnet := fmt.Sprintf("192.168.%d", 200+os.Getpid()%50)
-	if addrs, err := net.InterfaceAddrs(); err == nil {
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && strings.HasPrefix(ipn.IP.String(), subnet+".") {
-				t.Skipf("this machine already uses %s.0/24 (%s): the swarm lab would collide with it", subnet, ipn)
-			}
-		}
-	}
-	l := &swarmLab{t: t, id: id, bridge: "ssw" + id + "b", subnet: subnet, dir: t.TempDir(), dockerd: dockerd, docker: docker}
+	_, subnet, _ := net.ParseCIDR(fmt.Sprintf("192.168.%d.0/24", 200+os.Getpid()%50))
+	nl := netlab.New(t, subnet)
+	l := &swarmLab{t: t, id: nl.ID(), net: nl, dir: t.TempDir(), dockerd: dockerd, docker: docker}
+	// Registered after netlab's: the engines stop before their namespaces
+	// go.
 	t.Cleanup(l.close)
-	if out, err := exec.Command("ip", "link", "add", l.bridge, "type", "bridge").CombinedOutput(); err != nil {
-		t.Skipf("cannot create a bridge here: %v %s", err, out)
-	}
-	l.must("ip", "addr", "add", l.subnet+".254/24", "dev", l.bridge)
-	l.must("ip", "link", "set", l.bridge, "up")
 	return l
-}
-
-func (l *swarmLab) must(args ...string) {
-	l.t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		l.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
 }
 
 // nodeStart is run by `ip netns exec`, which gives the engine a mount
@@ -105,20 +88,10 @@ exec env HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= 
 // addNode starts one more engine, addressed .1, .2, ... in order.
 func (l *swarmLab) addNode(name string) *dockerNode {
 	l.t.Helper()
-	i := len(l.nodes) + 1
-	n := &dockerNode{lab: l, name: name, host: "ssw" + l.id + name, ns: "ssw" + l.id + name,
-		addr: fmt.Sprintf("%s.%d", l.subnet, i), link: fmt.Sprintf("ssw%sa%d", l.id, i), dir: filepath.Join(l.dir, name)}
+	l.net.Add(name)
+	n := &dockerNode{lab: l, name: name, host: "ssw" + l.id + name, ns: l.net.NS(name), addr: l.net.Addr(name), dir: filepath.Join(l.dir, name)}
 	n.sock = filepath.Join(n.dir, "docker.sock")
 	l.nodes = append(l.nodes, n)
-	inner := fmt.Sprintf("ssw%sn%d", l.id, i)
-	l.must("ip", "netns", "add", n.ns)
-	l.must("ip", "link", "add", n.link, "type", "veth", "peer", "name", inner)
-	l.must("ip", "link", "set", inner, "netns", n.ns)
-	l.must("ip", "link", "set", n.link, "master", l.bridge)
-	l.must("ip", "link", "set", n.link, "up")
-	l.must("ip", "netns", "exec", n.ns, "ip", "addr", "add", n.addr+"/24", "dev", inner)
-	l.must("ip", "netns", "exec", n.ns, "ip", "link", "set", inner, "up")
-	l.must("ip", "netns", "exec", n.ns, "ip", "link", "set", "lo", "up")
 	if err := os.MkdirAll(n.dir, 0o700); err != nil {
 		l.t.Fatal(err)
 	}
@@ -194,7 +167,7 @@ func (n *dockerNode) stop() {
 		return
 	}
 	n.stopped = true
-	_ = exec.Command("ip", "link", "set", n.link, "down").Run()
+	n.lab.net.Unplug(n.name)
 	n.killAll(false)
 }
 
@@ -253,8 +226,8 @@ func (n *dockerNode) killAll(graceful bool) {
 	n.lab.t.Errorf("node %s: processes left after 20s: %v", n.name, n.procs())
 }
 
-// close stops every node and removes what the lab made: namespaces, links,
-// the bridge, the cgroups its engines made. The data roots go with the
+// close stops every node and removes the cgroups its engines made (netlab
+// removes the namespaces, links and bridge after). The data roots go with the
 // test's temporary directory (their mounts lived in the engines' own mount
 // namespaces and ended with them).
 func (l *swarmLab) close() {
@@ -262,11 +235,8 @@ func (l *swarmLab) close() {
 		n.killAll(!n.stopped)
 	}
 	for _, n := range l.nodes {
-		_ = exec.Command("ip", "link", "del", n.link).Run()
-		_ = exec.Command("ip", "netns", "del", n.ns).Run()
 		l.removeCgroups(n.name)
 	}
-	_ = exec.Command("ip", "link", "del", l.bridge).Run()
 }
 
 func (l *swarmLab) removeCgroups(name string) {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -165,6 +166,20 @@ func (l *Lab) Add(names ...string) {
 		l.must("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
 	}
 }
+
+// Unplug takes a node off the bridge (its link down), as a cable pulled:
+// its processes live on and reach nobody.
+func (l *Lab) Unplug(name string) {
+	l.t.Helper()
+	i := slices.Index(l.order, name)
+	if i < 0 {
+		l.t.Fatalf("netlab: no node %s", name)
+	}
+	_ = l.sh("ip", "link", "set", fmt.Sprintf("sw%sa%d", l.id, i), "down")
+}
+
+// ID tells this lab's names apart from other labs' (interfaces, hosts).
+func (l *Lab) ID() string { return l.id }
 
 // NS is the name of a node's namespace.
 func (l *Lab) NS(name string) string { return "sw" + l.id + "-" + name }
