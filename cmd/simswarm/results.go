@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/project"
 	"github.com/simswarm/simswarm/internal/results"
 	"github.com/spf13/cobra"
@@ -104,7 +105,7 @@ func fetchCampaign(ctx context.Context, conn *connFlags, state, id, dir string) 
 		return err
 	}
 	defer closeEngine()
-	if _, err := results.FetchCampaign(ctx, eng, id, dir); err != nil {
+	if _, err := campaign.Fetch(ctx, eng, id, dir); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return &exitError{code: 130, err: errors.New("interrupted")}
 		}
@@ -129,5 +130,3 @@ func hideDir(rep *results.Report, err error, dir, label string) (*results.Report
 	}
 	return rep, hide(err)
 }
-
-func init() { extraCommands = append(extraCommands, resultsCommand) }

@@ -5,11 +5,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/archive"
+	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/fserr"
 	"github.com/simswarm/simswarm/internal/safedir"
 )
 
@@ -60,10 +63,18 @@ func (c *Client) release(ctx context.Context, dir string, full *simswarm.RunReco
 	return nil
 }
 
-// write lays a finished run's files into dir through safedir: all of them
-// or none, nothing outside dir, no symlink created or followed. A run
-// whose files are refused fails with the reason.
+// write lays a finished run's files into dir.
 func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord) error {
+	return land(ctx, c.Eng, dir, rec)
+}
+
+// land lays a finished run's files into dir through safedir, wherever the
+// record says they are (an archive in the store, inline in the record, or
+// written in place on this host by an embedded runner): all of them or
+// none, nothing outside dir, no symlink created or followed, never over a
+// file another run of the campaign put there. It is the one way result
+// files reach a user's disk.
+func land(ctx context.Context, eng *engine.Engine, dir string, rec *simswarm.RunRecord) error {
 	d, err := safedir.Open(dir)
 	if err != nil {
 		return err
@@ -74,8 +85,9 @@ func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord)
 		return err
 	}
 	defer st.Remove()
-	if rec.Object != "" {
-		obj, err := c.Eng.OpenObject(ctx, rec.Object)
+	switch {
+	case rec.Object != "":
+		obj, err := eng.OpenObject(ctx, rec.Object)
 		if err != nil {
 			return err
 		}
@@ -84,7 +96,13 @@ func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord)
 		if err != nil {
 			return err
 		}
-	} else {
+	case rec.LocalDir != "" && !inline(rec):
+		for _, f := range rec.Files {
+			if err := copyIn(st, rec.LocalDir, f.Name); err != nil {
+				return err
+			}
+		}
+	default:
 		for _, f := range rec.Files {
 			if int64(len(f.Data)) != f.Size {
 				return fmt.Errorf("result %s: record holds %d of %d bytes", f.Name, len(f.Data), f.Size)
@@ -110,6 +128,19 @@ func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord)
 		return fmt.Errorf("results archive %s holds other files than its run record lists", rec.Object)
 	}
 	return st.CommitFor(rec.Campaign, rec.Run)
+}
+
+// copyIn stages a copy of the result file name of the results directory
+// from, where a run on this host wrote it in place. The file is opened
+// through from's own safedir: a name that leads through a link is refused.
+func copyIn(st *safedir.Stage, from, name string) error {
+	f, err := safedir.OpenFile(from, name)
+	if err != nil {
+		return fmt.Errorf("%s: the only copy of this run's files was in the results directory it ran for: %w", filepath.Join(from, filepath.FromSlash(name)), fserr.WithoutPath(err))
+	}
+	defer f.Close()
+	_, err = st.Write(name, f, 0o644, time.Time{})
+	return err
 }
 
 // sweepScratch removes what a killed client (or its runners) left in the
