@@ -227,6 +227,9 @@ type BuildProgress struct {
 	Command string `json:"command,omitempty"`
 }
 
+// JobVersion is the protocol version the job was written in.
+func (j BuildJob) JobVersion() string { return j.Version }
+
 // ListJob asks a runner for the run list of an omnetpp-kind command.
 type ListJob struct {
 	Version  string  `json:"version"`
@@ -292,6 +295,9 @@ func (c Command) SelectionFree() string {
 	b, _ := json.Marshal(d)
 	return string(b)
 }
+
+// JobVersion is the protocol version the job was written in.
+func (j ListJob) JobVersion() string { return j.Version }
 
 // RunJob asks a runner to execute one run.
 type RunJob struct {
@@ -366,6 +372,9 @@ func (l *RunList) Ident(run int) string {
 	}
 	return ""
 }
+
+// JobVersion is the protocol version the job was written in.
+func (j RunJob) JobVersion() string { return j.Version }
 
 // BatchKey groups run jobs that one process may execute together.
 func (j RunJob) BatchKey() string {

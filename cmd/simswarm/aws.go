@@ -20,8 +20,6 @@ import (
 	"golang.org/x/term"
 )
 
-func init() { extraCommands = append(extraCommands, awsCommand) }
-
 // awsFlags are the flags every aws subcommand shares.
 type awsFlags struct {
 	name, region, profile string

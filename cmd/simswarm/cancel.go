@@ -10,8 +10,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, cancelCommand) }
-
 func cancelCommand() *cobra.Command {
 	var (
 		conn   connFlags

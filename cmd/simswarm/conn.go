@@ -13,6 +13,7 @@ import (
 	"github.com/simswarm/simswarm/internal/creds"
 	"github.com/simswarm/simswarm/internal/embedded"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/proc"
 	"github.com/spf13/pflag"
 )
 
@@ -34,6 +35,25 @@ func (c *connFlags) resolve() {
 	if c.creds == "" {
 		c.creds = os.Getenv("SIMSWARM_CREDS")
 	}
+}
+
+// required resolves the flags of a command that needs a cluster engine.
+func (c *connFlags) required() error {
+	c.resolve()
+	if c.server == "" {
+		return usageErr("--server is required (or SIMSWARM_SERVER)")
+	}
+	return nil
+}
+
+// beginWorker is how every worker process begins, once its flags are
+// checked: its logger, the processes a killed predecessor of it left
+// running ended, and a context that ends on SIGINT or SIGTERM.
+func beginWorker(verbose bool) (*slog.Logger, context.Context, context.CancelFunc) {
+	log := logger(verbose)
+	proc.Setup(log)
+	ctx, stop := untilSignal()
+	return log, ctx, stop
 }
 
 // connect opens the cluster engine. wait keeps trying while the server is

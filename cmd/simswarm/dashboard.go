@@ -14,8 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, dashboardCommand) }
-
 func dashboardCommand() *cobra.Command {
 	var (
 		conn                            connFlags

@@ -5,7 +5,6 @@ import (
 	"runtime"
 
 	"github.com/simswarm/simswarm/internal/build"
-	"github.com/simswarm/simswarm/internal/proc"
 	"github.com/simswarm/simswarm/internal/units"
 	"github.com/spf13/cobra"
 )
@@ -38,8 +37,7 @@ func distccdCommand() *cobra.Command {
 			if err := units.Check("--jobs", jobs, 1, units.MaxSlots); err != nil {
 				return usageErr("%v", err)
 			}
-			proc.Setup(logger(false))
-			ctx, stop := untilSignal()
+			_, ctx, stop := beginWorker(false)
 			defer stop()
 			d := &build.Distccd{Host: host, Port: port, Allow: allow, Jobs: jobs, LogFile: log, Stderr: os.Stderr}
 			code, err := d.Run(ctx)

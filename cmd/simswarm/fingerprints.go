@@ -13,8 +13,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, fingerprintsCommand) }
-
 func fingerprintsCommand() *cobra.Command {
 	var rf runFlags
 	var program, match, root, cpu, calculator string

@@ -12,8 +12,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, gcCommand) }
-
 func gcCommand() *cobra.Command {
 	var (
 		conn          connFlags

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
@@ -163,11 +162,12 @@ func hostileRunner(ctx context.Context, t *testing.T, eng *engine.Engine, cases 
 			continue
 		}
 		for _, m := range leases {
-			var j simswarm.RunJob
-			if json.Unmarshal(m.Data(), &j) != nil || j.Run >= len(cases) {
-				m.Term()
+			taken, err := engine.Decode[simswarm.RunJob](m, simswarm.RoleRunner)
+			if err != nil || taken.Body.Run >= len(cases) {
+				t.Errorf("a job the campaign did not submit: %v", err)
 				continue
 			}
+			j := taken.Body
 			c := cases[j.Run]
 			now := time.Now().UTC().Truncate(time.Millisecond)
 			rec := &simswarm.RunRecord{Key: j.Key, Campaign: j.Campaign, Run: j.Run, State: simswarm.RunSucceeded,
@@ -185,10 +185,9 @@ func hostileRunner(ctx context.Context, t *testing.T, eng *engine.Engine, cases 
 					t.Error(err)
 				}
 			}
-			if err := eng.RecordRun(ctx, rec); err != nil {
+			if err := m.Settle(ctx, engine.RunAnswer(rec)); err != nil {
 				t.Error(err)
 			}
-			_ = m.Ack(ctx)
 			done++
 		}
 	}

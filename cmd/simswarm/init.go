@@ -26,9 +26,8 @@ func initCommand() *cobra.Command {
   printf 'user = "simswarm"\npassword = "%s"\n' "$PASS" > client.creds; chmod 600 client.creds
   simswarm init --server nats://localhost:4222 --creds client.creds`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn.resolve()
-			if conn.server == "" {
-				return usageErr("--server is required (or SIMSWARM_SERVER)")
+			if err := conn.required(); err != nil {
+				return err
 			}
 			if err := units.Check("--replicas", replicas, 1, units.MaxReplicas); err != nil {
 				return usageErr("%v", err)

@@ -24,10 +24,6 @@ func (e *exitError) Error() string {
 	return e.err.Error()
 }
 
-// extraCommands lets a command's file register it in init, so that
-// commands of separate concerns (dashboard, aws) need not edit this file.
-var extraCommands []func() *cobra.Command
-
 func usageErr(format string, a ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
 }
@@ -42,11 +38,12 @@ func rootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: 2, err: err}
 	})
-	root.AddCommand(runCommand(), attachCommand(), statusCommand(), logsCommand(), initCommand(), distccdCommand(),
-		serverCommand(), builderCommand(), runnerCommand(), versionCommand())
-	for _, c := range extraCommands {
-		root.AddCommand(c())
-	}
+	// Every command, in one list: a reader finds them all here.
+	root.AddCommand(
+		runCommand(), attachCommand(), cancelCommand(), statusCommand(), logsCommand(), resultsCommand(),
+		fingerprintsCommand(), dashboardCommand(), gcCommand(),
+		serverCommand(), initCommand(), builderCommand(), runnerCommand(), distccdCommand(),
+		awsCommand(), versionCommand())
 	return root
 }
 

@@ -132,7 +132,7 @@ func serveLists(ctx context.Context, conn *connFlags, dir, host string, log *slo
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	r := &runner.Runner{Eng: eng, Dir: dir, Slots: 1, Host: host, Log: log, ListsOnly: true,
-		ID: fmt.Sprintf("%s-lists-%d", host, os.Getpid())}
+		ID: engine.WorkerID(host, "lists")}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -193,7 +193,7 @@ func (f *pilotFlags) apply(ctx context.Context, cmd interface{ Flags() *pflag.Fl
 	r.SignalGrace = 2 * time.Second
 	if !cmd.Flags().Changed("name") && p.Node != "" {
 		r.Host = p.Node
-		r.ID = fmt.Sprintf("%s-%d", p.Node, os.Getpid())
+		r.ID = engine.WorkerID(p.Node, "")
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	usr1 := make(chan os.Signal, 1)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,7 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/simswarm/simswarm/internal/build"
-	"github.com/simswarm/simswarm/internal/proc"
+	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/runner"
 	"github.com/simswarm/simswarm/internal/units"
 	"github.com/spf13/cobra"
@@ -80,9 +79,8 @@ func builderCommand() *cobra.Command {
 		Use:   "builder",
 		Short: "Take build jobs from a cluster engine",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn.resolve()
-			if conn.server == "" {
-				return usageErr("--server is required (or SIMSWARM_SERVER)")
+			if err := conn.required(); err != nil {
+				return err
 			}
 			if err := units.Check("--jobs", jobs, 1, units.MaxSlots); err != nil {
 				return usageErr("%v", err)
@@ -94,9 +92,7 @@ func builderCommand() *cobra.Command {
 			if acc.CcacheDir == "off" {
 				acc.CcacheDir = ""
 			}
-			log := logger(verbose)
-			proc.Setup(log) // ends what a killed predecessor left running
-			ctx, stop := untilSignal()
+			log, ctx, stop := beginWorker(verbose)
 			defer stop()
 			eng, err := conn.connect(ctx, "simswarm-builder "+name, true, log)
 			if err != nil {
@@ -130,9 +126,8 @@ func runnerCommand() *cobra.Command {
 		Use:   "runner",
 		Short: "Run simulations for a cluster engine, one slot per core",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn.resolve()
-			if conn.server == "" {
-				return usageErr("--server is required (or SIMSWARM_SERVER)")
+			if err := conn.required(); err != nil {
+				return err
 			}
 			if reserve < 0 {
 				return usageErr("--reserve must not be negative, not %d", reserve)
@@ -149,12 +144,10 @@ func runnerCommand() *cobra.Command {
 			if err != nil {
 				return usageErr("invalid --cache-size %q: %v", size, err)
 			}
-			log := logger(verbose)
-			proc.Setup(log) // ends what a killed predecessor left running
-			ctx, stop := untilSignal()
+			log, ctx, stop := beginWorker(verbose)
 			defer stop()
 			r := &runner.Runner{Dir: dir, Slots: slots, Host: name, Log: log, CacheBytes: limit,
-				ID: fmt.Sprintf("%s-%d", name, os.Getpid())}
+				ID: engine.WorkerID(name, "")}
 			ctx, stopPilot, err := pilot.apply(ctx, cmd, r)
 			if err != nil {
 				return err

@@ -7,7 +7,6 @@ package build
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +31,7 @@ import (
 	"github.com/simswarm/simswarm/internal/proc"
 	"github.com/simswarm/simswarm/internal/projenv"
 	"github.com/simswarm/simswarm/internal/snapshot"
+	"github.com/simswarm/simswarm/internal/treestore"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,6 +47,8 @@ type Builder struct {
 
 	toolchain string
 }
+
+func (b *Builder) trees() treestore.Store { return treestore.New(b.Eng) }
 
 // Toolchain identifies the compilers a build's outputs depend on. It is
 // computed once: asking the compilers costs processes, and they do not change
@@ -77,7 +79,7 @@ func (b *Builder) Serve(ctx context.Context) error {
 	}
 	b.toolchain = Toolchain()
 	var busy atomic.Int32
-	id := fmt.Sprintf("%s-%d", b.Host, os.Getpid())
+	id := engine.WorkerID(b.Host, "")
 	// Serve returns only once the heartbeat has removed the builder: its
 	// caller may close the connection next, and a heartbeat still pending
 	// then would announce a stopped builder for a minute.
@@ -89,52 +91,35 @@ func (b *Builder) Serve(ctx context.Context) error {
 			return simswarm.Worker{ID: id, Host: b.Host, Role: simswarm.RoleBuilder, Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now()}
 		}, changed)
 	}()
-	for ctx.Err() == nil {
-		jobs, err := b.Eng.Take(ctx, engine.QueueBuild, 1, 5*time.Second)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			b.Log.Warn("builder: take a job", "err", err)
-			time.Sleep(time.Second)
-			continue
-		}
-		for _, l := range jobs {
+	b.Eng.Serve(ctx, engine.Loop{Queue: engine.QueueBuild, Log: b.Log, Busy: func(on bool) {
+		if on {
 			busy.Store(1)
-			engine.Poke(changed)
-			b.handle(ctx, l)
+		} else {
 			busy.Store(0)
-			engine.Poke(changed)
 		}
-	}
+		engine.Poke(changed)
+	}}, b)
 	return nil
 }
 
-func (b *Builder) handle(ctx context.Context, l *engine.Lease) {
-	var job simswarm.BuildJob
-	if err := json.Unmarshal(l.Data(), &job); err != nil {
-		b.Log.Error("builder: drop malformed job", "err", err)
-		l.Term()
+// Handle builds one job and answers it.
+func (b *Builder) Handle(ctx context.Context, l *engine.Lease) {
+	job, err := engine.Decode[simswarm.BuildJob](l, simswarm.RoleBuilder)
+	if err != nil {
+		b.Log.Error("builder: " + err.Error())
 		return
 	}
-	rec := simswarm.BuildRecord{Key: job.Key, Request: job.Request, Host: b.Host, Toolchain: b.toolchain}
-	if job.Version != simswarm.Version {
-		rec.State, rec.Error = simswarm.BuildFailed, fmt.Sprintf("client version %s does not match builder version %s", job.Version, simswarm.Version)
-		b.finish(ctx, l, &rec)
-		return
-	}
-	if l.Delivered > engine.MaxDeliver {
-		// The last delivery JetStream makes: answered, or the client would
-		// wait for a build no builder lives through until it gives up.
-		rec.State, rec.Error = simswarm.BuildFailed, fmt.Sprintf("gave up after %d deliveries: the builders that took it stopped while building (see their logs)", l.Delivered-1)
-		b.finish(ctx, l, &rec)
+	rec := simswarm.BuildRecord{Key: job.Body.Key, Request: job.Body.Request, Host: b.Host, Toolchain: b.toolchain}
+	if job.Refused != "" {
+		rec.State, rec.Error = simswarm.BuildFailed, job.Refused
+		b.finish(ctx, job, &rec)
 		return
 	}
 	start := time.Now()
-	if err := b.build(ctx, &job, &rec); err != nil {
+	if err := b.build(ctx, &job.Body, &rec); err != nil {
 		if ctx.Err() != nil {
 			// Shutting down: let another builder take it.
-			l.Nak(0)
+			l.GiveBack()
 			return
 		}
 		rec.State = simswarm.BuildFailed
@@ -143,34 +128,14 @@ func (b *Builder) handle(ctx context.Context, l *engine.Lease) {
 		}
 	}
 	rec.Wall = time.Since(start)
-	if rec.State == simswarm.BuildSucceeded {
-		last := simswarm.BuildRecord{Key: job.Key, State: simswarm.BuildSucceeded, Artifact: rec.Artifact, Finished: time.Now()}
-		sctx, cancel := storeCtx(ctx)
-		if err := b.Eng.RecordBuild(sctx, simswarm.LastBuildKey(job.Project), &last); err != nil {
-			b.Log.Warn("builder: record the project's last build", "err", err)
-		}
-		cancel()
-	}
-	b.finish(ctx, l, &rec)
+	b.finish(ctx, job, &rec)
 }
 
-// storeCtx bounds the writes of an outcome: they go on while the builder
-// shuts down (the build is done), for as long as a leader election takes.
-func storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-}
-
-func (b *Builder) finish(ctx context.Context, l *engine.Lease, rec *simswarm.BuildRecord) {
+func (b *Builder) finish(ctx context.Context, job *engine.Job[simswarm.BuildJob], rec *simswarm.BuildRecord) {
 	rec.Finished = time.Now()
-	sctx, cancel := storeCtx(ctx)
-	defer cancel()
-	if err := b.Eng.RecordBuild(sctx, rec.Key, rec); err != nil {
-		b.Log.Error("builder: record build", "key", rec.Key, "err", err)
-		l.Nak(0)
+	if err := job.Settle(ctx, engine.BuildAnswer(job.Body.Project, rec)); err != nil {
+		b.Log.Error("builder: " + err.Error())
 		return
-	}
-	if err := l.Ack(sctx); err != nil {
-		b.Log.Warn("builder: acknowledge build", "key", simswarm.Short(rec.Key), "err", err)
 	}
 	b.Log.Info("build finished", "key", simswarm.Short(rec.Key), "state", rec.State, "cached", rec.Cached, "wall", rec.Wall)
 }
@@ -180,19 +145,15 @@ func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswa
 	rec.Artifact = art
 	if !job.Rebuild {
 		if prev, ok, _ := b.Eng.Build(ctx, job.Key); ok && prev.State == simswarm.BuildSucceeded && prev.Artifact == art {
-			if has, err := b.Eng.HasObject(ctx, engine.ArtifactObject(art)); err == nil && has {
+			if has, err := b.trees().HasArtifact(ctx, art); err == nil && has {
 				rec.State, rec.Cached, rec.Files, rec.Bytes, rec.Log = simswarm.BuildSucceeded, true, prev.Files, prev.Bytes, prev.Log
 				return nil
 			}
 		}
 	}
-	raw, err := b.Eng.GetBytes(ctx, engine.SnapshotObject(job.Snapshot))
+	man, err := b.trees().Manifest(ctx, job.Snapshot)
 	if err != nil {
-		return fmt.Errorf("fetch snapshot %s: %w", simswarm.Short(job.Snapshot), err)
-	}
-	man, err := snapshot.Decode(raw)
-	if err != nil {
-		return fmt.Errorf("snapshot %s: %w", simswarm.Short(job.Snapshot), err)
+		return err
 	}
 	// A project that uses others builds in a workspace holding them all at
 	// their places; it is another directory than the project's own alone.
@@ -212,7 +173,7 @@ func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswa
 		return err
 	}
 	defer unlock()
-	if err := layout.Uses(ctx, b.Eng, top, job.Layout, func(u simswarm.Use, files int, bytes int64) {
+	if err := layout.Uses(ctx, b.trees(), top, job.Layout, func(u simswarm.Use, files int, bytes int64) {
 		b.Log.Info("builder: used project laid out", "project", u.Project, "dir", u.Dir, "files", files, "artifact_bytes", bytes)
 	}); err != nil {
 		return fmt.Errorf("prepare workspace: %w", err)
@@ -232,10 +193,7 @@ func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswa
 		}
 		b.Log.Info("builder: fresh workspace seeded from the user's tree", "from", job.Seed, "files", n, "built", built, "err", err)
 	}
-	fetch := func(ctx context.Context, hash string, w io.Writer) error {
-		return b.Eng.GetObject(ctx, engine.FileObject(hash), w)
-	}
-	if err := snapshot.Materialize(ctx, ws, man, fetch); err != nil {
+	if err := b.trees().Materialize(ctx, ws, man); err != nil {
 		return fmt.Errorf("prepare workspace: %w", err)
 	}
 	var logBuf bytes.Buffer
@@ -289,7 +247,7 @@ func (b *Builder) build(ctx context.Context, job *simswarm.BuildJob, rec *simswa
 		packed = n
 		pw.CloseWithError(err)
 	}()
-	if err := b.Eng.PutObject(ctx, engine.ArtifactObject(art), pr); err != nil {
+	if err := b.trees().PutArtifact(ctx, art, pr); err != nil {
 		return fmt.Errorf("store artifact: %w", err)
 	}
 	rec.State, rec.Files, rec.Bytes = simswarm.BuildSucceeded, len(outputs), packed

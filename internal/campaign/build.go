@@ -11,10 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/engine"
-	"github.com/simswarm/simswarm/internal/project"
 	"golang.org/x/term"
+
+	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/project"
+	"github.com/simswarm/simswarm/internal/treestore"
 )
 
 // BuildError is a failed build; Tail is the end of the compiler's output.
@@ -100,7 +101,7 @@ func (c *Client) builtAlready(ctx context.Context, key string) (string, error) {
 	if err != nil || !ok || rec.State != simswarm.BuildSucceeded {
 		return "", err
 	}
-	if has, err := c.Eng.HasObject(ctx, engine.ArtifactObject(rec.Artifact)); err != nil || !has {
+	if has, err := treestore.New(c.Eng).HasArtifact(ctx, rec.Artifact); err != nil || !has {
 		return "", err
 	}
 	c.built = &BuildInfo{ID: simswarm.Short(key), Cached: true, Files: rec.Files}

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/simswarm/simswarm"
@@ -25,7 +24,7 @@ import (
 	"github.com/simswarm/simswarm/internal/project"
 	"github.com/simswarm/simswarm/internal/snapshot"
 	"github.com/simswarm/simswarm/internal/sweep"
-	"golang.org/x/sync/errgroup"
+	"github.com/simswarm/simswarm/internal/treestore"
 )
 
 // Options is what a user asks of simswarm run.
@@ -381,67 +380,12 @@ func (c *Client) upload(ctx context.Context, proj *project.Project, results stri
 		c.sources = map[string]int{}
 	}
 	c.sources[key] = countSources(man, proj.Root)
-	stored := -1 // the store has this snapshot already
-	defer func() { c.saySnapshot(proj, man, stored, time.Since(start)) }()
-	if has, err := c.Eng.HasObject(ctx, engine.SnapshotObject(key)); err != nil {
-		return "", err
-	} else if has {
-		return key, nil
-	}
-	paths := map[string]string{}
-	for _, e := range man.Entries {
-		if e.Hash != "" {
-			paths[e.Hash] = e.Path
-		}
-	}
-	hashes := man.Blobs()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	var put atomic.Int64
-	for _, h := range hashes {
-		g.Go(func() error {
-			ok, err := c.putFile(gctx, h, filepath.Join(proj.Root, filepath.FromSlash(paths[h])))
-			if ok {
-				put.Add(1)
-			}
-			return err
-		})
-	}
-	err = g.Wait()
-	stored = int(put.Load())
+	stored, err := treestore.New(c.Eng).Upload(ctx, proj.Root, man)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("store the snapshot of %s: %w", proj.Root, err)
 	}
-	// A big tree also travels as one pack, so that a host without any of
-	// it reads one stream instead of a file at a time.
-	if len(hashes) >= snapshot.PackMin {
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(snapshot.WritePack(pw, proj.Root, man)) }()
-		err := c.Eng.PutObject(ctx, engine.PackObject(key), pr)
-		pr.CloseWithError(err)
-		if err != nil {
-			return "", setupErr("snapshot %s: store its pack: %v", proj.Root, err)
-		}
-	}
-	// The manifest goes last: its presence promises that every file is there.
-	if err := c.Eng.PutBytes(ctx, engine.SnapshotObject(key), man.Encode()); err != nil {
-		return "", err
-	}
+	c.saySnapshot(proj, man, stored, time.Since(start))
 	return key, nil
-}
-
-// putFile stores one file the store lacks; stored says it was stored now.
-func (c *Client) putFile(ctx context.Context, hash, path string) (stored bool, err error) {
-	name := engine.FileObject(hash)
-	if has, err := c.Eng.HasObject(ctx, name); err != nil || has {
-		return false, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return false, fmt.Errorf("snapshot: %w", err)
-	}
-	defer f.Close()
-	return true, c.Eng.PutObject(ctx, name, f)
 }
 
 // saySnapshot tells what a project's snapshot came to: INET's tree is

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/results"
 	"github.com/simswarm/simswarm/internal/safedir"
@@ -160,7 +161,7 @@ func (t *tracker) adopted(ctx context.Context, a adopted) {
 		}
 	}
 	rec.Campaign, rec.Run, rec.Reused = p.id, p.runs.Run(a.at), true
-	if err := c.Eng.RecordStatus(ctx, &rec); err != nil {
+	if err := c.Eng.Store(ctx, engine.StatusAnswer(&rec)); err != nil {
 		c.warnf("record run %d as done: %v", rec.Run, err)
 	}
 	st := &t.states[a.at]

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/campaign"
+	"github.com/simswarm/simswarm/internal/engine/enginetest"
 	"github.com/simswarm/simswarm/internal/testkit"
 )
 
@@ -274,7 +275,6 @@ func TestBrowserCluster(t *testing.T) {
 	bctx := browser(t)
 	shots := screenshots(t)
 	eng := bareEngine(t)
-	ctx := context.Background()
 	now := time.Now()
 	for i, h := range []struct {
 		host        string
@@ -287,34 +287,24 @@ func TestBrowserCluster(t *testing.T) {
 		for s := 0; s < h.busy; s++ {
 			w.Current = append(w.Current, simswarm.StatusKey("5ca1ab1e5ca1ab1e", 1900+i*16+s))
 		}
-		if err := eng.PutWorker(ctx, w); err != nil {
-			t.Fatal(err)
-		}
+		enginetest.PutWorker(t, eng, w)
 	}
-	if err := eng.PutWorker(ctx, simswarm.Worker{ID: "manager-1", Host: "manager", Role: simswarm.RoleBuilder,
-		Slots: 1, Version: simswarm.Version, Seen: now}); err != nil {
-		t.Fatal(err)
-	}
+	enginetest.PutWorker(t, eng, simswarm.Worker{ID: "manager-1", Host: "manager", Role: simswarm.RoleBuilder,
+		Slots: 1, Version: simswarm.Version, Seen: now})
 	cmd := simswarm.Command{Kind: simswarm.KindOmnetpp, Argv: []string{"inet", "-f", "omnetpp.ini", "-c", "Wifi<Throughput>"}}
 	c := simswarm.Campaign{ID: "5ca1ab1e5ca1ab1e", Project: "/home/ada/inet", Workdir: "examples/wireless", Command: cmd,
 		Snapshot: "5a", Artifact: "a7", Runs: 2400, Submitted: now.Add(-38 * time.Minute), State: simswarm.CampaignActive}
-	if err := eng.PutCampaign(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	enginetest.PutCampaign(t, eng, c)
 	list := simswarm.RunList{Key: simswarm.ListKey(c.Artifact, c.Workdir, cmd)}
 	for n := 0; n < c.Runs; n++ {
 		list.Runs = append(list.Runs, n)
 		list.Vars = append(list.Vars, fmt.Sprintf("$numHosts=%d, $bitrate=%dMbps, $repetition=%d", 2+n/60, []int{6, 12, 24, 54}[n/15%4], n%15))
 	}
-	if err := eng.PutList(ctx, list); err != nil {
-		t.Fatal(err)
-	}
+	enginetest.PutList(t, eng, list)
 	done := simswarm.Campaign{ID: "d0d0d0d0d0d0d0d0", Project: "/home/ada/aloha", Workdir: ".", Snapshot: "5b", Artifact: "a8",
 		Command: simswarm.Command{Kind: simswarm.KindOmnetpp, Argv: []string{"./aloha", "-c", "PureAlohaExperiment"}},
 		Runs:    42, Submitted: now.Add(-55 * time.Minute), State: simswarm.CampaignDone}
-	if err := eng.PutCampaign(ctx, done); err != nil {
-		t.Fatal(err)
-	}
+	enginetest.PutCampaign(t, eng, done)
 	put := func(camp string, n int, state simswarm.RunState, finished time.Time, wall time.Duration, host string) {
 		rec := simswarm.RunRecord{Campaign: camp, Run: n, State: state, Host: host, Worker: host + "-1", Wall: wall,
 			Started: finished.Add(-wall), Finished: finished}
@@ -324,9 +314,7 @@ func TestBrowserCluster(t *testing.T) {
 		if state == simswarm.RunRunning {
 			rec.Finished = time.Time{}
 		}
-		if err := eng.PutStatus(ctx, &rec); err != nil {
-			t.Fatal(err)
-		}
+		enginetest.PutStatus(t, eng, &rec)
 	}
 	for n := 0; n < 42; n++ {
 		put(done.ID, n, simswarm.RunSucceeded, now.Add(-50*time.Minute+time.Duration(n)*10*time.Second), 9*time.Second, "node1")

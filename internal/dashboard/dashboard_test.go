@@ -11,6 +11,7 @@ import (
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/engine/enginetest"
 )
 
 // hostileProject is a simswarm.toml project of four runs, no build, whose
@@ -203,9 +204,7 @@ func TestAPI(t *testing.T) {
 	// A Slurm pilot's heartbeat: the workers page names its job and node.
 	pilot := simswarm.Worker{ID: "n7-4242", Host: "n7", Role: simswarm.RoleRunner, Slots: 1, Version: simswarm.Version,
 		Seen: time.Now(), Slurm: "1234_5"}
-	if err := inst.Eng.PutWorker(context.Background(), pilot); err != nil {
-		t.Fatal(err)
-	}
+	enginetest.PutWorker(t, inst.Eng, pilot)
 	eventually(t, 10*time.Second, "the pilot on the workers page", func() bool {
 		return strings.Contains(get(t, base+"/workers").body, "1234_5 on n7")
 	})
@@ -301,9 +300,7 @@ func TestAccess(t *testing.T) {
 		t.Fatal("all-interfaces listener without token accepted")
 	}
 	c := simswarm.Campaign{ID: "c0ffee", Runs: 1, State: "active", Command: simswarm.Command{Kind: simswarm.KindOmnetpp, Argv: []string{"./sim"}}}
-	if err := eng.PutCampaign(context.Background(), c); err != nil {
-		t.Fatal(err)
-	}
+	enginetest.PutCampaign(t, eng, c)
 
 	_, pub := serve(t, eng, Options{Listen: "0.0.0.0:9181", Token: "s3cret"})
 	bearer := map[string]string{"Authorization": "Bearer s3cret"}

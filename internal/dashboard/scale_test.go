@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/engine/enginetest"
 )
 
 // TestCampaignPage100k writes a campaign of 100 000 runs straight into the
@@ -23,7 +23,6 @@ func TestCampaignPage100k(t *testing.T) {
 		runs, limit = 10000, time.Hour
 	}
 	eng := bareEngine(t)
-	ctx := context.Background()
 	cmd := simswarm.Command{Kind: simswarm.KindOmnetpp, Argv: []string{"./aloha", "-c", "Big"}}
 	c := simswarm.Campaign{ID: "b16b16b16b16b16b", Project: "/p", Workdir: ".", Command: cmd, Snapshot: "s", Artifact: "a",
 		Runs: runs, Submitted: time.Now(), State: "active"}
@@ -32,12 +31,8 @@ func TestCampaignPage100k(t *testing.T) {
 		list.Runs = append(list.Runs, n)
 		list.Vars = append(list.Vars, fmt.Sprintf("$numHosts=%d, $iaMean=%d, $repetition=%d", 10+n%7, n%13, n%5))
 	}
-	if err := eng.PutList(ctx, list); err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.PutCampaign(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	enginetest.PutList(t, eng, list)
+	enginetest.PutCampaign(t, eng, c)
 	start := time.Now()
 	now := time.Now()
 	var recs []*simswarm.RunRecord
@@ -62,9 +57,7 @@ func TestCampaignPage100k(t *testing.T) {
 		recs = append(recs, rec)
 	}
 	written := len(recs)
-	if err := eng.PutStatuses(ctx, len(recs), func(i int) *simswarm.RunRecord { return recs[i] }); err != nil {
-		t.Fatal(err)
-	}
+	enginetest.PutStatuses(t, eng, len(recs), func(i int) *simswarm.RunRecord { return recs[i] })
 	t.Logf("wrote %d status records in %v", written, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()

@@ -97,7 +97,7 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 	}
 	b := &build.Builder{Eng: beng, Dir: filepath.Join(o.StateDir, "workspaces"), Host: o.Host, Log: o.Log, Accel: o.Accel}
 	r := &runner.Runner{Eng: reng, Dir: filepath.Join(o.StateDir, "runner"), Slots: o.Slots, Host: o.Host,
-		Log: o.Log, SharedDisk: true, ID: fmt.Sprintf("%s-embedded-%d", o.Host, os.Getpid()), ListsOnly: o.ListsOnly}
+		Log: o.Log, SharedDisk: true, ID: engine.WorkerID(o.Host, "embedded"), ListsOnly: o.ListsOnly}
 	in.wg.Add(2)
 	go func() { defer in.wg.Done(); _ = b.Serve(wctx) }()
 	go func() {

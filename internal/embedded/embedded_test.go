@@ -10,6 +10,7 @@ import (
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/engine/enginetest"
 )
 
 func quiet() *slog.Logger {
@@ -51,9 +52,7 @@ func TestStartAnnouncesWorkersAndLocksState(t *testing.T) {
 		t.Errorf("second open of a busy state dir: %v; want %v", err, engine.ErrStateBusy)
 	}
 	c := simswarm.Campaign{ID: "0123456789abcdef", Runs: 1, State: simswarm.CampaignDone}
-	if err := in.Eng.PutCampaign(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	enginetest.PutCampaign(t, in.Eng, c)
 	in.Stop()
 
 	again, err := Open(ctx, state)

@@ -71,13 +71,13 @@ func TestLeaseRenewedWhileHeld(t *testing.T) {
 			t.Fatalf("a job held and renewed was handed out again after %s (delivery %d)", time.Since(got[0].Taken), other[0].Delivered)
 		}
 	}
-	if held, renewals := a.Held(); held != 1 || renewals < 5 {
+	if held, renewals := a.held(); held != 1 || renewals < 5 {
 		t.Fatalf("held %d, renewals %d after 3.5 s with a 1 s lease; want 1 and at least 5", held, renewals)
 	}
-	if err := got[0].Ack(ctx); err != nil {
+	if err := got[0].ack(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if held, _ := a.Held(); held != 0 {
+	if held, _ := a.held(); held != 0 {
 		t.Fatalf("held %d after ack", held)
 	}
 	q, err := a.Queued(ctx, "c1")
@@ -112,7 +112,7 @@ func TestLeaseLapsesWhenHolderDies(t *testing.T) {
 	if again[0].Delivered != 2 || again[0].Subject() != runSubject("c2", 7) {
 		t.Errorf("redelivered job: delivery %d, subject %s", again[0].Delivered, again[0].Subject())
 	}
-	again[0].Nak(0)
+	again[0].giveBack(0)
 	if back, err := b.Take(ctx, QueueRun, 1, 5*time.Second); err != nil || len(back) != 1 || back[0].Delivered != 3 {
 		t.Fatalf("nak'd job: %v, %v", back, err)
 	}
@@ -137,7 +137,7 @@ func TestTakeTakesWhatWaits(t *testing.T) {
 		t.Errorf("Take waited %s although jobs were there", el)
 	}
 	for _, l := range got {
-		if err := l.Ack(ctx); err != nil {
+		if err := l.ack(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -263,7 +263,7 @@ func TestRecords(t *testing.T) {
 	fin := time.Now().Round(0)
 	rec := &simswarm.RunRecord{Key: j.Key, Campaign: c.ID, Run: 2, State: simswarm.RunSucceeded, Finished: fin,
 		Files: []simswarm.File{{Name: "x.sca", Size: 3, Data: []byte("abc")}}}
-	if err := a.RecordRun(ctx, rec); err != nil {
+	if err := a.recordRun(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
 	select {

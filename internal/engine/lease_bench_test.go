@@ -88,7 +88,7 @@ func BenchmarkLeases(b *testing.B) {
 	busy := measure(b, mon, srv.Process.Pid, window)
 	var renewals uint64
 	for _, e := range engines {
-		_, n := e.Held()
+		_, n := e.held()
 		renewals += n
 	}
 	in := (busy.in - idle.in)

@@ -210,8 +210,8 @@ func (e *Engine) collect(batch jetstream.MessageBatch) ([]*Lease, error) {
 	return out, err
 }
 
-// Lease is a job a worker holds. The engine renews it until one of Ack,
-// Nak or Term ends it; a worker that dies stops renewing, and the job goes
+// Lease is a job a worker holds. The engine renews it until Settle,
+// Retry or GiveBack ends it (job.go); a worker that dies stops renewing, and the job goes
 // to another worker when the lease runs out.
 type Lease struct {
 	msg   jetstream.Msg
@@ -250,12 +250,12 @@ func (l *Lease) end() bool {
 	return true
 }
 
-// Ack ends the lease: the job is done and leaves the queue. The server
+// ack ends the lease: the job is done and leaves the queue. The server
 // confirms it; a lost confirmation (the stream leader moved) is retried for
-// a while, and an error is returned only when none came. Call it only once
-// the job's outcome is stored: a job acked too early is lost with its
-// worker.
-func (l *Lease) Ack(ctx context.Context) error {
+// a while, and an error is returned only when none came. Only Settle calls
+// it, once the job's answer is stored: a job acked too early is lost with
+// its worker.
+func (l *Lease) ack(ctx context.Context) error {
 	if !l.end() {
 		return nil
 	}
@@ -275,9 +275,9 @@ func (l *Lease) Ack(ctx context.Context) error {
 	return nil
 }
 
-// Nak ends the lease and gives the job back for another delivery after
-// delay (0: at once).
-func (l *Lease) Nak(delay time.Duration) {
+// giveBack ends the lease and gives the job back for another delivery
+// after delay (0: at once).
+func (l *Lease) giveBack(delay time.Duration) {
 	if !l.end() {
 		return
 	}
@@ -293,8 +293,8 @@ func (l *Lease) Nak(delay time.Duration) {
 	}
 }
 
-// Term ends the lease and drops the job for good (it cannot be read).
-func (l *Lease) Term() {
+// drop ends the lease and drops the job for good (it cannot be read).
+func (l *Lease) drop() {
 	if !l.end() {
 		return
 	}
@@ -386,9 +386,9 @@ func (k *leaseKeeper) loop(done chan struct{}) {
 	}
 }
 
-// Held is how many leases this engine holds now, and Renewals how many
+// held is how many leases this engine holds now, and renewals how many
 // renewals it has sent.
-func (e *Engine) Held() (held int, renewals uint64) {
+func (e *Engine) held() (held int, renewals uint64) {
 	e.leases.mu.Lock()
 	defer e.leases.mu.Unlock()
 	return len(e.leases.live), e.leases.renewals

@@ -59,24 +59,24 @@ func (e *Engine) putUntilStored(ctx context.Context, b Bucket, key string, v any
 	})
 }
 
-// RecordRun stores a run's outcome: the full record under its run key (for
+// recordRun stores a run's outcome: the full record under its run key (for
 // final outcomes that ran), then the compact one in its campaign's status,
 // so that a client that sees a final status finds the record it points to.
 // Each write is tried again until stored or ctx ends; ctx should outlive a
 // leader election (tens of seconds).
-func (e *Engine) RecordRun(ctx context.Context, rec *simswarm.RunRecord) error {
+func (e *Engine) recordRun(ctx context.Context, rec *simswarm.RunRecord) error {
 	if !rec.Reused && (rec.State == simswarm.RunSucceeded || rec.State == simswarm.RunFailed) {
 		if err := e.putUntilStored(ctx, BucketRuns, rec.Key, rec); err != nil {
 			return fmt.Errorf("record run %d: %w", rec.Run, err)
 		}
 	}
-	return e.RecordStatus(ctx, rec)
+	return e.recordStatus(ctx, rec)
 }
 
-// RecordStatus stores only a run's compact record in its campaign, trying
+// recordStatus stores only a run's compact record in its campaign, trying
 // again until stored or ctx ends: for an outcome whose full record is
 // stored already.
-func (e *Engine) RecordStatus(ctx context.Context, rec *simswarm.RunRecord) error {
+func (e *Engine) recordStatus(ctx context.Context, rec *simswarm.RunRecord) error {
 	if err := e.putUntilStored(ctx, BucketStatus, simswarm.StatusKey(rec.Campaign, rec.Run), rec.Compact()); err != nil {
 		return fmt.Errorf("record status of run %d: %w", rec.Run, err)
 	}
@@ -205,24 +205,9 @@ func (e *Engine) getFromLeader(ctx context.Context, bucket Bucket, key string, v
 	return true, nil
 }
 
-// PutStatuses stores n compact run records, rec(i) giving the i-th, a
-// window at a time (tools and tests that seed an engine).
-func (e *Engine) PutStatuses(ctx context.Context, n int, rec func(i int) *simswarm.RunRecord) error {
-	return e.publishAll(ctx, n, func(i int) (string, any) {
-		r := rec(i)
-		return "$KV." + string(BucketStatus) + "." + simswarm.StatusKey(r.Campaign, r.Run), r.Compact()
-	})
-}
-
 // RunStatus reads the compact record of a campaign's run.
 func (e *Engine) RunStatus(ctx context.Context, campaign string, run int) (*simswarm.RunRecord, bool, error) {
 	return getRecord[simswarm.RunRecord](ctx, e, BucketStatus, simswarm.StatusKey(campaign, run))
-}
-
-// PutStatus stores a compact run record as it is (tests and tools that
-// seed an engine).
-func (e *Engine) PutStatus(ctx context.Context, rec *simswarm.RunRecord) error {
-	return e.putJSON(ctx, BucketStatus, simswarm.StatusKey(rec.Campaign, rec.Run), rec.Compact())
 }
 
 // StatusWatch follows the run records of one campaign.
@@ -384,12 +369,6 @@ func (e *Engine) Build(ctx context.Context, key string) (*simswarm.BuildRecord, 
 	return getRecord[simswarm.BuildRecord](ctx, e, BucketBuilds, key)
 }
 
-// RecordBuild stores a build's record, trying again until stored or ctx
-// ends.
-func (e *Engine) RecordBuild(ctx context.Context, key string, rec *simswarm.BuildRecord) error {
-	return e.putUntilStored(ctx, BucketBuilds, key, rec)
-}
-
 // BuildKeys lists the keys of the builds bucket.
 func (e *Engine) BuildKeys(ctx context.Context) ([]string, error) {
 	var out []string
@@ -415,11 +394,6 @@ func (e *Engine) WaitBuild(ctx context.Context, key string) (*RecordWatch[simswa
 // RunList reads a cached run list.
 func (e *Engine) RunList(ctx context.Context, key string) (*simswarm.RunList, bool, error) {
 	return getRecord[simswarm.RunList](ctx, e, BucketLists, key)
-}
-
-// RecordList stores a run list, trying again until stored or ctx ends.
-func (e *Engine) RecordList(ctx context.Context, l *simswarm.RunList) error {
-	return e.putUntilStored(ctx, BucketLists, l.Key, l)
 }
 
 // WaitList follows the run list key: every new record of it.
@@ -522,11 +496,6 @@ func Poke(changed chan struct{}) {
 	}
 }
 
-// PutWorker stores one heartbeat (tests and tools that seed an engine).
-func (e *Engine) PutWorker(ctx context.Context, w simswarm.Worker) error {
-	return e.putJSON(ctx, BucketWorkers, workerKey(w), w)
-}
-
 // Heard is a worker's last heartbeat and when the engine stored it (the
 // server's clock: hosts' clocks may disagree).
 type Heard struct {
@@ -619,15 +588,4 @@ func (e *Engine) Each(ctx context.Context, b Bucket, filter string, fn func(key 
 			fn(en.Key(), en.Value())
 		}
 	}
-}
-
-// PutCampaign stores a campaign record as it is (tests and tools that seed
-// an engine; clients use SubmitCampaign).
-func (e *Engine) PutCampaign(ctx context.Context, c simswarm.Campaign) error {
-	return e.putJSON(ctx, BucketCampaigns, c.ID, c)
-}
-
-// PutList stores a run list once (tests and tools that seed an engine).
-func (e *Engine) PutList(ctx context.Context, l simswarm.RunList) error {
-	return e.putJSON(ctx, BucketLists, l.Key, l)
 }

@@ -22,8 +22,8 @@ import (
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
-	"github.com/simswarm/simswarm/internal/snapshot"
 	"github.com/simswarm/simswarm/internal/status"
+	"github.com/simswarm/simswarm/internal/treestore"
 )
 
 // Options says what to collect.
@@ -216,24 +216,14 @@ func reached(ctx context.Context, eng *engine.Engine, horizon time.Time) (*reach
 		r.record(engine.BucketRuns, key)
 		r.objects[engine.ResultObject(key)] = true
 	}
+	trees := treestore.New(eng)
 	for s := range snaps {
-		r.objects[engine.SnapshotObject(s)] = true
-		raw, err := eng.GetBytes(ctx, engine.SnapshotObject(s))
-		if err != nil {
-			continue // gone already: nothing more to keep for it
-		}
-		man, err := snapshot.Decode(raw)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("snapshot %s: %w", simswarm.Short(s), err)
-		}
-		for _, e := range man.Entries {
-			if e.Hash != "" {
-				r.objects[engine.FileObject(e.Hash)] = true
-			}
+		if err := trees.Keep(ctx, s, r.objects); err != nil {
+			return nil, nil, nil, err
 		}
 	}
 	for a := range arts {
-		r.objects[engine.ArtifactObject(a)] = true
+		treestore.KeepArtifact(a, r.objects)
 	}
 	// Builds that made a kept artifact, with their logs.
 	if err := eng.Builds(ctx, func(key string, rec *simswarm.BuildRecord) {

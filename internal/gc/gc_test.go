@@ -15,6 +15,7 @@ import (
 	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/embedded"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/engine/enginetest"
 	"github.com/simswarm/simswarm/internal/gc"
 	"github.com/simswarm/simswarm/internal/snapshot"
 )
@@ -129,9 +130,7 @@ func (l *lab) age(id string, submitted time.Time) {
 		l.t.Fatalf("campaign %s: %v", id, err)
 	}
 	c.Submitted = submitted
-	if err := l.eng.PutCampaign(ctx, *c); err != nil {
-		l.t.Fatal(err)
-	}
+	enginetest.PutCampaign(l.t, l.eng, *c)
 }
 
 func start(t *testing.T) *lab {

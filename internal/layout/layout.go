@@ -8,23 +8,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/archive"
-	"github.com/simswarm/simswarm/internal/engine"
-	"github.com/simswarm/simswarm/internal/snapshot"
+	"github.com/simswarm/simswarm/internal/treestore"
 )
-
-// Store is what laying out needs from the engine.
-type Store interface {
-	GetBytes(ctx context.Context, name string) ([]byte, error)
-	GetObject(ctx context.Context, name string, w io.Writer) error
-}
 
 // Place returns dir/l.Place (dir itself without a layout), refusing a
 // place that leaves dir.
@@ -53,7 +44,7 @@ const usedMark = ".simswarm-used.json"
 // snapshot.Materialize does) with its artifact unpacked over it. A used
 // project already laid out from the same snapshot and artifact is kept.
 // progress, when set, is told about each project laid out.
-func Uses(ctx context.Context, st Store, dir string, l *simswarm.Layout, progress func(u simswarm.Use, files int, bytes int64)) error {
+func Uses(ctx context.Context, st treestore.Store, dir string, l *simswarm.Layout, progress func(u simswarm.Use, files int, bytes int64)) error {
 	if l == nil {
 		return nil
 	}
@@ -67,21 +58,14 @@ func Uses(ctx context.Context, st Store, dir string, l *simswarm.Layout, progres
 			continue
 		}
 		_ = os.Remove(filepath.Join(d, usedMark))
-		raw, err := st.GetBytes(ctx, engine.SnapshotObject(u.Snapshot))
+		man, err := st.Manifest(ctx, u.Snapshot)
 		if err != nil {
-			return fmt.Errorf("fetch snapshot of %s: %w", u.Project, err)
+			return fmt.Errorf("%s: %w", u.Project, err)
 		}
-		man, err := snapshot.Decode(raw)
-		if err != nil {
-			return fmt.Errorf("snapshot of %s: %w", u.Project, err)
-		}
-		fetch := func(ctx context.Context, hash string, w io.Writer) error {
-			return st.GetObject(ctx, engine.FileObject(hash), w)
-		}
-		if err := snapshot.Materialize(ctx, d, man, fetch); err != nil {
+		if err := st.Materialize(ctx, d, man); err != nil {
 			return fmt.Errorf("lay out %s at %s: %w", u.Project, u.Dir, err)
 		}
-		n, err := Unpack(ctx, st, u.Artifact, d)
+		n, err := st.Unpack(ctx, u.Artifact, d)
 		if err != nil {
 			return fmt.Errorf("lay out %s at %s: %w", u.Project, u.Dir, err)
 		}
@@ -93,24 +77,6 @@ func Uses(ctx context.Context, st Store, dir string, l *simswarm.Layout, progres
 		}
 	}
 	return nil
-}
-
-// Unpack fetches an artifact and unpacks it into dir, returning its bytes.
-func Unpack(ctx context.Context, st Store, art, dir string) (int64, error) {
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(st.GetObject(ctx, engine.ArtifactObject(art), pw))
-	}()
-	entries, err := archive.Unpack(pr, dir)
-	pr.CloseWithError(err)
-	if err != nil {
-		return 0, fmt.Errorf("unpack artifact %s: %w", simswarm.Short(art), err)
-	}
-	var n int64
-	for _, e := range entries {
-		n += e.Size
-	}
-	return n, nil
 }
 
 // Marker names the file Uses keeps in each used project's directory; a

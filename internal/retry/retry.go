@@ -66,13 +66,21 @@ func Do(ctx context.Context, p Policy, fn func(attempt int) error) error {
 		if !deadline.IsZero() && time.Now().Add(wait).After(deadline) {
 			return err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !Sleep(ctx, wait) {
 			return err
-		case <-t.C:
 		}
 		wait = min(2*wait, p.Max)
+	}
+}
+
+// Sleep waits for d or until ctx ends, and says whether d passed.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/proc"
 	"github.com/simswarm/simswarm/internal/projenv"
+	"github.com/simswarm/simswarm/internal/retry"
 	"github.com/simswarm/simswarm/internal/safedir"
 	"github.com/simswarm/simswarm/internal/sweep"
 )
@@ -39,112 +38,17 @@ func (r *Runner) execute(ctx context.Context, jobs []*job) {
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].Run < jobs[b].Run })
 	// Each pass runs alone what the previous left in doubt; attempts and
 	// batch splitting only shrink the set, so this ends.
-	retry := r.process(ctx, dir, jobs)
-	for len(retry) > 0 && ctx.Err() == nil {
+	again := r.process(ctx, dir, jobs)
+	for len(again) > 0 && ctx.Err() == nil {
 		var next []*job
-		for _, j := range retry {
+		for _, j := range again {
 			next = append(next, r.process(ctx, dir, []*job{j})...)
 		}
-		retry = next
+		again = next
 	}
-	for _, j := range retry { // the runner is stopping
-		j.lease.Nak(0)
+	for _, j := range again { // the runner is stopping
+		j.lease.GiveBack()
 	}
-}
-
-// askFor is how long a runner whose job came back waits for another
-// runner to say it holds the job or its outcome: every runner on the
-// engine's connection answers at once, so silence means nobody.
-const askFor = 500 * time.Millisecond
-
-// settledElsewhere looks for the outcome of a job that came back and whose
-// run has no record: another runner (or this one) may still hold an
-// earlier delivery of it (its lease lapsed while a server was lost), or may
-// have stored the outcome on a server killed before it wrote it to disk.
-// A held job is waited for; an outcome held in a runner's memory is stored
-// again. It returns nil when nobody knows the job: it runs.
-func (r *Runner) settledElsewhere(ctx context.Context, j *job) *simswarm.RunRecord {
-	for ctx.Err() == nil {
-		if rec := r.recalled(j.Key); rec != nil {
-			return r.storeAgain(ctx, j, rec, r.ID)
-		}
-		a := r.Eng.AskAboutJob(ctx, engine.JobQuestion{From: r.ID, Seq: j.lease.Seq, Key: j.Key}, askFor)
-		switch {
-		case a == nil:
-			return nil
-		case a.Outcome != nil:
-			return r.storeAgain(ctx, j, a.Outcome, a.Outcome.Worker)
-		}
-		r.Log.Info("runner: a job that came back waits for the runner still holding it", "campaign", j.Campaign, "run", j.Run)
-		sleep(ctx, time.Second)
-		if prev, ok, err := r.Eng.RunSettled(ctx, j.Key, 15*time.Second); err == nil && ok {
-			return prev
-		}
-	}
-	return nil
-}
-
-// storeAgain writes an outcome the engine lost back into it.
-func (r *Runner) storeAgain(ctx context.Context, j *job, rec *simswarm.RunRecord, from string) *simswarm.RunRecord {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeFor)
-	defer cancel()
-	if err := r.Eng.RecordRun(wctx, rec); err != nil {
-		r.Log.Error("runner: store again an outcome the engine lost", "campaign", j.Campaign, "run", j.Run, "err", err)
-		return nil
-	}
-	r.Log.Warn("runner: the engine had lost a stored outcome; stored it again", "campaign", j.Campaign, "run", j.Run, "from", from)
-	return rec
-}
-
-// answerStored finishes a job whose outcome is already stored: its run
-// succeeded under the same key (in this campaign or another: a finished run
-// is never redone), or this very submission's job already ran (it came back
-// because its acknowledgement was lost). For a job that came back (again),
-// a miss is checked with the stream leader and the other runners.
-func (r *Runner) answerStored(ctx context.Context, j *job, again bool) bool {
-	prev, ok, err := r.Eng.Run(ctx, j.Key)
-	if (err != nil || !ok) && again {
-		prev, ok, err = r.Eng.RunSettled(ctx, j.Key, 15*time.Second)
-		if err == nil && !ok {
-			prev = r.settledElsewhere(ctx, j)
-			ok = prev != nil
-		}
-	}
-	if err != nil || !ok {
-		return false
-	}
-	sameJob := j.Submission != "" && prev.Submission == j.Submission && prev.Done()
-	if prev.State != simswarm.RunSucceeded && !sameJob {
-		return false
-	}
-	// Results written straight into a client's directory, or delivered to
-	// it and released from the store, are not in the store: for another
-	// job they count only for that directory, and only while its files are
-	// still there. This job's own outcome is answered wherever its files
-	// went.
-	if !sameJob && prev.LocalDir != "" && (prev.LocalDir != j.Local || !r.local(j) || !filesPresent(prev.LocalDir, prev.Files)) {
-		return false
-	}
-	r.Log.Info("run answered from the store", "campaign", j.Campaign, "run", j.Run, "same_job", sameJob)
-	if !sameJob {
-		prev.Reused = true
-		r.finish(ctx, j, prev)
-		return true
-	}
-	// This job's own outcome, stored before its ack was lost: its status
-	// again (where and how it ran), and the ack.
-	prev.Campaign, prev.Run = j.Campaign, j.Run
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeFor)
-	defer cancel()
-	if err := r.Eng.RecordStatus(wctx, prev); err != nil {
-		r.Log.Error("runner: record status; its job goes back to the queue", "campaign", j.Campaign, "run", j.Run, "err", err)
-		j.lease.Nak(0)
-		return true
-	}
-	if err := j.lease.Ack(wctx); err != nil {
-		r.Log.Warn("runner: acknowledge run", "campaign", j.Campaign, "run", j.Run, "err", err)
-	}
-	return true
 }
 
 // infraFault hands jobs back for another try later, on this runner or
@@ -153,21 +57,19 @@ func (r *Runner) answerStored(ctx context.Context, j *job, again bool) bool {
 func (r *Runner) infraFault(ctx context.Context, jobs []*job, err error) {
 	if ctx.Err() != nil {
 		for _, j := range jobs {
-			j.lease.Nak(0)
+			j.lease.GiveBack()
 		}
 		return
 	}
 	r.Log.Warn("runner: cannot prepare run", "campaign", jobs[0].Campaign, "err", err)
 	for _, j := range jobs {
-		if j.lease.Delivered >= engine.MaxDeliver {
+		// Back to the queue, for a healthy runner; this one pauses.
+		if !j.lease.Retry(500 * time.Millisecond) {
 			r.finish(ctx, j, &simswarm.RunRecord{State: simswarm.RunFailed, Reason: err.Error()})
-			continue
 		}
-		// Back to the queue at once, for a healthy runner; this one pauses.
-		j.lease.Nak(500 * time.Millisecond)
 	}
 	r.fault()
-	r.pool.giveBack(500 * time.Millisecond)
+	r.pool.giveBack()
 }
 
 // fault notes that this host failed to prepare a job; healthy that it
@@ -198,7 +100,7 @@ func (r *Runner) pause() time.Duration {
 // process runs jobs in one process and has the runs whose outcome is clear
 // recorded (in the background: the slot moves on to its next process at
 // once); it returns the runs to try again alone.
-func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry []*job) {
+func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (again []*job) {
 	first := jobs[0]
 	stage, err := r.scratchDir(first)
 	if err != nil {
@@ -282,12 +184,12 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 		r.Log.Info("process ended", "campaign", first.Campaign, "runs", omnetpp.RunNumberArg(runsOf(jobs)), "how", res.Describe(), "wall", res.Wall)
 	}
 	if err == nil && !cancelled && r.SignalGrace > 0 && killedFromOutside(res) {
-		sleep(ctx, r.SignalGrace)
+		retry.Sleep(ctx, r.SignalGrace)
 	}
 	if ctx.Err() != nil {
 		// The runner is stopping: the runs go back to the queue whole.
 		for _, j := range jobs {
-			j.lease.Nak(0)
+			j.lease.GiveBack()
 		}
 		return nil
 	}
@@ -343,7 +245,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 		}, ctx)
 		return nil
 	}
-	retry, settled := r.settleBatch(jobs, res, seen, heads, consolePath, started)
+	again, settled := r.settleBatch(jobs, res, seen, heads, consolePath, started)
 	if len(settled) > 0 {
 		keep = true
 		r.background(func(ctx context.Context) {
@@ -355,7 +257,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 			}
 		}, ctx)
 	}
-	return retry
+	return again
 }
 
 // killedFromOutside says whether a process ended by SIGTERM or SIGKILL,
@@ -371,67 +273,13 @@ func (r *Runner) background(fn func(context.Context), ctx context.Context) {
 	r.recordSem <- struct{}{}
 	r.recording.Add(1)
 	// The run is over: storing it must not be cut short by shutdown.
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeFor)
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), engine.SettleFor)
 	go func() {
 		defer r.recording.Done()
 		defer func() { <-r.recordSem }()
 		defer cancel()
 		fn(bctx)
 	}()
-}
-
-// settled is a run of a batch whose outcome is clear.
-type settled struct {
-	job      *job
-	rec      *simswarm.RunRecord
-	from, to int64 // its part of the console
-}
-
-// settleBatch decides each run of a multi-run process. A run the process
-// completed and moved past is done; the run it stopped in, and any it never
-// reached, run again alone, because in OMNeT++ one failed run can make the
-// following runs of the same process fail for that reason alone.
-func (r *Runner) settleBatch(jobs []*job, res *proc.Result, seen []omnetpp.BatchRun, heads []time.Time, console string, started time.Time) (retry []*job, done []settled) {
-	byRun := map[int]*job{}
-	for _, j := range jobs {
-		byRun[j.Run] = j
-	}
-	end := started.Add(res.Wall)
-	for i, h := range seen {
-		j, ok := byRun[h.Run]
-		if !ok {
-			continue
-		}
-		last := i == len(seen)-1
-		runEnd := end
-		if !last {
-			runEnd = heads[i+1]
-		}
-		wall := runEnd.Sub(heads[i])
-		cpu := time.Duration(0)
-		if res.Wall > 0 {
-			cpu = time.Duration(float64(res.CPU) * float64(wall) / float64(res.Wall))
-		}
-		part := readRange(console, h.Start, h.End, 1<<20)
-		delete(byRun, h.Run)
-		if res.Failed() && (last || len(omnetpp.ErrorLines(part, 1)) > 0) {
-			retry = append(retry, j)
-			continue
-		}
-		rec := r.outcomeOf(part, &proc.Result{Exit: 0, Wall: wall, CPU: cpu}, heads[i])
-		rec.Batch = len(jobs)
-		done = append(done, settled{job: j, rec: rec, from: h.Start, to: h.End})
-	}
-	for _, j := range jobs {
-		if _, left := byRun[j.Run]; left {
-			retry = append(retry, j)
-		}
-	}
-	sort.Slice(retry, func(a, b int) bool { return retry[a].Run < retry[b].Run })
-	if len(retry) > 0 {
-		r.stats.noBatch(jobs[0].BatchKey())
-	}
-	return retry, done
 }
 
 // outcomeOf reads a run's record from its console output and process result.
@@ -528,95 +376,6 @@ func commandLine(c simswarm.Command, runs []int, resDir string) ([]string, error
 		return []string{"/bin/sh", "-c", line}, nil
 	}
 	return nil, fmt.Errorf("unknown command kind %q", c.Kind)
-}
-
-func readRange(path string, from, to int64, max int64) []byte {
-	if to-from > max {
-		from = to - max
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	b := make([]byte, to-from)
-	n, _ := f.ReadAt(b, from)
-	return b[:n]
-}
-
-// attribute assigns result files of a batch to runs by the run number in
-// their header; files that carry none go with the files sharing their name
-// prefix, else to the first run.
-func attribute(resDir string, seen []omnetpp.BatchRun) map[int][]string {
-	owners := map[int][]string{}
-	byPrefix := map[string]int{}
-	var unknown []string
-	_ = filepath.WalkDir(resDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
-		}
-		rel, _ := filepath.Rel(resDir, p)
-		f, err := os.Open(p)
-		if err != nil {
-			return nil
-		}
-		n, ok := omnetpp.ResultRunNumber(f)
-		f.Close()
-		if ok {
-			owners[n] = append(owners[n], rel)
-			byPrefix[prefix(rel)] = n
-		} else {
-			unknown = append(unknown, rel)
-		}
-		return nil
-	})
-	for _, rel := range unknown {
-		n, ok := byPrefix[prefix(rel)]
-		if !ok && len(seen) > 0 {
-			n = seen[0].Run
-		}
-		owners[n] = append(owners[n], rel)
-	}
-	return owners
-}
-
-func prefix(name string) string {
-	return strings.TrimSuffix(name, filepath.Ext(name))
-}
-
-// outName names a run's console output file as opp_runall's .out files are
-// named: after the run's result files, else after the config and run.
-func outName(c simswarm.Command, run int, files []string) string {
-	pre := ""
-files:
-	for _, f := range files {
-		switch filepath.Ext(f) {
-		case ".sca", ".vec", ".vci", ".elog":
-			p := prefix(f)
-			if pre != "" && p != pre {
-				pre = "" // result files of two names: name by the run
-				break files
-			}
-			pre = p
-		}
-	}
-	if pre != "" {
-		return pre + ".out"
-	}
-	if c.Kind == simswarm.KindOmnetpp {
-		return omnetpp.ConfigName(c.Argv) + "-#" + strconv.Itoa(run) + ".out"
-	}
-	return "run-#" + strconv.Itoa(run) + ".out"
-}
-
-func filesPresent(dir string, files []simswarm.File) bool {
-	for _, f := range files {
-		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.Name)))
-		if err != nil || fi.Size() != f.Size {
-			return false
-		}
-	}
-	return true
 }
 
 // loaderErrors returns the dynamic loader's lines in a program's output

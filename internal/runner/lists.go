@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,62 +23,47 @@ const listTimeout = 5 * time.Minute
 // serveLists answers run-list jobs: the run list is resolved where the built
 // program is, so a client needs no simulator installed.
 func (r *Runner) serveLists(ctx context.Context) {
-	for ctx.Err() == nil {
+	r.Eng.Serve(ctx, engine.Loop{Queue: engine.QueueList, Log: r.Log, Wait: func() time.Duration {
 		if d := r.pause(); d > 0 {
-			sleep(ctx, d)
+			return d
 		}
 		if r.draining.Load() {
-			sleep(ctx, time.Second)
-			continue
+			return time.Second
 		}
-		leases, err := r.Eng.Take(ctx, engine.QueueList, 1, 5*time.Second)
-		if err != nil {
-			if ctx.Err() == nil {
-				r.Log.Warn("runner: take run-list jobs", "err", err)
-				sleep(ctx, time.Second)
-			}
-			continue
-		}
-		for _, l := range leases {
-			r.list(ctx, l)
-		}
-	}
+		return 0
+	}}, lister{r})
 }
 
-func (r *Runner) list(ctx context.Context, l *engine.Lease) {
-	var j simswarm.ListJob
-	if err := json.Unmarshal(l.Data(), &j); err != nil {
-		l.Term()
+// lister is the runner's answerer of run-list jobs.
+type lister struct{ r *Runner }
+
+func (ls lister) Handle(ctx context.Context, l *engine.Lease) {
+	r := ls.r
+	j, err := engine.Decode[simswarm.ListJob](l, simswarm.RoleRunner)
+	if err != nil {
+		r.Log.Error("runner: " + err.Error())
 		return
 	}
-	out := simswarm.RunList{Key: j.Key}
-	if j.Version != simswarm.Version {
-		out.Error = fmt.Sprintf("client version %s does not match runner version %s", j.Version, simswarm.Version)
-	} else if err := r.resolve(ctx, &j, &out); err != nil {
+	out := simswarm.RunList{Key: j.Body.Key}
+	if j.Refused != "" {
+		out.Error = j.Refused
+	} else if err := r.resolve(ctx, &j.Body, &out); err != nil {
 		if ctx.Err() != nil {
-			l.Nak(0)
+			l.GiveBack()
 			return
 		}
 		var infra *infraError
-		if errors.As(err, &infra) && l.Delivered < engine.MaxDeliver {
+		if errors.As(err, &infra) && l.Retry(500*time.Millisecond) {
 			// This host cannot prepare the tree; another runner may.
 			r.Log.Warn("runner: cannot prepare run list", "err", err)
-			l.Nak(500 * time.Millisecond)
 			r.fault()
 			return
 		}
 		out.Error = err.Error()
 	}
 	out.At = time.Now()
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeFor)
-	defer cancel()
-	if err := r.Eng.RecordList(wctx, &out); err != nil {
-		r.Log.Error("runner: record run list", "err", err)
-		l.Nak(0)
-		return
-	}
-	if err := l.Ack(wctx); err != nil {
-		r.Log.Warn("runner: acknowledge run list", "err", err)
+	if err := l.Settle(ctx, engine.ListAnswer(&out)); err != nil {
+		r.Log.Error("runner: " + err.Error())
 	}
 }
 

@@ -2,13 +2,12 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/retry"
 )
 
 // job is a run job this runner holds: its lease is renewed by the engine
@@ -70,12 +69,12 @@ func (p *pool) want() int {
 func (p *pool) fill(ctx context.Context) {
 	for ctx.Err() == nil {
 		if d := p.r.pause(); d > 0 {
-			sleep(ctx, d)
+			retry.Sleep(ctx, d)
 			continue
 		}
 		if p.r.draining.Load() || p.r.ending.Load() {
-			p.giveBack(0)
-			sleep(ctx, time.Second)
+			p.giveBack()
+			retry.Sleep(ctx, time.Second)
 			continue
 		}
 		p.expire()
@@ -97,7 +96,7 @@ func (p *pool) fill(ctx context.Context) {
 		if err != nil {
 			if ctx.Err() == nil {
 				p.r.Log.Warn("runner: take jobs", "err", err)
-				sleep(ctx, time.Second)
+				retry.Sleep(ctx, time.Second)
 			}
 			continue
 		}
@@ -142,7 +141,7 @@ func (p *pool) add(ctx context.Context, j *job) {
 	}
 	if p.r.draining.Load() || p.r.ending.Load() || p.closed {
 		p.mu.Unlock()
-		j.lease.Nak(0)
+		j.lease.GiveBack()
 		return
 	}
 	p.ready = append(p.ready, j)
@@ -228,18 +227,18 @@ func (p *pool) expire() {
 	}
 	p.mu.Unlock()
 	for _, j := range old {
-		j.lease.Nak(0)
+		j.lease.GiveBack()
 	}
 }
 
-// giveBack returns every job of the pool to the queue, after delay.
-func (p *pool) giveBack(delay time.Duration) {
+// giveBack returns every job of the pool to the queue.
+func (p *pool) giveBack() {
 	p.mu.Lock()
 	jobs := p.ready
 	p.ready = nil
 	p.mu.Unlock()
 	for _, j := range jobs {
-		j.lease.Nak(delay)
+		j.lease.GiveBack()
 	}
 }
 
@@ -280,81 +279,6 @@ func (p *pool) close() {
 	p.mu.Unlock()
 	p.wake.Broadcast()
 	for _, j := range jobs {
-		j.lease.Nak(0)
+		j.lease.GiveBack()
 	}
-}
-
-// readmit admits a job that comes back, or may be held elsewhere. When this
-// runner or another still holds an earlier delivery of it (its lease
-// lapsed while the engine was out of reach, or a restarted server lost its
-// delivery), that one's outcome, once stored, answers this one: running it
-// again would do the run twice.
-func (p *pool) readmit(ctx context.Context, l *engine.Lease) {
-	for earlier := p.r.hold(l); earlier != nil; earlier = p.r.hold(l) {
-		select {
-		case <-earlier:
-		case <-ctx.Done():
-			l.Nak(0)
-			return
-		}
-	}
-	if !p.r.waitHolders(ctx, l) {
-		l.Nak(0)
-		return
-	}
-	if j, ok := p.r.admit(ctx, l, true); ok {
-		p.add(ctx, j)
-	}
-}
-
-// hold notes that this runner holds the job of l until its lease ends. When
-// an earlier delivery of the same job is still held here, hold returns what
-// closes when that one ends.
-func (r *Runner) hold(l *engine.Lease) <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if earlier, ok := r.held[l.Seq]; ok && earlier != l {
-		select {
-		case <-earlier.Done():
-		default:
-			return earlier.Done()
-		}
-	}
-	r.held[l.Seq] = l
-	go func() {
-		<-l.Done()
-		r.mu.Lock()
-		if r.held[l.Seq] == l {
-			delete(r.held, l.Seq)
-		}
-		r.mu.Unlock()
-	}()
-	return nil
-}
-
-// admit decodes a taken job and answers at once the ones that need no
-// process: malformed, from another version, given up on, or already done.
-// A job that came back (again: whether it came back) is looked up harder.
-func (r *Runner) admit(ctx context.Context, l *engine.Lease, again bool) (*job, bool) {
-	var rj simswarm.RunJob
-	if err := json.Unmarshal(l.Data(), &rj); err != nil {
-		r.Log.Error("runner: drop malformed job", "subject", l.Subject(), "err", err)
-		l.Term()
-		return nil, false
-	}
-	j := &job{RunJob: rj, lease: l}
-	if rj.Version != simswarm.Version {
-		r.finish(ctx, j, &simswarm.RunRecord{State: simswarm.RunFailed,
-			Reason: fmt.Sprintf("client version %s does not match runner version %s", rj.Version, simswarm.Version)})
-		return nil, false
-	}
-	if l.Delivered > engine.MaxDeliver {
-		r.finish(ctx, j, &simswarm.RunRecord{State: simswarm.RunFailed,
-			Reason: fmt.Sprintf("gave up after %d deliveries: the workers that took it stopped", l.Delivered-1)})
-		return nil, false
-	}
-	if r.answerStored(ctx, j, again) {
-		return nil, false
-	}
-	return j, true
 }

@@ -8,10 +8,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/archive"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/omnetpp"
+	"github.com/simswarm/simswarm/internal/proc"
 	"github.com/simswarm/simswarm/internal/safedir"
 )
 
@@ -140,4 +146,137 @@ func copyRange(src, dst string, from, to int64) error {
 		return err
 	}
 	return out.Close()
+}
+
+// settled is a run of a batch whose outcome is clear.
+type settled struct {
+	job      *job
+	rec      *simswarm.RunRecord
+	from, to int64 // its part of the console
+}
+
+// settleBatch decides each run of a multi-run process. A run the process
+// completed and moved past is done; the run it stopped in, and any it never
+// reached, run again alone, because in OMNeT++ one failed run can make the
+// following runs of the same process fail for that reason alone.
+func (r *Runner) settleBatch(jobs []*job, res *proc.Result, seen []omnetpp.BatchRun, heads []time.Time, console string, started time.Time) (again []*job, done []settled) {
+	byRun := map[int]*job{}
+	for _, j := range jobs {
+		byRun[j.Run] = j
+	}
+	end := started.Add(res.Wall)
+	for i, h := range seen {
+		j, ok := byRun[h.Run]
+		if !ok {
+			continue
+		}
+		last := i == len(seen)-1
+		runEnd := end
+		if !last {
+			runEnd = heads[i+1]
+		}
+		wall := runEnd.Sub(heads[i])
+		cpu := time.Duration(0)
+		if res.Wall > 0 {
+			cpu = time.Duration(float64(res.CPU) * float64(wall) / float64(res.Wall))
+		}
+		part := readRange(console, h.Start, h.End, 1<<20)
+		delete(byRun, h.Run)
+		if res.Failed() && (last || len(omnetpp.ErrorLines(part, 1)) > 0) {
+			again = append(again, j)
+			continue
+		}
+		rec := r.outcomeOf(part, &proc.Result{Exit: 0, Wall: wall, CPU: cpu}, heads[i])
+		rec.Batch = len(jobs)
+		done = append(done, settled{job: j, rec: rec, from: h.Start, to: h.End})
+	}
+	for _, j := range jobs {
+		if _, left := byRun[j.Run]; left {
+			again = append(again, j)
+		}
+	}
+	sort.Slice(again, func(a, b int) bool { return again[a].Run < again[b].Run })
+	if len(again) > 0 {
+		r.stats.noBatch(jobs[0].BatchKey())
+	}
+	return again, done
+}
+
+// attribute assigns result files of a batch to runs by the run number in
+// their header; files that carry none go with the files sharing their name
+// prefix, else to the first run.
+func attribute(resDir string, seen []omnetpp.BatchRun) map[int][]string {
+	owners := map[int][]string{}
+	byPrefix := map[string]int{}
+	var unknown []string
+	_ = filepath.WalkDir(resDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(resDir, p)
+		f, err := os.Open(p)
+		if err != nil {
+			return nil
+		}
+		n, ok := omnetpp.ResultRunNumber(f)
+		f.Close()
+		if ok {
+			owners[n] = append(owners[n], rel)
+			byPrefix[prefix(rel)] = n
+		} else {
+			unknown = append(unknown, rel)
+		}
+		return nil
+	})
+	for _, rel := range unknown {
+		n, ok := byPrefix[prefix(rel)]
+		if !ok && len(seen) > 0 {
+			n = seen[0].Run
+		}
+		owners[n] = append(owners[n], rel)
+	}
+	return owners
+}
+
+func prefix(name string) string {
+	return strings.TrimSuffix(name, filepath.Ext(name))
+}
+
+// outName names a run's console output file as opp_runall's .out files are
+// named: after the run's result files, else after the config and run.
+func outName(c simswarm.Command, run int, files []string) string {
+	pre := ""
+files:
+	for _, f := range files {
+		switch filepath.Ext(f) {
+		case ".sca", ".vec", ".vci", ".elog":
+			p := prefix(f)
+			if pre != "" && p != pre {
+				pre = "" // result files of two names: name by the run
+				break files
+			}
+			pre = p
+		}
+	}
+	if pre != "" {
+		return pre + ".out"
+	}
+	if c.Kind == simswarm.KindOmnetpp {
+		return omnetpp.ConfigName(c.Argv) + "-#" + strconv.Itoa(run) + ".out"
+	}
+	return "run-#" + strconv.Itoa(run) + ".out"
+}
+
+func readRange(path string, from, to int64, max int64) []byte {
+	if to-from > max {
+		from = to - max
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b := make([]byte, to-from)
+	n, _ := f.ReadAt(b, from)
+	return b[:n]
 }

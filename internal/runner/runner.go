@@ -19,6 +19,7 @@ import (
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/treestore"
 )
 
 // Runner takes jobs from the engine with a fixed number of slots.
@@ -108,7 +109,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 		r.Log = slog.Default()
 	}
 	if r.ID == "" {
-		r.ID = fmt.Sprintf("%s-%d", r.Host, os.Getpid())
+		r.ID = engine.WorkerID(r.Host, "")
 	}
 	r.serveCtx = ctx
 	r.active = map[*runCtx]bool{}
@@ -117,7 +118,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 	r.recent = map[string]remembered{}
 	r.doubt.init()
 	r.trees.dir = r.Dir
-	r.trees.eng = r.Eng
+	r.trees.store = treestore.New(r.Eng)
 	r.trees.log = r.Log
 	r.trees.max = r.CacheBytes
 	r.pool = newPool(r)
@@ -226,9 +227,9 @@ func (r *Runner) slot(ctx context.Context) {
 				"end", r.End.Format(time.TimeOnly), "campaign", group[0].Campaign)
 			r.ending.Store(true)
 			for _, j := range group {
-				j.lease.Nak(0)
+				j.lease.GiveBack()
 			}
-			r.pool.giveBack(0)
+			r.pool.giveBack()
 			continue
 		}
 		r.execute(ctx, group)
@@ -248,94 +249,8 @@ func (r *Runner) finish(ctx context.Context, j *job, rec *simswarm.RunRecord) {
 	if rec.Finished.IsZero() {
 		rec.Finished = time.Now()
 	}
-	// Store writes must not be cut short by shutdown: the run is done.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeFor)
-	defer cancel()
-	if err := r.Eng.RecordRun(wctx, rec); err != nil {
-		r.Log.Error("runner: record run; its job goes back to the queue", "campaign", j.Campaign, "run", j.Run, "err", err)
-		j.lease.Nak(0)
-		return
-	}
-	r.remember(rec)
-	if err := j.lease.Ack(wctx); err != nil {
-		// The record is stored: a redelivery is answered from it.
-		r.Log.Warn("runner: acknowledge run", "campaign", j.Campaign, "run", j.Run, "err", err)
-	}
-}
-
-// storeFor is how long a runner keeps trying to store an outcome.
-const storeFor = 10 * time.Minute
-
-// remembered is an outcome this runner stored, and when.
-type remembered struct {
-	rec *simswarm.RunRecord
-	at  time.Time
-}
-
-// How long and how many stored outcomes a runner keeps in memory, and the
-// largest one (inline result files) it keeps.
-const (
-	rememberFor   = 10 * time.Minute
-	rememberMax   = 4096
-	rememberBytes = 256 << 10
-)
-
-func (r *Runner) remember(rec *simswarm.RunRecord) {
-	size := 0
-	for _, f := range rec.Files {
-		size += len(f.Data)
-	}
-	if size > rememberBytes {
-		return
-	}
-	r.recentMu.Lock()
-	defer r.recentMu.Unlock()
-	now := time.Now()
-	if len(r.recent) >= rememberMax {
-		for k, m := range r.recent {
-			if now.Sub(m.at) > rememberFor || len(r.recent) >= rememberMax {
-				delete(r.recent, k)
-			}
-		}
-	}
-	r.recent[rec.Key] = remembered{rec: rec, at: now}
-}
-
-// recalled is the outcome of key this runner stored lately, if any.
-func (r *Runner) recalled(key string) *simswarm.RunRecord {
-	r.recentMu.Lock()
-	defer r.recentMu.Unlock()
-	m, ok := r.recent[key]
-	if !ok || time.Since(m.at) > rememberFor {
-		return nil
-	}
-	return m.rec
-}
-
-// answerJob answers another runner asking about a job that came back to it.
-func (r *Runner) answerJob(q engine.JobQuestion) *engine.JobAnswer {
-	if r.holds(q.Seq) {
-		return &engine.JobAnswer{Held: true}
-	}
-	if rec := r.recalled(q.Key); rec != nil {
-		return &engine.JobAnswer{Outcome: rec}
-	}
-	return nil
-}
-
-// holds says whether this runner holds the job of stream sequence seq.
-func (r *Runner) holds(seq uint64) bool {
-	r.mu.Lock()
-	l, ok := r.held[seq]
-	r.mu.Unlock()
-	if !ok {
-		return false
-	}
-	select {
-	case <-l.Done():
-		return false
-	default:
-		return true
+	if err := j.lease.Settle(ctx, engine.RunAnswer(rec).OnStored(func() { r.remember(rec) })); err != nil {
+		r.Log.Error("runner: "+err.Error(), "campaign", j.Campaign, "run", j.Run)
 	}
 }
 
@@ -374,12 +289,5 @@ func (r *Runner) cancelCampaign(ctx context.Context, c engine.Cancel) {
 func (r *Runner) dropCancelled(ctx context.Context, jobs []*job) {
 	for _, j := range jobs {
 		r.finish(ctx, j, &simswarm.RunRecord{State: simswarm.RunCancelled, Reason: "campaign cancelled"})
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/retry"
 	"github.com/simswarm/simswarm/internal/testkit"
 )
 
@@ -38,7 +39,7 @@ func TestRedeliveredJobAnsweredFromItsOutcome(t *testing.T) {
 	j := c.RunJob(0, "", "sub-1")
 	stored := &simswarm.RunRecord{Key: j.Key, Campaign: c.ID, Run: 0, State: simswarm.RunFailed, Exit: 3, Submission: "sub-1",
 		Host: "elsewhere", Finished: time.Now().Add(-time.Minute).Round(0)}
-	if err := eng.RecordRun(ctx, stored); err != nil {
+	if err := eng.Store(ctx, engine.RunAnswer(stored)); err != nil {
 		t.Fatal(err)
 	}
 	if err := eng.SubmitRuns(ctx, 1, func(int) simswarm.RunJob { return j }); err != nil {
@@ -121,7 +122,7 @@ func TestJobHeldElsewhereWaits(t *testing.T) {
 			if seqs := announce(); len(seqs) > 0 {
 				_ = eng.AnnounceHeld(engine.HeldNotice{From: "holder", Seqs: seqs})
 			}
-			sleep(actx, eng.RenewEvery())
+			retry.Sleep(actx, eng.RenewEvery())
 		}
 	}()
 	var logged testkit.SyncBuffer
@@ -153,7 +154,7 @@ func TestJobHeldElsewhereWaits(t *testing.T) {
 	// both (it acked the first; it died holding the second).
 	rec := &simswarm.RunRecord{Key: stored.Key, Campaign: c.ID, Run: 0, State: simswarm.RunSucceeded, Submission: "sub-1",
 		Host: "elsewhere", Worker: "holder", Finished: time.Now().Round(0)}
-	if err := eng.RecordRun(ctx, rec); err != nil {
+	if err := eng.Store(ctx, engine.RunAnswer(rec)); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm"
-	"github.com/simswarm/simswarm/internal/archive"
-	"github.com/simswarm/simswarm/internal/engine"
+
 	"github.com/simswarm/simswarm/internal/layout"
 	"github.com/simswarm/simswarm/internal/snapshot"
+	"github.com/simswarm/simswarm/internal/treestore"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
@@ -27,10 +27,10 @@ import (
 // held with a shared lock, so that eviction, which takes it exclusively,
 // never removes a tree under a running simulation.
 type treeCache struct {
-	dir string
-	eng *engine.Engine
-	log *slog.Logger
-	max int64 // bytes; 0: no bound
+	dir   string
+	store treestore.Store
+	log   *slog.Logger
+	max   int64 // bytes; 0: no bound
 
 	mu    sync.Mutex
 	trees map[string]*tree
@@ -174,18 +174,14 @@ func (c *treeCache) materialise(ctx context.Context, tree, snap, art string, l *
 		return nil
 	}
 	started := time.Now()
-	if err := layout.Uses(ctx, c.eng, tree, l, func(u simswarm.Use, files int, bytes int64) {
+	if err := layout.Uses(ctx, c.store, tree, l, func(u simswarm.Use, files int, bytes int64) {
 		c.log.Info("used project ready", "project", u.Project, "dir", u.Dir, "files", files, "artifact_bytes", bytes)
 	}); err != nil {
 		return err
 	}
-	raw, err := c.eng.GetBytes(ctx, engine.SnapshotObject(snap))
+	man, err := c.store.Manifest(ctx, snap)
 	if err != nil {
-		return fmt.Errorf("fetch snapshot %s: %w", simswarm.Short(snap), err)
-	}
-	man, err := snapshot.Decode(raw)
-	if err != nil {
-		return fmt.Errorf("snapshot %s: %w", simswarm.Short(snap), err)
+		return err
 	}
 	unlockBlobs, err := c.lockBlobs(unix.LOCK_SH)
 	if err != nil {
@@ -196,18 +192,9 @@ func (c *treeCache) materialise(ctx context.Context, tree, snap, art string, l *
 	if err != nil {
 		return fmt.Errorf("materialise snapshot %s: %w", simswarm.Short(snap), err)
 	}
-	obj, err := c.eng.OpenObject(ctx, engine.ArtifactObject(art))
+	bytes, err := c.store.Unpack(ctx, art, dir)
 	if err != nil {
-		return fmt.Errorf("fetch artifact %s: %w", simswarm.Short(art), err)
-	}
-	entries, err := archive.Unpack(obj, dir)
-	obj.Close()
-	if err != nil {
-		return fmt.Errorf("unpack artifact %s: %w", simswarm.Short(art), err)
-	}
-	var bytes int64
-	for _, e := range entries {
-		bytes += e.Size
+		return err
 	}
 	c.log.Info("tree ready", "snapshot", simswarm.Short(snap), "artifact", simswarm.Short(art), "files", len(man.Entries),
 		"source_bytes", man.TotalSize(), "fetched_files", got.files, "fetched_bytes", got.bytes, "pack", got.pack,
@@ -277,12 +264,12 @@ func (c *treeCache) layOut(ctx context.Context, snap string, man *snapshot.Manif
 	missing, bytes := bc.Missing(man)
 	got := fetched{files: len(missing), bytes: bytes}
 	if len(missing) >= snapshot.PackMin && 2*len(missing) >= len(man.Blobs()) {
-		if has, _ := c.eng.HasObject(ctx, engine.PackObject(snap)); has {
+		obj, has, err := c.store.OpenPack(ctx, snap)
+		if err != nil {
+			return got, err
+		}
+		if has {
 			c.log.Info("fetching sources", "snapshot", simswarm.Short(snap), "files", len(missing), "bytes", bytes, "pack", true)
-			obj, err := c.eng.OpenObject(ctx, engine.PackObject(snap))
-			if err != nil {
-				return got, fmt.Errorf("fetch snapshot %s: %w", simswarm.Short(snap), err)
-			}
 			_, complete, err := snapshot.MaterializePack(ctx, dir, man, obj, bc)
 			obj.Close()
 			if err != nil {
@@ -329,7 +316,7 @@ func (c *treeCache) fetchFiles(ctx context.Context, snap string, man *snapshot.M
 	for _, h := range missing {
 		g.Go(func() error {
 			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(c.eng.GetObject(gctx, engine.FileObject(h), pw)) }()
+			go func() { pw.CloseWithError(c.store.FetchFile(gctx, h, pw)) }()
 			err := bc.Put(h, pr)
 			pr.CloseWithError(err)
 			return err

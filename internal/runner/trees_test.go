@@ -17,6 +17,7 @@ import (
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/snapshot"
 	"github.com/simswarm/simswarm/internal/testkit"
+	"github.com/simswarm/simswarm/internal/treestore"
 )
 
 // storeSnapshot stores the snapshot of root as a client does (every
@@ -91,7 +92,7 @@ func TestTreeFromPackThenOneFile(t *testing.T) {
 	storeArtifact(t, ctx, eng, "art1")
 
 	var logged testkit.SyncBuffer
-	c := &treeCache{dir: t.TempDir(), eng: weng, log: slog.New(slog.NewTextHandler(&logged, nil))}
+	c := &treeCache{dir: t.TempDir(), store: treestore.New(weng), log: slog.New(slog.NewTextHandler(&logged, nil))}
 	ready := regexp.MustCompile(`msg="tree ready".* fetched_files=(\d+) .*pack=(\w+)`)
 	readyLine := func(n int) []string {
 		t.Helper()

@@ -5,9 +5,12 @@ package enginetest
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
 )
 
@@ -61,4 +64,82 @@ func (e *Engine) Open(t testing.TB, name string) *engine.Engine {
 	}
 	t.Cleanup(w.Close)
 	return w
+}
+
+// The seeds below write records as a test wants them, through the API
+// workers and clients use, so that the engine keeps no write path for
+// tests alone.
+
+// PutCampaign stores a campaign record as it is, whatever its state.
+func PutCampaign(t testing.TB, e *engine.Engine, c simswarm.Campaign) {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.SubmitCampaign(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.UpdateCampaign(ctx, c.ID, func(cur *simswarm.Campaign) bool { *cur = c; return true }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PutList stores a run list as a runner answers it.
+func PutList(t testing.TB, e *engine.Engine, l simswarm.RunList) {
+	t.Helper()
+	if err := e.Store(context.Background(), engine.ListAnswer(&l)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PutStatuses stores the compact records of n runs, rec(i) giving the
+// i-th, from several writers at once (a test seeding 100 000 runs).
+func PutStatuses(t testing.TB, e *engine.Engine, n int, rec func(i int) *simswarm.RunRecord) {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, 64)
+		fail  atomic.Pointer[error]
+	)
+	for i := range n {
+		r := rec(i)
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			if err := e.Store(context.Background(), engine.StatusAnswer(r)); err != nil {
+				fail.Store(&err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := fail.Load(); err != nil {
+		t.Fatal(*err)
+	}
+}
+
+// PutWorker announces a worker as its heartbeat does, until the test ends.
+func PutWorker(t testing.TB, e *engine.Engine, w simswarm.Worker) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Heartbeat(ctx, func() simswarm.Worker { return w }, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		heard, err := e.Workers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range heard {
+			if h.ID == w.ID && h.Role == w.Role {
+				return
+			}
+		}
+	}
+	t.Fatalf("worker %s was not heard within 10 s", w.ID)
+}
+
+// PutStatus stores one run's compact record as it is.
+func PutStatus(t testing.TB, e *engine.Engine, rec *simswarm.RunRecord) {
+	t.Helper()
+	PutStatuses(t, e, 1, func(int) *simswarm.RunRecord { return rec })
 }
