@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm/internal/atomicfile"
+	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/gitrepo"
 	"github.com/simswarm/simswarm/internal/regress"
@@ -21,7 +22,7 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() { extraCommands = append(extraCommands, baselineCommand, compareCommand) }
+func init() { extraCommands = append(extraCommands, baselineCommand, compareCommand, regressCommand) }
 
 // storeFlags reach the engine whose store holds the baselines.
 type storeFlags struct {
@@ -310,20 +311,18 @@ func parseRelative(s string) (float64, error) {
 
 // loadBaseline reads a baseline by name from the store, or from a file
 // export wrote when the argument names one.
-func loadBaseline(ctx context.Context, eng func() (*engine.Engine, error), arg string) (*regress.Baseline, error) {
-	if strings.ContainsRune(arg, os.PathSeparator) || strings.HasSuffix(arg, ".json") {
-		if _, err := os.Stat(arg); err == nil {
-			return regress.LoadFile(arg)
-		}
+func loadBaseline(ctx context.Context, eng func() (*engine.Engine, error), ref string) (*regress.Baseline, error) {
+	if regress.IsFile(ref) {
+		return regress.LoadFile(ref)
 	}
-	if err := regress.CheckName(arg); err != nil {
-		return nil, &regress.InputError{Err: fmt.Errorf("%v, and no baseline file %s exists", err, arg)}
+	if err := regress.CheckName(ref); err != nil {
+		return nil, &regress.InputError{Err: err}
 	}
 	e, err := eng()
 	if err != nil {
 		return nil, err
 	}
-	return regress.Load(ctx, e, arg)
+	return regress.Load(ctx, e, ref)
 }
 
 func compareCommand() *cobra.Command {
@@ -399,4 +398,102 @@ func reportComparison(cmd *cobra.Command, rep *regress.Report, cf *compareFlags)
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+func regressCommand() *cobra.Command {
+	var rf runFlags
+	var cf compareFlags
+	var update bool
+	cmd := &cobra.Command{
+		Use:   "regress [flags] SUITE...",
+		Short: "Run statistical regression suites: campaigns compared with their baselines",
+		Long: `Regress reads statistical suites, one campaign per line: its baseline (a name
+in the engine's store, or a file written by simswarm baseline export,
+relative to the suite), then its working directory and command as simswarm
+run --list takes them:
+
+    aloha-regress  .  ./aloha -u Cmdenv -c Regress
+    baselines/queuenet.json  ../queuenet  ./queuenet -c CQN --repeat=10
+
+It runs every campaign as one campaign of many (embedded, or on a cluster
+with --server), compares each one's results with its baseline as simswarm
+compare does, and prints a verdict table. --update accepts the results as
+the new baselines (and makes those that do not exist yet).
+Exit status: 0 every campaign is the same as its baseline, 1 some changed or
+failed, 2 usage, a suite error or an unknown baseline (nothing ran), 130
+interrupted.`,
+		Example: `  simswarm regress tests/statistical.txt
+  simswarm regress --update tests/statistical.txt
+  simswarm regress --alpha 0.001 --tolerance 1% -j 8 tests/statistical.txt`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErr("no suite given: name one or more statistical suite files")
+			}
+			if rf.detach || rf.dryRun || rf.list != "" || rf.asJSON {
+				return usageErr("--detach, --dry-run, --list and --json are simswarm run's; regress follows its suites to the verdict table")
+			}
+			co, err := cf.options()
+			if err != nil {
+				return err
+			}
+			o, err := rf.options()
+			if err != nil {
+				return err
+			}
+			var tests []regress.Test
+			for _, suite := range args {
+				t, err := regress.LoadSuite(suite, rf.results)
+				if err != nil {
+					return regressErr(err)
+				}
+				tests = append(tests, t...)
+				results := rf.results
+				if !filepath.IsAbs(results) {
+					results = filepath.Join(filepath.Dir(suite), results)
+				}
+				if abs, err := filepath.Abs(results); err == nil {
+					o.Outputs = append(o.Outputs, abs)
+				}
+			}
+			// Baseline files --update writes never change what the next
+			// run snapshots.
+			for _, t := range tests {
+				if regress.IsFile(t.Baseline) {
+					if abs, err := filepath.Abs(t.Baseline); err == nil {
+						o.Outputs = append(o.Outputs, abs)
+					}
+				}
+			}
+			var rep *regress.SuiteReport
+			err = withClient(cmd, &rf, &o, func(ctx context.Context, c *campaign.Client) error {
+				var err error
+				rep, err = regress.RunSuite(ctx, c, tests, regress.SuiteOptions{Compare: co, Filter: cf.filter, Update: update, Out: cmd.OutOrStdout()})
+				var ie *regress.InputError
+				if errors.As(err, &ie) {
+					return &exitError{code: 2, err: err}
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if !rep.OK() {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	rf.add(f, true)
+	f.Lookup("results").DefValue = "results/regress"
+	_ = f.Set("results", "results/regress")
+	f.Lookup("results").Usage = "where each campaign's result files land (one directory per line), relative to the suite's directory"
+	f.StringVar(&cf.alpha, "alpha", "0.01", "family-wise error rate of each campaign's comparison (Holm's correction), between 0 and 1")
+	f.StringVar(&cf.tolerance, "tolerance", "0", "relative difference of means that counts as the same (0.01 or 1%); for single runs, of the values (0: exact)")
+	f.StringVar(&cf.filter, "filter", "", "compare only what this opp_scavetool filter expression matches")
+	f.BoolVar(&update, "update", false, "accept the results as the new baselines (stored, or written to their files)")
+	for _, name := range []string{"list", "detach", "dry-run", "json"} {
+		_ = f.MarkHidden(name)
+	}
+	return cmd
 }

@@ -243,3 +243,60 @@ func readCSV(t *testing.T, file string) [][]string {
 	}
 	return rows
 }
+
+// TestRegressSuite: a statistical suite of two campaigns, one baseline
+// stored by name and one in a file beside the suite: --update makes the
+// baselines, an unchanged tree passes running nothing, the timing commit
+// fails naming channelUtilization, --update accepts it; an unknown
+// baseline and a bad line are one line and exit 2 before anything runs.
+func TestRegressSuite(t *testing.T) {
+	dir, commits := alohaRepo(t)
+	state := t.TempDir()
+	checkout(t, dir, commits[0])
+	tests := filepath.Join(dir, "tests")
+	os.Mkdir(tests, 0o755)
+	suite := filepath.Join(tests, "statistical.txt")
+	os.WriteFile(suite, []byte(`# baseline, working directory, command
+regress      ..  ./aloha -u Cmdenv -c Regress
+baselines/single.json  ..  ./aloha -u Cmdenv -c Regress -r 0
+`), 0o644)
+	args := []string{"regress", "-j", "2", "--ccache-dir", sharedCcache(), "statistical.txt"}
+	r := runSimswarm(t, tests, state, append(args, "--update")...)
+	if r.code != 0 || strings.Count(r.stdout, "no baseline yet (baseline updated)") != 2 {
+		t.Fatalf("--update without baselines: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(tests, "baselines", "single.json")); err != nil {
+		t.Fatalf("the baseline file was not written: %v", err)
+	}
+	r = runSimswarm(t, tests, state, args...)
+	if r.code != 0 || !strings.Contains(r.stdout, "suite: 2 tests, 2 PASS, 0 FAIL, 0 ERROR") ||
+		!strings.Contains(r.stderr, "10 already done") || !strings.Contains(r.stderr, "1 already done") {
+		t.Errorf("unchanged: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	checkout(t, dir, commits[timingCommit])
+	r = runSimswarm(t, tests, state, args...)
+	if r.code != 1 || strings.Count(r.stdout, "FAIL     ") != 2 || !strings.Contains(r.stdout, "changed Aloha.server.channelUtilization:last") {
+		t.Errorf("the timing commit: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runSimswarm(t, tests, state, append(args, "--update")...); r.code != 1 || strings.Count(r.stdout, "(baseline updated)") != 2 {
+		t.Errorf("--update of changed results: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runSimswarm(t, tests, state, args...); r.code != 0 {
+		t.Errorf("after --update: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	for _, c := range []struct{ suite, want string }{
+		{"nosuch .. ./aloha -u Cmdenv -c Regress\n", `statistical.txt:1: no such baseline "nosuch"`},
+		{"missing.json .. ./aloha -u Cmdenv -c Regress\n", "baseline file: open"},
+		{"regress ..\n", "statistical.txt:1: a line is a baseline, a working directory and a command"},
+		{"bad:name .. ./aloha\n", "statistical.txt:1: invalid baseline name"},
+		{"# nothing\n", "the list holds no command"},
+	} {
+		os.WriteFile(suite, []byte(c.suite), 0o644)
+		r := runSimswarm(t, tests, state, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			t.Errorf("%q: exit %d, stderr %q, want one line with %q", c.suite, r.code, r.stderr, c.want)
+		}
+	}
+}
