@@ -37,13 +37,23 @@ seed-set = ${repetition}
 // checked out at the last, and returns its directory and the commits,
 // oldest first. The commits other than commentCommit and timingCommit
 // change a notes file only.
-func alohaRepo(t *testing.T) (string, []string) {
+//
+// With suite, the first commit also holds fingerprints.csv, a fingerprint
+// suite of one test (the Regress config's run 0) whose fingerprint
+// OMNeT++ calculated at that commit.
+func alohaRepo(t *testing.T, suite bool) (string, []string) {
 	t.Helper()
 	o := realOMNeT(t)
 	dir := o.CopySample(t, "aloha", t.TempDir())
 	ini := filepath.Join(dir, "omnetpp.ini")
 	os.WriteFile(ini, []byte(readFile(t, ini)+regressConfig), 0o644)
 	os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("results*/\nout/\naloha\n*.o\n"), 0o644)
+	if suite {
+		localMake(t, dir)
+		fp := calculated(t, dir, "./aloha", "-c", "Regress", "-r", "0", "--sim-time-limit=300s")
+		os.WriteFile(filepath.Join(dir, "fingerprints.csv"), []byte("# working directory, arguments, simulation time limit, fingerprint, expected, tags\n"+
+			"/, -f omnetpp.ini -c Regress -r 0, 300s, "+fp+", PASS, regress\n"), 0o644)
+	}
 	os.WriteFile(filepath.Join(dir, "NOTES.txt"), []byte("notes\n"), 0o644)
 	git := func(args ...string) string {
 		t.Helper()
@@ -125,7 +135,7 @@ func verdicts(table string) map[string]string {
 // in the table and the CSV). The baseline survives export, import and
 // gc; bad inputs are one line and exit 2.
 func TestCompare(t *testing.T) {
-	dir, commits := alohaRepo(t)
+	dir, commits := alohaRepo(t, false)
 	state := t.TempDir()
 	checkout(t, dir, commits[0])
 	regressRun(t, dir, state, "results")
@@ -250,7 +260,7 @@ func readCSV(t *testing.T, file string) [][]string {
 // fails naming channelUtilization, --update accepts it; an unknown
 // baseline and a bad line are one line and exit 2 before anything runs.
 func TestRegressSuite(t *testing.T) {
-	dir, commits := alohaRepo(t)
+	dir, commits := alohaRepo(t, false)
 	state := t.TempDir()
 	checkout(t, dir, commits[0])
 	tests := filepath.Join(dir, "tests")

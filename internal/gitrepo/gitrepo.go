@@ -95,17 +95,13 @@ func (r *Repo) Subject(ctx context.Context, commit string) string {
 // Dirty lists the tracked files with changes not committed (untracked
 // files, such as results a campaign wrote, do not count).
 func (r *Repo) Dirty(ctx context.Context) ([]string, error) {
-	out, err := git(ctx, r.Root, "status", "--porcelain", "--untracked-files=no")
-	if err != nil {
+	// Refresh the index first: a file touched but not changed is clean.
+	_, _ = git(ctx, r.Root, "update-index", "-q", "--refresh")
+	out, err := git(ctx, r.Root, "diff", "--name-only", "HEAD", "--")
+	if err != nil || out == "" {
 		return nil, err
 	}
-	var files []string
-	for _, l := range strings.Split(out, "\n") {
-		if len(l) > 3 {
-			files = append(files, strings.TrimSpace(l[3:]))
-		}
-	}
-	return files, nil
+	return strings.Split(out, "\n"), nil
 }
 
 // Head describes the checked-out commit: its hash, with "+dirty" when

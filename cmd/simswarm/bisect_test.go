@@ -1,0 +1,139 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var builtKey = regexp.MustCompile(`simswarm: built in .*\(build ([0-9a-f]+)\)`)
+
+// TestBisect: on a repository of 16 commits of real aloha, a bisect with
+// 4 slots that compares a campaign with a baseline finds the commit that
+// changed the interarrival time, not the one that changed a comment, in
+// at most 2 rounds, building each commit at most once; a second bisect
+// builds and runs nothing; a fingerprint-suite bisect and a command's exit
+// status find the same commit, the suite's bisect building nothing either
+// (the commits are the same content); --dry-run gives the rounds and the
+// expected time.
+func TestBisect(t *testing.T) {
+	dir, commits := alohaRepo(t, true)
+	state := t.TempDir()
+	checkout(t, dir, commits[0])
+	regressRun(t, dir, state, "results")
+	if r := runSimswarm(t, dir, state, "baseline", "save", "good"); r.code != 0 {
+		t.Fatalf("baseline save: exit %d %s", r.code, r.stderr)
+	}
+	checkout(t, dir, "main")
+	bisect := []string{"bisect", "-j", "4", "--ccache-dir", sharedCcache(), commits[0], "main"}
+	compare := append(append([]string{}, bisect...), "--compare", "good", "--", "./aloha", "-u", "Cmdenv", "-c", "Regress")
+	first := "first bad commit: " + commits[timingCommit] + " Regress: hosts send less often"
+
+	r := runSimswarm(t, dir, state, compare...)
+	if r.code != 0 || !strings.Contains(r.stdout, first) || !regexp.MustCompile(`bisect: [12] rounds, `).MatchString(r.stdout) {
+		t.Fatalf("bisect: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "changed  -         Aloha.server  channelUtilization:last") {
+		t.Errorf("the first bad commit's verdicts do not name channelUtilization:\n%s", r.stdout)
+	}
+	keys := map[string]int{}
+	for _, m := range builtKey.FindAllStringSubmatch(r.stderr, -1) {
+		keys[m[1]]++
+	}
+	tested := regexp.MustCompile(`(?m)^  [0-9a-f]{10} (good|bad)`).FindAllString(r.stdout, -1)
+	if len(keys) == 0 || len(keys) > len(tested) {
+		t.Errorf("%d builds for %d commits tested:\n%s", len(keys), len(tested), r.stderr)
+	}
+	for k, n := range keys {
+		if n > 1 {
+			t.Errorf("build %s made %d times", k, n)
+		}
+	}
+	if !strings.Contains(r.stdout, ", "+itoa(len(keys))+" builds, ") {
+		t.Errorf("the report does not say %d builds:\n%s", len(keys), r.stdout)
+	}
+	if strings.Contains(r.stdout, commits[commentCommit][:10]+" bad") {
+		t.Errorf("the comment commit is bad:\n%s", r.stdout)
+	}
+	if out, _ := exec.Command("git", "-C", dir, "worktree", "list").Output(); strings.Count(string(out), "\n") != 1 {
+		t.Errorf("worktrees left behind:\n%s", out)
+	}
+	if out, _ := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output(); len(out) != 0 {
+		t.Errorf("the user's checkout changed:\n%s", out)
+	}
+
+	again := runSimswarm(t, dir, state, compare...)
+	if again.code != 0 || !strings.Contains(again.stdout, first) || !strings.Contains(again.stdout, ", 0 builds, ") ||
+		strings.Contains(again.stderr, "simswarm: built in") || strings.Contains(again.stderr, " 0 already done") {
+		t.Errorf("a second bisect built or ran something: exit %d\n%s%s", again.code, again.stdout, again.stderr)
+	}
+
+	dry := runSimswarm(t, dir, state, append([]string{"bisect", "--dry-run", "--slots", "4"}, compare[len(bisect)-2:]...)...)
+	if dry.code != 0 || !strings.Contains(dry.stdout, "with 4 slots at most 2 rounds (log base 5 of 15), 4 sequentially") ||
+		!strings.Contains(dry.stdout, "expected time: about") {
+		t.Errorf("--dry-run: exit %d\n%s%s", dry.code, dry.stdout, dry.stderr)
+	}
+
+	fp := runSimswarm(t, dir, state, append(bisect, "--fingerprints", "fingerprints.csv")...)
+	if fp.code != 0 || !strings.Contains(fp.stdout, first) || !strings.Contains(fp.stdout, "FAIL . -f omnetpp.ini -c Regress -r 0: calculated") ||
+		!strings.Contains(fp.stdout, ", 0 builds, ") {
+		t.Errorf("fingerprint-suite bisect: exit %d\n%s%s", fp.code, fp.stdout, fp.stderr)
+	}
+
+	cmd := runSimswarm(t, dir, state, append(bisect, "--", "grep", "-qF", "**.host[*].iaTime = exponential(2s)", "omnetpp.ini")...)
+	if cmd.code != 0 || !strings.Contains(cmd.stdout, first) {
+		t.Errorf("exit-status bisect: exit %d\n%s%s", cmd.code, cmd.stdout, cmd.stderr)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestBisectBadInputs: an unknown baseline, a BAD that does not build,
+// GOOD not an ancestor of BAD, uncommitted changes, an unknown revision
+// and no test are each one line and exit 2.
+func TestBisectBadInputs(t *testing.T) {
+	dir, commits := alohaRepo(t, true)
+	state := t.TempDir()
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
+			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org", "GIT_CONFIG_GLOBAL=/dev/null")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	// A branch whose last commit does not compile.
+	git("checkout", "-q", "-b", "broken")
+	replaceIn(t, filepath.Join(dir, "Host.cc"), "void Host::initialize()", "void Host::initialize() { this is not C++ }\nvoid Host::initialise()")
+	git("commit", "-q", "-a", "-m", "Host.cc does not compile")
+	git("checkout", "-q", "main")
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{commits[0], "main", "--compare", "nosuch", "--", "./aloha", "-c", "Regress"}, `no such baseline "nosuch"`},
+		{[]string{commits[0], "broken", "--fingerprints", "fingerprints.csv"}, "cannot be tested: does not build: build failed"},
+		{[]string{commits[5], commits[2], "--", "true"}, "is not an ancestor of BAD"},
+		{[]string{"nosuchrev", "main", "--", "true"}, `GOOD: "nosuchrev" names no commit`},
+		{[]string{commits[0], "main"}, "no test: give --compare"},
+		{[]string{commits[0]}, "bisect needs GOOD and BAD"},
+		{[]string{commits[0], "main", "--compare", "x.json", "--", "./aloha"}, "baseline file: open x.json"},
+	} {
+		r := runSimswarm(t, dir, state, append([]string{"bisect", "-q", "-j", "4", "--ccache-dir", sharedCcache()}, c.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			t.Errorf("%v: exit %d, stderr %q, want one line with %q", c.args, r.code, r.stderr, c.want)
+		}
+	}
+	replaceIn(t, filepath.Join(dir, "NOTES.txt"), "notes", "changed notes")
+	r := runSimswarm(t, dir, state, "bisect", commits[0], "main", "--", "true")
+	if r.code != 2 || !strings.Contains(r.stderr, "has uncommitted changes (NOTES.txt)") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+		t.Errorf("dirty work tree: exit %d %q", r.code, r.stderr)
+	}
+}
