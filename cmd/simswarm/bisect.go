@@ -168,7 +168,7 @@ not what it says (nothing was bisected), 130 interrupted.`,
 	rf.add(f, true)
 	f.IntVar(&slots, "slots", 0, "commits tested at once in a round, 1 to 4096 (default: the run slots, -j)")
 	f.StringVar(&baseline, "compare", "", "test: compare the campaign of the command after -- with `BASELINE` (a stored name or an exported file)")
-	f.StringVar(&suite, "fingerprints", "", "test: the repository's fingerprint suite `SUITE.csv` passes")
+	f.StringVar(&suite, "fingerprints", "", "test: the repository's fingerprint suite `SUITE` (a CSV file) passes")
 	f.StringVar(&program, "program", "", "with --fingerprints: the program that runs a test (default: found in each test's working directory)")
 	cf.add(f)
 	_ = f.MarkHidden("csv")
