@@ -126,12 +126,12 @@ not what it says (nothing was bisected), 130 interrupted.`,
 				}
 			}
 			if rf.dryRun {
-				bo.Tester = describedOnlyOf(baseline, suite, testArgv)
+				bo.Tester = testOf(baseline, fpt, testArgv, workdir)
 				bisect.DryRun(ctx, bo, rng)
 				return nil
 			}
 			if baseline == "" && suite == "" {
-				bo.Tester = &bisect.Command{Argv: testArgv, Workdir: workdir}
+				bo.Tester = testOf("", nil, testArgv, workdir)
 				return finishBisect(bisect.Run(ctx, bo, rng))
 			}
 			o.ItemBuildFailures = true
@@ -151,7 +151,7 @@ not what it says (nothing was bisected), 130 interrupted.`,
 							return bisectErr(err)
 						}
 					}
-					bo.Tester = &bisect.Compare{Client: c, Baseline: base, Argv: testArgv, Workdir: workdir,
+					bo.Tester = &bisect.Compare{Client: c, Baseline: base, Ref: baseline, Argv: testArgv, Workdir: workdir,
 						Options: co, Filter: cf.filter, Results: filepath.Join(bo.Dir, "results")}
 				}
 				var err error
@@ -211,22 +211,16 @@ func fingerprintTest(repo *gitrepo.Repo, suite, program string) (*bisect.Fingerp
 	return t, nil
 }
 
-// describedOnly names a test for --dry-run, which runs none.
-type describedOnly struct{ what string }
-
-func (d describedOnly) Describe() string { return d.what }
-func (d describedOnly) Test(context.Context, []bisect.Tree) ([]bisect.Result, error) {
-	return nil, errors.New("a dry run tests nothing")
-}
-
-func describedOnlyOf(baseline, suite string, argv []string) describedOnly {
+// testOf is the test as --dry-run names it: it runs nothing, so it
+// needs no engine.
+func testOf(baseline string, fpt *bisect.Fingerprints, argv []string, workdir string) bisect.Tester {
 	switch {
-	case suite != "":
-		return describedOnly{"fingerprint suite " + suite}
+	case fpt != nil:
+		return fpt
 	case baseline != "":
-		return describedOnly{strings.Join(argv, " ") + " compared with baseline " + baseline}
+		return &bisect.Compare{Ref: baseline, Argv: argv, Workdir: workdir}
 	}
-	return describedOnly{"exit status of " + strings.Join(argv, " ")}
+	return &bisect.Command{Argv: argv, Workdir: workdir}
 }
 
 // builds lists the builds the engine made, by when each finished: a

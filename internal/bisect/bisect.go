@@ -291,7 +291,7 @@ func Run(ctx context.Context, o Options, rng *Range) (*Report, error) {
 	// A bisect whose commits were all built and run before says little
 	// about the next one's time.
 	if o.Builds == nil || rep.Built > 0 {
-		noteRounds(o.Dir, roundTimes)
+		noteRounds(roundFile(o), roundTimes)
 	}
 	rep.print(ctx, o)
 	return rep, nil
@@ -382,11 +382,13 @@ func lock(dir string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// roundFile keeps the mean round time of the last bisect that built or
-// ran something, for --dry-run's estimate.
-const roundFile = "round-seconds"
+// roundFile keeps the mean round time of the last bisect with this test
+// that built or ran something, for --dry-run's estimate.
+func roundFile(o Options) string {
+	return filepath.Join(o.Dir, "round-seconds-"+simswarm.Hash("bisect test", o.Tester.Describe())[:10])
+}
 
-func noteRounds(dir string, ds []time.Duration) {
+func noteRounds(file string, ds []time.Duration) {
 	if len(ds) == 0 {
 		return
 	}
@@ -395,13 +397,13 @@ func noteRounds(dir string, ds []time.Duration) {
 		sum += d
 	}
 	mean := sum / time.Duration(len(ds))
-	_ = atomicfile.WriteFile(filepath.Join(dir, roundFile), []byte(fmt.Sprintf("%.1f\n", mean.Seconds())), 0o644)
+	_ = atomicfile.WriteFile(file, []byte(fmt.Sprintf("%.1f\n", mean.Seconds())), 0o644)
 }
 
 // LastRound is the mean round time of the last bisect of this repository
-// that built or ran something, if one did.
-func LastRound(dir string) (time.Duration, bool) {
-	b, err := os.ReadFile(filepath.Join(dir, roundFile))
+// with this test that built or ran something, if one did.
+func LastRound(o Options) (time.Duration, bool) {
+	b, err := os.ReadFile(roundFile(o))
 	if err != nil {
 		return 0, false
 	}
@@ -425,11 +427,11 @@ func DryRun(ctx context.Context, o Options, rng *Range) {
 	for _, i := range pick(states, o.Slots) {
 		fmt.Fprintf(o.Out, "  %s %s\n", short(commits[i]), o.Repo.Subject(ctx, commits[i]))
 	}
-	if d, ok := LastRound(o.Dir); ok {
-		fmt.Fprintf(o.Out, "expected time: about %s (%d rounds of %s, the mean round of the last bisect here; commits built and run before take less)\n",
+	if d, ok := LastRound(o); ok {
+		fmt.Fprintf(o.Out, "expected time: about %s (%d rounds of %s, the mean round of the last bisect here with this test; commits built and run before take less)\n",
 			(time.Duration(r) * d).Round(100*time.Millisecond), r, d.Round(100*time.Millisecond))
 	} else {
-		fmt.Fprintf(o.Out, "expected time: unknown until a bisect of this repository has run a round\n")
+		fmt.Fprintf(o.Out, "expected time: unknown until a bisect of this repository with this test has built or run a round\n")
 	}
 }
 

@@ -81,6 +81,7 @@ func lastLine(s string) string {
 type Compare struct {
 	Client   *campaign.Client
 	Baseline *regress.Baseline
+	Ref      string // the baseline as the user named it
 	Argv     []string
 	Workdir  string // relative to the repository's top
 	Options  regress.Options
@@ -92,7 +93,7 @@ type Compare struct {
 
 // Describe names the test.
 func (c *Compare) Describe() string {
-	return fmt.Sprintf("%s compared with baseline %s", commandLine(c.Argv), c.Baseline.Name)
+	return fmt.Sprintf("%s compared with baseline %s", commandLine(c.Argv), c.Ref)
 }
 
 // Test runs the campaign at every tree and compares.

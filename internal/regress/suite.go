@@ -255,5 +255,9 @@ func (r *SuiteReport) print(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.Test.Item.Label, o.Test.Baseline, o.Verdict, detail)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "suite: %d tests, %d PASS, %d FAIL, %d ERROR\n", len(r.Outcomes), r.Pass, r.Fail, r.Error)
+	tests := "tests"
+	if len(r.Outcomes) == 1 {
+		tests = "test"
+	}
+	fmt.Fprintf(w, "suite: %d %s, %d PASS, %d FAIL, %d ERROR\n", len(r.Outcomes), tests, r.Pass, r.Fail, r.Error)
 }
