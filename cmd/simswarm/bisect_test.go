@@ -94,7 +94,8 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 // TestBisectBadInputs: an unknown baseline, a BAD that does not build,
 // GOOD not an ancestor of BAD, uncommitted changes, an unknown revision
-// and no test are each one line and exit 2.
+// and no test are each one line and exit 2; a commit that does not build
+// inside the range is skipped.
 func TestBisectBadInputs(t *testing.T) {
 	dir, commits := alohaRepo(t, true)
 	state := t.TempDir()
@@ -131,8 +132,26 @@ func TestBisectBadInputs(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q, want one line with %q", c.args, r.code, r.stderr, c.want)
 		}
 	}
+	// A commit that does not build between GOOD and the first bad one is
+	// skipped; the others of its round are still judged.
+	git("checkout", "-q", "-b", "side", commits[0])
+	host := filepath.Join(dir, "Host.cc")
+	clean := readFile(t, host)
+	os.WriteFile(host, []byte(clean+"\nthis is not C++\n"), 0o644)
+	git("commit", "-q", "-a", "-m", "side: Host.cc does not compile")
+	os.WriteFile(host, []byte(clean), 0o644)
+	git("commit", "-q", "-a", "-m", "side: Host.cc compiles again")
+	replaceIn(t, filepath.Join(dir, "omnetpp.ini"), "**.host[*].iaTime = exponential(2s)", "**.host[*].iaTime = exponential(2.5s)")
+	git("commit", "-q", "-a", "-m", "side: hosts send less often")
+	git("checkout", "-q", "main")
+	r := runSimswarm(t, dir, state, "bisect", "-q", "-j", "4", "--ccache-dir", sharedCcache(), commits[0], "side", "--fingerprints", "fingerprints.csv")
+	if r.code != 0 || !regexp.MustCompile(`skip  side: Host.cc does not compile  does not build: build failed`).MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, "first bad commit: ") || !strings.Contains(r.stdout, " side: hosts send less often\n") {
+		t.Errorf("a commit that does not build in the range: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
 	replaceIn(t, filepath.Join(dir, "NOTES.txt"), "notes", "changed notes")
-	r := runSimswarm(t, dir, state, "bisect", commits[0], "main", "--", "true")
+	r = runSimswarm(t, dir, state, "bisect", commits[0], "main", "--", "true")
 	if r.code != 2 || !strings.Contains(r.stderr, "has uncommitted changes (NOTES.txt)") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
 		t.Errorf("dirty work tree: exit %d %q", r.code, r.stderr)
 	}
