@@ -39,7 +39,8 @@ line) that fails a test:
                                      tested) or otherwise (bad), as with git
                                      bisect run; it runs here, not on the engine
 
-Each round tests up to --slots commits spread over the commits still in
+Each round tests up to --slots commits (default: -j, or with --server the
+free slots of the cluster's runners) spread over the commits still in
 doubt, all at once (the first round also tests GOOD and BAD), so a range of
 n commits takes about log base slots+1 of n rounds. Each commit is checked
 out into a worktree of its own beside your checkout (never in it) and built
@@ -138,6 +139,11 @@ not what it says (nothing was bisected), 130 interrupted.`,
 			var rep *bisect.Report
 			err = withClient(cmd, &rf, &o, func(ctx context.Context, c *campaign.Client) error {
 				bo.Builds = func(ctx context.Context) (map[string]time.Time, error) { return builds(ctx, c.Eng) }
+				if rf.conn.server != "" && !cmd.Flags().Changed("slots") {
+					if free := freeSlots(ctx, c.Eng); free > 0 {
+						bo.Slots = free
+					}
+				}
 				if fpt != nil {
 					fpt.Client, fpt.Results = c, filepath.Join(bo.Dir, "fingerprints")
 					bo.Tester = fpt
@@ -166,7 +172,7 @@ not what it says (nothing was bisected), 130 interrupted.`,
 	}
 	f := cmd.Flags()
 	rf.add(f, true)
-	f.IntVar(&slots, "slots", 0, "commits tested at once in a round, 1 to 4096 (default: the run slots, -j)")
+	f.IntVar(&slots, "slots", 0, "commits tested at once in a round, 1 to 4096 (default: the run slots, -j; with --server the runners' free slots)")
 	f.StringVar(&baseline, "compare", "", "test: compare the campaign of the command after -- with `BASELINE` (a stored name or an exported file)")
 	f.StringVar(&suite, "fingerprints", "", "test: the repository's fingerprint suite `SUITE` (a CSV file) passes")
 	f.StringVar(&program, "program", "", "with --fingerprints: the program that runs a test (default: found in each test's working directory)")
@@ -221,6 +227,22 @@ func testOf(baseline string, fpt *bisect.Fingerprints, argv []string, workdir st
 		return &bisect.Compare{Ref: baseline, Argv: argv, Workdir: workdir}
 	}
 	return &bisect.Command{Argv: argv, Workdir: workdir}
+}
+
+// freeSlots are the run slots a cluster's runners have free now: a
+// bisect's rounds are as wide as the commits the cluster can test at once.
+func freeSlots(ctx context.Context, eng *engine.Engine) int {
+	ws, err := eng.Workers(ctx)
+	if err != nil {
+		return 0
+	}
+	free := 0
+	for _, w := range ws {
+		if w.Role == simswarm.RoleRunner && !w.Draining && w.Slots > w.Busy {
+			free += w.Slots - w.Busy
+		}
+	}
+	return min(free, 4096)
 }
 
 // builds lists the builds the engine made, by when each finished: a

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 var builtKey = regexp.MustCompile(`simswarm: built in .*\(build ([0-9a-f]+)\)`)
@@ -99,16 +100,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func TestBisectBadInputs(t *testing.T) {
 	dir, commits := alohaRepo(t, true)
 	state := t.TempDir()
-	git := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
-			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org", "GIT_CONFIG_GLOBAL=/dev/null")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
+	git := func(args ...string) { t.Helper(); gitIn(t, dir, args...) }
 	// A branch whose last commit does not compile.
 	git("checkout", "-q", "-b", "broken")
 	replaceIn(t, filepath.Join(dir, "Host.cc"), "void Host::initialize()", "void Host::initialize() { this is not C++ }\nvoid Host::initialise()")
@@ -154,5 +146,57 @@ func TestBisectBadInputs(t *testing.T) {
 	r = runSimswarm(t, dir, state, "bisect", commits[0], "main", "--", "true")
 	if r.code != 2 || !strings.Contains(r.stderr, "has uncommitted changes (NOTES.txt)") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
 		t.Errorf("dirty work tree: exit %d %q", r.code, r.stderr)
+	}
+}
+
+// TestBisectCluster: on a cluster of two runners with two slots each, a
+// bisect's rounds are as wide as the runners' free slots (4) without
+// --slots, and it finds the commit that changed the bundled example's
+// interarrival time, comparing single deterministic runs exactly.
+func TestBisectCluster(t *testing.T) {
+	c := newCluster(t, 2)
+	dir := example(t, "aloha")
+	os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("results/\naloha\n*.o\n"), 0o644)
+	gitIn(t, dir, "init", "-q", "-b", "main")
+	gitIn(t, dir, "add", "-A")
+	gitIn(t, dir, "commit", "-q", "-m", "example")
+	commits := []string{gitIn(t, dir, "rev-parse", "HEAD")}
+	for i := 1; i <= 8; i++ {
+		msg := "notes " + strconv.Itoa(i)
+		if i == 5 {
+			replaceIn(t, filepath.Join(dir, "omnetpp.ini"), "Aloha.host[*].iaTime = exponential(1s)", "Aloha.host[*].iaTime = exponential(1.5s)")
+			msg = "PureAloha: hosts send less often"
+		} else {
+			f, _ := os.OpenFile(filepath.Join(dir, "README.md"), os.O_APPEND|os.O_WRONLY, 0o644)
+			f.WriteString(msg + "\n")
+			f.Close()
+		}
+		gitIn(t, dir, "commit", "-q", "-a", "-m", msg)
+		commits = append(commits, gitIn(t, dir, "rev-parse", "HEAD"))
+	}
+	sim := []string{"--", "./aloha", "-c", "PureAloha", "-r", "0"}
+	gitIn(t, dir, "checkout", "-q", commits[0])
+	if r := c.client(t, dir, append([]string{"run", "-q"}, sim...)...); r.code != 0 {
+		t.Fatalf("run: exit %d %s", r.code, r.stderr)
+	}
+	if r := c.client(t, dir, "baseline", "save", "example"); r.code != 0 {
+		t.Fatalf("baseline save: exit %d %s", r.code, r.stderr)
+	}
+	gitIn(t, dir, "checkout", "-q", "main")
+	// The slots are the runners' free ones as their heartbeats say: wait
+	// until both say the baseline's run has ended.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		st := c.client(t, dir, "status")
+		if strings.Count(st.stdout, "idle, 2 slots") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the runners are not idle:\n%s", st.stdout)
+		}
+	}
+	r := c.client(t, dir, append([]string{"bisect", "-q", commits[0], "main", "--compare", "example"}, sim...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "8 commits after "+commits[0][:10]+", 4 slots, at most 2 rounds") ||
+		!strings.Contains(r.stdout, "first bad commit: "+commits[5]+" PureAloha: hosts send less often") || !strings.Contains(r.stdout, "exact") {
+		t.Errorf("bisect on the cluster: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
