@@ -200,3 +200,81 @@ func TestBisectCluster(t *testing.T) {
 		t.Errorf("bisect on the cluster: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestBenchBisect is bench/bisect.sh, run only when SIMSWARM_BENCH_BISECT
+// is set: a bisect of BENCH_COMMITS (default 64) commits of the bundled
+// example (every ninth recompiles src/model.c, the one at two thirds
+// changes PureAloha's interarrival time) on the cluster test lab, three
+// runners of two slots in network namespaces, with --slots 6 against
+// --slots 1 (sequential), each on a fresh cluster. It logs the rounds,
+// commits tested, builds and wall time of each. With BENCH_SLEEP the runs
+// wait instead of computing.
+func TestBenchBisect(t *testing.T) {
+	if os.Getenv("SIMSWARM_BENCH_BISECT") == "" {
+		t.Skip("a benchmark: bench/bisect.sh runs it")
+	}
+	n := 64
+	if v, err := strconv.Atoi(os.Getenv("BENCH_COMMITS")); err == nil && v > 1 {
+		n = v
+	}
+	bad := 2 * n / 3
+	dir := example(t, "aloha")
+	os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("results/\naloha\n*.o\n"), 0o644)
+	// BENCH_SLEEP: runs that wait 2 s instead of computing, as long runs on
+	// a cluster of many cores do, and the bad commit makes them wait 2.5 s.
+	sim := []string{"--", "./aloha", "-c", "PureAloha", "-r", "0"}
+	change := [2]string{"Aloha.host[*].iaTime = exponential(1s)", "Aloha.host[*].iaTime = exponential(1.5s)"}
+	if os.Getenv("BENCH_SLEEP") != "" {
+		replaceIn(t, filepath.Join(dir, "omnetpp.ini"), "**.sleepTime = 500ms", "**.sleepTime = 2s")
+		sim = []string{"--", "./aloha", "-c", "Sleepy", "-r", "0"}
+		change = [2]string{"**.sleepTime = 2s", "**.sleepTime = 2.5s"}
+	}
+	gitIn(t, dir, "init", "-q", "-b", "main")
+	gitIn(t, dir, "add", "-A")
+	gitIn(t, dir, "commit", "-q", "-m", "example")
+	commits := []string{gitIn(t, dir, "rev-parse", "HEAD")}
+	for i := 1; i <= n; i++ {
+		file, line := "README.md", "notes "+strconv.Itoa(i)+"\n"
+		switch {
+		case i == bad:
+			replaceIn(t, filepath.Join(dir, "omnetpp.ini"), change[0], change[1])
+			file = ""
+		case i%9 == 0:
+			file, line = filepath.Join("src", "model.c"), "/* touched "+strconv.Itoa(i)+" */\n"
+		}
+		if file != "" {
+			f, _ := os.OpenFile(filepath.Join(dir, file), os.O_APPEND|os.O_WRONLY, 0o644)
+			f.WriteString(line)
+			f.Close()
+		}
+		gitIn(t, dir, "commit", "-q", "-a", "-m", "commit "+strconv.Itoa(i))
+		commits = append(commits, gitIn(t, dir, "rev-parse", "HEAD"))
+	}
+	for _, slots := range []string{"6", "1"} {
+		// A subtest each: its cluster ends before the next one starts.
+		t.Run("slots="+slots, func(t *testing.T) { benchBisect(t, dir, commits, commits[bad], slots, sim) })
+	}
+}
+
+func benchBisect(t *testing.T, dir string, commits []string, bad, slots string, sim []string) {
+	summary := regexp.MustCompile(`bisect: (\d+) rounds, (\d+) commits tested, (\d+) builds`)
+	{
+		c := newCluster(t, 3)
+		gitIn(t, dir, "checkout", "-q", commits[0])
+		if r := c.client(t, dir, append([]string{"run", "-q"}, sim...)...); r.code != 0 {
+			t.Fatalf("run: exit %d %s", r.code, r.stderr)
+		}
+		if r := c.client(t, dir, "baseline", "save", "example"); r.code != 0 {
+			t.Fatalf("baseline save: exit %d %s", r.code, r.stderr)
+		}
+		gitIn(t, dir, "checkout", "-q", "main")
+		start := time.Now()
+		r := c.client(t, dir, append([]string{"bisect", "-q", "--slots", slots, commits[0], "main", "--compare", "example"}, sim...)...)
+		wall := time.Since(start)
+		m := summary.FindStringSubmatch(r.stdout)
+		if r.code != 0 || m == nil || !strings.Contains(r.stdout, "first bad commit: "+bad) {
+			t.Fatalf("--slots %s: exit %d\n%s%s", slots, r.code, r.stdout, r.stderr)
+		}
+		t.Logf("%d commits, --slots %s on 3 runners x 2 slots: %s rounds, %s commits tested, %s builds, %.1f s", len(commits)-1, slots, m[1], m[2], m[3], wall.Seconds())
+	}
+}
