@@ -257,12 +257,16 @@ func builds(ctx context.Context, eng *engine.Engine) (map[string]time.Time, erro
 	return out, err
 }
 
-// bisectErr gives a bisect's input errors exit status 2.
+// bisectErr gives a bisect's input errors exit status 2, and an
+// interrupted one 130.
 func bisectErr(err error) error {
 	var bi *bisect.InputError
 	var ri *regress.InputError
-	if errors.As(err, &bi) || errors.As(err, &ri) {
+	switch {
+	case errors.As(err, &bi) || errors.As(err, &ri):
 		return &exitError{code: 2, err: err}
+	case errors.Is(err, context.Canceled):
+		return &exitError{code: 130, err: errors.New("interrupted")}
 	}
 	return err
 }
