@@ -241,16 +241,8 @@ func Run(ctx context.Context, o Options, rng *Range) (*Report, error) {
 			break
 		}
 		roundStart := time.Now()
-		trees := make([]Tree, len(idx))
-		for i, c := range idx {
-			root, err := wt.checkout(ctx, i, commits[c])
-			if err != nil {
-				return nil, err
-			}
-			trees[i] = Tree{Commit: commits[c], Root: root}
-		}
 		fmt.Fprintf(o.Out, "round %d: testing %d commits\n", round, len(idx))
-		res, err := o.Tester.Test(ctx, trees)
+		res, err := testRound(ctx, o, wt, commits, idx)
 		if err != nil {
 			return nil, err
 		}
@@ -295,6 +287,43 @@ func Run(ctx context.Context, o Options, rng *Range) (*Report, error) {
 	}
 	rep.print(ctx, o)
 	return rep, nil
+}
+
+// testRound tests the commits at idx, each set of files once: commits
+// with the same tree (a revert) are the same campaign, and one campaign
+// of many must not hold the same campaign twice.
+func testRound(ctx context.Context, o Options, wt *worktrees, commits []string, idx []int) ([]Result, error) {
+	var trees []Tree
+	first := map[string]int{} // tree hash -> index into trees
+	of := make([]int, len(idx))
+	for i, c := range idx {
+		h, err := o.Repo.Tree(ctx, commits[c])
+		if err != nil {
+			return nil, err
+		}
+		if j, ok := first[h]; ok {
+			of[i] = j
+			continue
+		}
+		root, err := wt.checkout(ctx, len(trees), commits[c])
+		if err != nil {
+			return nil, err
+		}
+		first[h], of[i] = len(trees), len(trees)
+		trees = append(trees, Tree{Commit: commits[c], Root: root})
+	}
+	res, err := o.Tester.Test(ctx, trees)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Result, len(idx))
+	for i, j := range of {
+		out[i] = res[j]
+		if trees[j].Commit != commits[idx[i]] {
+			out[i].Detail += " (the same files as " + short(trees[j].Commit) + ")"
+		}
+	}
+	return out, nil
 }
 
 // checkEnds refuses a range whose ends the test contradicts.

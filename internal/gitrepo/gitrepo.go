@@ -86,6 +86,12 @@ func (r *Repo) Path(ctx context.Context, good, bad string) ([]string, error) {
 	return strings.Split(out, "\n"), nil
 }
 
+// Tree is the hash of a commit's tree: two commits with the same tree
+// (a revert, a merge that changed nothing) hold the same files.
+func (r *Repo) Tree(ctx context.Context, commit string) (string, error) {
+	return git(ctx, r.Root, "rev-parse", "--verify", commit+"^{tree}")
+}
+
 // Subject is a commit's one-line message.
 func (r *Repo) Subject(ctx context.Context, commit string) string {
 	s, _ := git(ctx, r.Root, "log", "-1", "--format=%s", commit)
