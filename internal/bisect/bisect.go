@@ -230,8 +230,8 @@ func Run(ctx context.Context, o Options, rng *Range) (*Report, error) {
 	defer wt.removeAll()
 	rep := &Report{}
 	var roundTimes []time.Duration
-	fmt.Fprintf(o.Out, "bisect: %d commits after %s, %d slots, at most %d rounds; test: %s\n",
-		len(rng.Commits), short(rng.Good), o.Slots, Rounds(len(rng.Commits), o.Slots), o.Tester.Describe())
+	fmt.Fprintf(o.Out, "bisect: %s after %s, %s, at most %s; test: %s\n",
+		count(len(rng.Commits), "commit"), short(rng.Good), count(o.Slots, "slot"), count(Rounds(len(rng.Commits), o.Slots), "round"), o.Tester.Describe())
 	for round := 1; ; round++ {
 		idx := pick(states, o.Slots)
 		if round == 1 {
@@ -241,7 +241,7 @@ func Run(ctx context.Context, o Options, rng *Range) (*Report, error) {
 			break
 		}
 		roundStart := time.Now()
-		fmt.Fprintf(o.Out, "round %d: testing %d commits\n", round, len(idx))
+		fmt.Fprintf(o.Out, "round %d: testing %s\n", round, count(len(idx), "commit"))
 		res, err := testRound(ctx, o, wt, commits, idx)
 		if err != nil {
 			return nil, err
@@ -361,9 +361,9 @@ func (r *Report) print(ctx context.Context, o Options) {
 	}
 	built := ""
 	if o.Builds != nil {
-		built = fmt.Sprintf(", %d builds", r.Built)
+		built = ", " + count(r.Built, "build")
 	}
-	fmt.Fprintf(o.Out, "bisect: %d rounds, %d commits tested%s, %s\n", r.Rounds, r.Tested, built, r.Wall.Round(100*time.Millisecond))
+	fmt.Fprintf(o.Out, "bisect: %s, %s tested%s, %s\n", count(r.Rounds, "round"), count(r.Tested, "commit"), built, r.Wall.Round(100*time.Millisecond))
 }
 
 // worktrees are the checkouts of one bisect, one directory per slot of a
@@ -468,6 +468,14 @@ func DryRun(ctx context.Context, o Options, rng *Range) {
 // results, under base.
 func DirFor(base string, repo *gitrepo.Repo) string {
 	return filepath.Join(base, "bisect", filepath.Base(repo.Root)+"-"+simswarm.Hash("bisect", repo.Root)[:10])
+}
+
+// count is "1 round", "2 rounds".
+func count(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func short(h string) string {
