@@ -41,7 +41,8 @@ func rootCommand() *cobra.Command {
 	// Every command, in one list: a reader finds them all here.
 	root.AddCommand(
 		runCommand(), attachCommand(), cancelCommand(), statusCommand(), logsCommand(), resultsCommand(),
-		fingerprintsCommand(), dashboardCommand(), gcCommand(),
+		fingerprintsCommand(), baselineCommand(), compareCommand(), regressCommand(), bisectCommand(),
+		dashboardCommand(), gcCommand(),
 		serverCommand(), initCommand(), builderCommand(), runnerCommand(), distccdCommand(),
 		awsCommand(), versionCommand())
 	return root

@@ -73,6 +73,10 @@ type Options struct {
 	// UPDATED, FAILED and ERROR files): never part of a snapshot, or each
 	// run of the command would change what the next one builds and runs.
 	Outputs []string
+	// ItemBuildFailures makes a project that does not build the outcome
+	// of its items (RunItems) instead of an end to every item: a bisect
+	// tests commits that may not build beside others that do.
+	ItemBuildFailures bool
 }
 
 // SetupError is a problem found before any run started: usage,

@@ -67,9 +67,11 @@ func (c *Client) RunItems(ctx context.Context, items []Item) ([]ItemOutcome, err
 		graph     *project.Graph
 		snap, art string
 		layout    *simswarm.Layout
+		failed    error // the build failed (Opt.ItemBuildFailures)
 	}
 	groups := map[string]*group{}
 	ps := make([]*prepared, len(items))
+	failed := map[int]error{}
 	for i, it := range items {
 		dir := it.Dir
 		if !filepath.IsAbs(dir) {
@@ -115,8 +117,16 @@ func (c *Client) RunItems(ctx context.Context, items []Item) ([]ItemOutcome, err
 			// the first item's is excluded here, the others are remembered
 			// by the hash cache once used.
 			if g.snap, g.art, g.layout, _, err = c.prepareProjects(ctx, graph, p.results); err != nil {
-				return nil, err
+				var be *BuildError
+				if !c.Opt.ItemBuildFailures || !errors.As(err, &be) {
+					return nil, err
+				}
+				g.failed = err
 			}
+		}
+		if g.failed != nil {
+			failed[i] = g.failed
+			continue
 		}
 		p.snapshot, p.artifact, p.layout = g.snap, g.art, g.layout
 		p.workdir = treeWorkdir(p.layout, proj.Workdir)
@@ -125,10 +135,16 @@ func (c *Client) RunItems(ctx context.Context, items []Item) ([]ItemOutcome, err
 		ps[i] = p
 	}
 	out := make([]ItemOutcome, len(items))
+	for i, err := range failed {
+		out[i].Err = err
+	}
 	// Run lists come from runners, one job each: asked for all at once.
 	lists, lctx := errgroup.WithContext(ctx)
 	lists.SetLimit(followers)
 	for i, p := range ps {
+		if p == nil {
+			continue // its build failed
+		}
 		lists.Go(func() error {
 			if runs, ok := plainRuns(p.cmd); ok {
 				// -r 3 (a fingerprint test's selection): no run list job,

@@ -21,6 +21,15 @@ import (
 // an item keeps its results directory (and its cached runs) wherever it
 // moves in the list. Errors name the file and line.
 func ParseList(name string, r io.Reader, results string) ([]Item, error) {
+	items, _, err := ParseLines(name, r, results, nil)
+	return items, err
+}
+
+// ParseLines reads a list as ParseList does, each line beginning with
+// len(lead) words of the caller's before the working directory (a
+// statistical suite's baseline); lead names them for messages ("a
+// baseline"). It returns those words of each item.
+func ParseLines(name string, r io.Reader, results string, lead []string) ([]Item, [][]string, error) {
 	base := filepath.Dir(name)
 	if results == "" {
 		results = "results"
@@ -30,9 +39,10 @@ func ParseList(name string, r io.Reader, results string) ([]Item, error) {
 	}
 	results, err := filepath.Abs(results)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var items []Item
+	var leads [][]string
 	seen := map[string]int{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -44,14 +54,17 @@ func ParseList(name string, r io.Reader, results string) ([]Item, error) {
 		where := fmt.Sprintf("%s:%d", name, n)
 		words, err := shellwords.Split(line)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", where, err)
+			return nil, nil, fmt.Errorf("%s: %v", where, err)
 		}
-		if len(words) < 2 {
-			return nil, fmt.Errorf("%s: a line is a working directory and a command, e.g. `. ./aloha -c PureAlohaExperiment`", where)
+		if len(words) < len(lead)+2 {
+			return nil, nil, fmt.Errorf("%s: a line is %sa working directory and a command, e.g. `%s. ./aloha -c PureAlohaExperiment`",
+				where, strings.Join(append(append([]string{}, lead...), ""), ", "), strings.Repeat("x ", len(lead)))
 		}
+		leads = append(leads, words[:len(lead)])
+		words = words[len(lead):]
 		id := strings.Join(words, "\x00")
 		if prev, ok := seen[id]; ok {
-			return nil, fmt.Errorf("%s: the same command as line %d", where, prev)
+			return nil, nil, fmt.Errorf("%s: the same command as line %d", where, prev)
 		}
 		seen[id] = n
 		dir := words[0]
@@ -59,7 +72,7 @@ func ParseList(name string, r io.Reader, results string) ([]Item, error) {
 			dir = filepath.Join(base, dir)
 		}
 		if dir, err = filepath.Abs(dir); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		sum := sha256.Sum256([]byte(id))
 		slug := filepath.Base(filepath.Clean(dir))
@@ -70,10 +83,10 @@ func ParseList(name string, r io.Reader, results string) ([]Item, error) {
 			Results: filepath.Join(results, slug+"-"+hex.EncodeToString(sum[:4]))})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	if len(items) == 0 {
-		return nil, fmt.Errorf("%s: the list holds no command", name)
+		return nil, nil, fmt.Errorf("%s: the list holds no command", name)
 	}
-	return items, nil
+	return items, leads, nil
 }

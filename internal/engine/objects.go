@@ -18,6 +18,10 @@ func ArtifactObject(key string) string  { return "art/" + key }
 func ResultObject(runKey string) string { return "res/" + runKey }
 func BuildLogObject(key string) string  { return "log/" + key }
 
+// BaselineObject holds a named baseline of results (simswarm baseline
+// save); gc never removes one: a user named it to keep it.
+func BaselineObject(name string) string { return KindBaseline + "/" + name }
+
 // PackObject holds a snapshot's files as one stream (snapshot.WritePack).
 func PackObject(snapKey string) string { return "pack/" + snapKey }
 

@@ -22,11 +22,12 @@ const (
 	KindArtifact = "art"
 	KindResult   = "res"
 	KindLog      = "log"
+	KindBaseline = "base"
 	KindRecords  = "records"
 )
 
 // Kinds lists the kinds in the order people read them.
-var Kinds = []string{KindFile, KindSnapshot, KindArtifact, KindResult, KindLog, KindRecords}
+var Kinds = []string{KindFile, KindSnapshot, KindArtifact, KindResult, KindLog, KindBaseline, KindRecords}
 
 // RecordBuckets are the buckets whose records outlive a campaign and that
 // gc may prune (workers' heartbeats expire on their own).

@@ -25,6 +25,21 @@ type Campaign struct {
 
 // RunItems runs the items and reads what each run left.
 func (c *Campaign) RunItems(ctx context.Context, items []Item) ([]Observed, error) {
+	outs, err := c.Client.RunItems(ctx, c.ListItems(items))
+	if err != nil {
+		return nil, err
+	}
+	obs := make([]Observed, len(items))
+	for i, o := range outs {
+		obs[i] = Observe(o)
+	}
+	return obs, nil
+}
+
+// ListItems are the tests as items of a campaign of many, each in its
+// working directory under Root with its own results directory: a bisect
+// runs the suites of several commits in one such campaign.
+func (c *Campaign) ListItems(items []Item) []campaign.Item {
 	list := make([]campaign.Item, len(items))
 	dirs := c.ResultDirs(items)
 	for i, it := range items {
@@ -35,15 +50,7 @@ func (c *Campaign) RunItems(ctx context.Context, items []Item) ([]Observed, erro
 			Label:   it.Test.Where(),
 		}
 	}
-	outs, err := c.Client.RunItems(ctx, list)
-	if err != nil {
-		return nil, err
-	}
-	obs := make([]Observed, len(items))
-	for i, o := range outs {
-		obs[i] = observed(o)
-	}
-	return obs, nil
+	return list
 }
 
 // ResultDirs are the items' results directories: one per test, named by
@@ -58,8 +65,8 @@ func (c *Campaign) ResultDirs(items []Item) []string {
 	return dirs
 }
 
-// observed is what a test's item left: the record of its (first) run.
-func observed(o campaign.ItemOutcome) Observed {
+// Observe is what a test's item left: the record of its (first) run.
+func Observe(o campaign.ItemOutcome) Observed {
 	if o.Err != nil {
 		return Observed{Missing: true, Reason: o.Err.Error()}
 	}

@@ -9,6 +9,7 @@
 // artifact, its run list, its runs' status and records and their result
 // archives. Nothing younger than the horizon is removed either, reached or
 // not: a snapshot being uploaded or built belongs to no campaign yet.
+// Baselines (simswarm baseline save) are never removed.
 package gc
 
 import (
@@ -104,7 +105,9 @@ func Collect(ctx context.Context, eng *engine.Engine, o Options) (*Report, error
 	var objects []string
 	for _, ob := range objs {
 		k := engine.KindOf(ob.Name)
-		if reach.objects[ob.Name] || !ob.Modified.Before(horizon) {
+		// Baselines are kept by name, not reached by a campaign: a user
+		// saved one to compare with later, however long after.
+		if reach.objects[ob.Name] || !ob.Modified.Before(horizon) || k == engine.KindBaseline {
 			rep.Left[k] = add(rep.Left[k], ob.Size)
 			continue
 		}

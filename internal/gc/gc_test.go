@@ -157,9 +157,17 @@ func TestCollect(t *testing.T) {
 	newDir := project(t, "new", map[string]string{"shared.txt": "shared by old2 and new"})
 	fresh := l.run(newDir, keep)
 
+	// A baseline (simswarm baseline save) is old too and reached by no
+	// campaign, but a user named it: it stays.
+	baseline := engine.BaselineObject("aloha-v1")
+	if err := l.eng.PutBytes(context.Background(), baseline, []byte(`{"name":"aloha-v1"}`)); err != nil {
+		t.Fatal(err)
+	}
+
 	now := time.Now().Add(31 * 24 * time.Hour)
 	l.age(fresh.Campaign, now.Add(-24*time.Hour))
 	need := l.needs(fresh.Campaign)
+	need[baseline] = true
 	before := l.objects()
 	var wantGone []string
 	for o := range before {
