@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/simswarm/simswarm/internal/slurm/slurmtest"
+	"github.com/simswarm/simswarm/internal/testkit"
 )
 
 // slurmLab is a test Slurm and what a test client needs around it: an
@@ -32,7 +34,10 @@ type slurmLab struct {
 	sbatchLog string
 	squeueLog string
 	pilotLogs string
-	env       []string
+	// cache is the user cache directory (XDG_CACHE_HOME) of the jobs: a
+	// build job's workspaces are there, as in a home on a shared disk.
+	cache string
+	env   []string
 }
 
 func newSlurmLab(t *testing.T, o slurmtest.Options) *slurmLab {
@@ -62,7 +67,7 @@ func newSlurmLab(t *testing.T, o slurmtest.Options) *slurmLab {
 	scratch := t.TempDir()
 	for _, e := range c.Env {
 		switch {
-		case strings.HasPrefix(e, "SIMSWARM_"), strings.HasPrefix(e, "TMPDIR="):
+		case strings.HasPrefix(e, "SIMSWARM_"), strings.HasPrefix(e, "TMPDIR="), strings.HasPrefix(e, "XDG_CACHE_HOME="):
 		case strings.HasPrefix(e, "PATH="):
 			l.env = append(l.env, "PATH="+bin+":"+strings.TrimPrefix(e, "PATH="))
 		default:
@@ -71,7 +76,8 @@ func newSlurmLab(t *testing.T, o slurmtest.Options) *slurmLab {
 	}
 	// sbatch passes the environment on: the pilots' caches and credentials
 	// land in the test's scratch, as in a node's $TMPDIR.
-	l.env = append(l.env, "TMPDIR="+scratch)
+	l.cache = t.TempDir()
+	l.env = append(l.env, "TMPDIR="+scratch, "XDG_CACHE_HOME="+l.cache)
 	t.Cleanup(func() {
 		if t.Failed() {
 			logs, _ := filepath.Glob(filepath.Join(l.pilotLogs, "*"))
@@ -116,8 +122,15 @@ func (l *slurmLab) run(t *testing.T, dir, state string, args ...string) result {
 	return result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
 }
 
-// submits are the sbatch calls that submitted (not --test-only).
+// submits are the sbatch calls that submitted pilots (not --test-only,
+// not build jobs).
 func (l *slurmLab) submits(t *testing.T) []string {
+	t.Helper()
+	return l.sbatchCalls(t, "--job-name=simswarm-pilot")
+}
+
+// sbatchCalls are the sbatch calls with an argument.
+func (l *slurmLab) sbatchCalls(t *testing.T, arg string) []string {
 	t.Helper()
 	b, err := os.ReadFile(l.sbatchLog)
 	if err != nil && !os.IsNotExist(err) {
@@ -125,7 +138,7 @@ func (l *slurmLab) submits(t *testing.T) []string {
 	}
 	var out []string
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if line != "" && !strings.Contains(line, "--test-only") {
+		if slices.Contains(strings.Fields(line), arg) {
 			out = append(out, line)
 		}
 	}
@@ -150,14 +163,17 @@ func provenanceHosts(t *testing.T, results string) map[string]int {
 }
 
 // TestSlurmOMNeTPPAloha: real aloha's 42 runs through three Slurm pilots
-// leave opp_runall's results; every run ran on a compute node, none on
-// the login node; one sbatch submitted the one wave.
+// leave opp_runall's results; the build ran as a Slurm job of its own
+// (its workspace is in the job's cache, none in the client's state);
+// every run ran on a compute node, none on the login node; one sbatch
+// submitted the one wave.
 func TestSlurmOMNeTPPAloha(t *testing.T) {
 	o := realOMNeT(t)
 	want := alohaReference(t, o)
 	l := newSlurmLab(t, slurmtest.Options{})
 	dir := o.CopySample(t, "aloha", t.TempDir())
-	r := l.run(t, dir, t.TempDir(), l.args("--max-pilots", "3", "--json", "--ccache-dir", sharedCcache(), "--", "./aloha", "-u", "Cmdenv", "-c", alohaCampaign)...)
+	state := t.TempDir()
+	r := l.run(t, dir, state, l.args("--max-pilots", "3", "--json", "--ccache-dir", sharedCcache(), "--", "./aloha", "-u", "Cmdenv", "-c", alohaCampaign)...)
 	s := jsonSummary(t, r)
 	if r.code != 0 || s.Runs != 42 || s.Succeeded != 42 {
 		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
@@ -174,6 +190,15 @@ func TestSlurmOMNeTPPAloha(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "slurm: submitted 3 pilots") {
 		t.Errorf("no word of the pilots:\n%s", r.stderr)
+	}
+	if builds := l.sbatchCalls(t, "--job-name=simswarm-build"); len(builds) != 1 || !strings.Contains(r.stderr, "slurm: submitted build job") {
+		t.Errorf("build jobs %q; want one\n%s", builds, r.stderr)
+	}
+	if ws, _ := filepath.Glob(filepath.Join(l.cache, "simswarm", "workspaces", "*", "aloha")); len(ws) != 1 {
+		t.Errorf("no build job's workspace with aloha built in it: %q", ws)
+	}
+	if _, err := os.Stat(filepath.Join(state, "workspaces")); err == nil {
+		t.Errorf("the client built on the login node: %s exists", filepath.Join(state, "workspaces"))
 	}
 }
 
@@ -208,6 +233,19 @@ func logCounts(t *testing.T, log string) (starts, dones map[string]int) {
 	return starts, dones
 }
 
+// runNodes are the nodes runs started on.
+func runNodes(t *testing.T, log string) map[string]bool {
+	t.Helper()
+	nodes := map[string]bool{}
+	b, _ := os.ReadFile(log)
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "start" {
+			nodes[f[2]] = true
+		}
+	}
+	return nodes
+}
+
 func waitUntil(t *testing.T, within time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -221,7 +259,8 @@ func waitUntil(t *testing.T, within time.Duration, what string, ok func() bool) 
 
 // TestSlurmScancelOnePilot: a pilot scancelled mid-campaign hands its run
 // back; every run completes exactly once, and only the run it held
-// starts twice. The sbatch calls stay one: the other pilots carry on.
+// starts twice. The other pilots carry on and a top-up wave of one pilot
+// replaces the lost one.
 func TestSlurmScancelOnePilot(t *testing.T) {
 	slurmPilotLost(t, func(l *slurmLab, job, node string) {
 		if out, err := l.Command("scancel", job); err != nil {
@@ -253,10 +292,10 @@ func slurmPilotLost(t *testing.T, fault func(l *slurmLab, job, node string)) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitUntil(t, 90*time.Second, "run on every node", func() bool { s, _ := logCounts(t, log); return len(s) >= 3 })
+	waitUntil(t, 90*time.Second, "run on every node", func() bool { return len(runNodes(t, log)) == 3 })
 	var victim, node string
 	for _, j := range l.Jobs(t) {
-		if f := strings.Fields(j); len(f) == 3 && f[1] == "RUNNING" {
+		if f := strings.Fields(j); len(f) == 3 && f[1] == "RUNNING" && strings.Contains(f[0], "_") {
 			victim, node = f[0], f[2]
 			break
 		}
@@ -309,8 +348,8 @@ func slurmPilotLost(t *testing.T, fault func(l *slurmLab, job, node string)) {
 	if twice > 1 {
 		t.Errorf("%d runs started again; only the one the cancelled pilot held should", twice)
 	}
-	if subs := l.submits(t); len(subs) != 1 {
-		t.Errorf("sbatch calls %q; want one wave", subs)
+	if subs := l.submits(t); len(subs) != 2 || !strings.Contains(subs[1], "--array=0-0%1") || !strings.Contains(r.stderr, "slurm: topped up with 1 pilots") {
+		t.Errorf("sbatch calls %q; want the wave and a top-up of one pilot\n%s", subs, r.stderr)
 	}
 	for run := 0; run < 9; run++ {
 		if _, err := os.Stat(filepath.Join(dir, "results", fmt.Sprintf("r-%d.txt", run))); err != nil {
@@ -331,7 +370,7 @@ func TestSlurmInterrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitUntil(t, 90*time.Second, "run on every node", func() bool { s, _ := logCounts(t, log); return len(s) >= 3 })
+	waitUntil(t, 90*time.Second, "run on every node", func() bool { return len(runNodes(t, log)) == 3 })
 	t0 := time.Now()
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	waitUntil(t, 10*time.Second, "empty squeue", func() bool { return len(l.Jobs(t)) == 0 })
@@ -354,13 +393,21 @@ func TestSlurmInterrupt(t *testing.T) {
 }
 
 // TestSlurmChunkedArrays: with MaxArraySize=4, a wave of 10 pilots goes
-// as arrays of 4, 4 and 2, and the campaign runs.
+// as arrays of 4, 4 and 2, and the campaign runs. With
+// --slurm-build=login the build runs in the client: no build job.
 func TestSlurmChunkedArrays(t *testing.T) {
 	l := newSlurmLab(t, slurmtest.Options{MaxArraySize: 4})
 	dir, log := logProject(t, 10, "0.2")
-	r := l.run(t, dir, t.TempDir(), l.args("--json")...)
+	state := t.TempDir()
+	r := l.run(t, dir, state, l.args("--json", "--slurm-build=login")...)
 	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 10 {
 		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	if builds := l.sbatchCalls(t, "--job-name=simswarm-build"); len(builds) != 0 {
+		t.Errorf("build jobs %q with --slurm-build=login", builds)
+	}
+	if _, err := os.Stat(filepath.Join(state, "workspaces")); err != nil {
+		t.Errorf("no build in the client with --slurm-build=login: %v", err)
 	}
 	var arrays []string
 	for _, s := range l.submits(t) {
@@ -422,7 +469,7 @@ func TestSlurmClientKilled(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 90*time.Second, "run on every node", func() bool { s, _ := logCounts(t, log); return len(s) >= 3 })
+	waitUntil(t, 90*time.Second, "run on every node", func() bool { return len(runNodes(t, log)) == 3 })
 	t0 := time.Now()
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
@@ -653,4 +700,55 @@ func TestSlurmWithoutSlurm(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "results")); err == nil {
 		t.Error("results/ made: something ran")
 	}
+}
+
+// TestSlurmJobLimit: at a job limit (the site's MaxSubmitJobs, played by
+// the test Slurm's job_submit script with the error Slurm gives there)
+// simswarm submits what fits and says so in one line, and when nothing
+// fits it waits and tries again instead of failing the campaign.
+func TestSlurmJobLimit(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{})
+	if err := os.WriteFile(l.SubmitLimit, []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir, log := logProject(t, 6, "1")
+	cmd := l.command(dir, t.TempDir(), l.args("--max-pilots", "3", "--json", "--slurm-build=login")...)
+	var out bytes.Buffer
+	var errb testkit.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitUntil(t, 60*time.Second, "word of the job limit", func() bool {
+		return strings.Contains(errb.String(), "slurm: at the site's job limit, 0 of 3 pilots submitted")
+	})
+	// The user's other jobs end: two pilots fit now.
+	if err := os.WriteFile(l.SubmitLimit, []byte("2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("campaign did not end:\n%s", errb.String())
+	}
+	r := result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
+	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 6 {
+		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	var limits []string
+	for _, line := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(line, "job limit") {
+			limits = append(limits, line)
+		}
+	}
+	if len(limits) != 2 || !strings.Contains(limits[1], "2 of 3 pilots submitted") || !strings.Contains(limits[1], "accounting/QOS policy") {
+		t.Errorf("job limit lines %q; want one saying 0 of 3 then one saying 2 of 3, naming Slurm's reason", limits)
+	}
+	if hosts := runNodes(t, log); len(hosts) != 2 {
+		t.Errorf("runs on nodes %v; want the two pilots'", hosts)
+	}
+	t.Logf("job limit lines: %q", limits)
 }

@@ -44,6 +44,13 @@ type Builder struct {
 	Log  *slog.Logger
 	// Accel configures ccache and distcc; the zero value builds plainly.
 	Accel Accel
+	// IdleExit ends Serve after this long without a build job, LostExit
+	// after this long without the engine (0: never): a builder that is a
+	// Slurm job releases its allocation once the build it came for is done,
+	// or once its client is gone.
+	IdleExit, LostExit time.Duration
+	// Slurm is the builder's Slurm job, shown in status.
+	Slurm string
 
 	toolchain string
 }
@@ -83,14 +90,36 @@ func (b *Builder) Serve(ctx context.Context) error {
 	// then would announce a stopped builder for a minute.
 	beat, changed := make(chan struct{}), make(chan struct{}, 1)
 	defer func() { <-beat }()
+	// Ending on IdleExit or LostExit ends the heartbeat first.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	go func() {
 		defer close(beat)
 		b.Eng.Heartbeat(ctx, func() simswarm.Worker {
-			return simswarm.Worker{ID: id, Host: b.Host, Role: simswarm.RoleBuilder, Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now()}
+			return simswarm.Worker{ID: id, Host: b.Host, Role: simswarm.RoleBuilder, Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now(), Slurm: b.Slurm}
 		}, changed)
 	}()
+	idleSince, lostSince := time.Now(), time.Time{}
 	for ctx.Err() == nil {
-		jobs, err := b.Eng.Take(ctx, engine.QueueBuild, 1, 5*time.Second)
+		now := time.Now()
+		if b.Eng.Connected() {
+			lostSince = time.Time{}
+		} else if lostSince.IsZero() {
+			lostSince = now
+		}
+		switch {
+		case b.IdleExit > 0 && now.Sub(idleSince) >= b.IdleExit:
+			b.Log.Info("builder: ending: nothing to build for " + b.IdleExit.String())
+			return nil
+		case b.LostExit > 0 && !lostSince.IsZero() && now.Sub(lostSince) >= b.LostExit:
+			b.Log.Warn("builder: ending: no engine for " + b.LostExit.String())
+			return nil
+		}
+		wait := 5 * time.Second
+		if b.IdleExit > 0 {
+			wait = min(wait, max(time.Second, b.IdleExit-now.Sub(idleSince)))
+		}
+		jobs, err := b.Eng.Take(ctx, engine.QueueBuild, 1, wait)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -105,6 +134,7 @@ func (b *Builder) Serve(ctx context.Context) error {
 			b.handle(ctx, l)
 			busy.Store(0)
 			engine.Poke(changed)
+			idleSince = time.Now()
 		}
 	}
 	return nil

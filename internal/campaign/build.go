@@ -46,6 +46,11 @@ func (c *Client) build(ctx context.Context, proj *project.Project, snap string, 
 	if c.Opt.DryRun && recipe.Command != "" {
 		return c.builtAlready(ctx, key)
 	}
+	if c.Opt.BuiltFirst && !c.Opt.Rebuild {
+		if art, err := c.builtAlready(ctx, key); err == nil && art != "" {
+			return art, nil
+		}
+	}
 	req := nonce()
 	w, err := c.Eng.WaitBuild(ctx, key)
 	if err != nil {

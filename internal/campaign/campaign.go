@@ -48,14 +48,17 @@ type Options struct {
 	ReuseFailures bool
 	Detach        bool // submit and return
 	Rebuild       bool
-	NoBuild       bool   // use the project's last artifact
-	StateDir      string // for the client's hash cache
-	Host          string // this host's id, for results written in place
-	Local         bool   // runners on this host may write into Results directly
-	Progress      io.Writer
-	Quiet         bool
-	Stdout        io.Writer
-	Interrupt     <-chan struct{} // closed on Ctrl-C: cancel the campaign
+	NoBuild       bool // use the project's last artifact
+	// BuiltFirst: a build this engine already has is used without a build
+	// job, where a builder costs a job of its own (a Slurm build job).
+	BuiltFirst bool
+	StateDir   string // for the client's hash cache
+	Host       string // this host's id, for results written in place
+	Local      bool   // runners on this host may write into Results directly
+	Progress   io.Writer
+	Quiet      bool
+	Stdout     io.Writer
+	Interrupt  <-chan struct{} // closed on Ctrl-C: cancel the campaign
 	// EstimateSlots is the slots --dry-run estimates the wall time on (0:
 	// the connected runners').
 	EstimateSlots int
