@@ -282,7 +282,7 @@ func (p *Pilots) Size(runs int) int {
 func (p *Pilots) submit(ctx context.Context, n int, none bool) error {
 	chunk := max(1, p.Limits.MaxArraySize)
 	script := p.script()
-	var ids, ranges []string
+	var ranges []string
 	taken, try := 0, n
 	var limit error
 	for taken < n {
@@ -321,7 +321,6 @@ func (p *Pilots) submit(ctx context.Context, n int, none bool) error {
 		p.arrays = append(p.arrays, id)
 		p.Submits++
 		p.mu.Unlock()
-		ids = append(ids, id)
 		ranges = append(ranges, fmt.Sprintf("%s[0-%d]", id, k-1))
 		taken += k
 	}
