@@ -279,12 +279,13 @@ func TestSlurmNodeDown(t *testing.T) {
 	})
 }
 
-// slurmPilotLost runs 9 runs of 3 s on three pilots, breaks one pilot with
-// fault mid-campaign, and checks that the campaign still succeeds with
+// slurmPilotLost runs 12 runs of 3 s on three pilots, breaks one pilot
+// with fault just after it started a run, and checks that the campaign still succeeds with
 // every run done exactly once.
 func slurmPilotLost(t *testing.T, fault func(l *slurmLab, job, node string)) {
 	l := newSlurmLab(t, slurmtest.Options{})
-	dir, log := logProject(t, 9, "3")
+	const n = 12
+	dir, log := logProject(t, n, "3")
 	cmd := l.command(dir, t.TempDir(), l.args("--max-pilots", "3", "--json")...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -293,16 +294,6 @@ func slurmPilotLost(t *testing.T, fault func(l *slurmLab, job, node string)) {
 	}
 	defer cmd.Process.Kill()
 	waitUntil(t, 90*time.Second, "run on every node", func() bool { return len(runNodes(t, log)) == 3 })
-	var victim, node string
-	for _, j := range l.Jobs(t) {
-		if f := strings.Fields(j); len(f) == 3 && f[1] == "RUNNING" && strings.Contains(f[0], "_") {
-			victim, node = f[0], f[2]
-			break
-		}
-	}
-	if victim == "" {
-		t.Fatalf("no running pilot in squeue: %q", l.Jobs(t))
-	}
 	// status, through the engine address the client printed, shows each
 	// pilot's job and node.
 	m := regexp.MustCompile(`simswarm status --server (\S+) --creds (\S+)\)`).FindStringSubmatch(errb.String())
@@ -312,6 +303,30 @@ func slurmPilotLost(t *testing.T, fault func(l *slurmLab, job, node string)) {
 	st := l.run(t, dir, t.TempDir(), "status", "--server", m[1], "--creds", m[2])
 	if pilots := regexp.MustCompile(`slurm job \d+_\d on n\d`).FindAllString(st.stdout, -1); st.code != 0 || len(pilots) != 3 {
 		t.Errorf("status shows pilots %q; want 3:\n%s%s", pilots, st.stdout, st.stderr)
+	}
+	// The victim: the pilot that starts a run next, its run just begun
+	// (a run whose process ended before the fault is done, not
+	// interrupted).
+	jobs := l.Jobs(t)
+	started := len(strings.Split(readFile(t, log), "\n"))
+	var victim, node string
+	waitUntil(t, 30*time.Second, "a run starting", func() bool {
+		lines := strings.Split(strings.TrimSpace(readFile(t, log)), "\n")
+		for _, line := range lines[min(started-1, len(lines)):] {
+			if f := strings.Fields(line); len(f) == 3 && f[0] == "start" {
+				node = f[2]
+				return true
+			}
+		}
+		return false
+	})
+	for _, j := range jobs {
+		if f := strings.Fields(j); len(f) == 3 && f[1] == "RUNNING" && strings.Contains(f[0], "_") && f[2] == node {
+			victim = f[0]
+		}
+	}
+	if victim == "" {
+		t.Fatalf("no running pilot on %s in squeue: %q", node, jobs)
 	}
 	fault(l, victim, node)
 	waitUntil(t, 20*time.Second, "end of pilot "+victim, func() bool {
@@ -331,12 +346,12 @@ func slurmPilotLost(t *testing.T, fault func(l *slurmLab, job, node string)) {
 	}
 	r := result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
 	s := jsonSummary(t, r)
-	if r.code != 0 || s.Succeeded != 9 {
+	if r.code != 0 || s.Succeeded != n {
 		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
 	}
 	starts, dones := logCounts(t, log)
 	twice := 0
-	for run := 0; run < 9; run++ {
+	for run := 0; run < n; run++ {
 		k := fmt.Sprint(run)
 		if dones[k] != 1 {
 			t.Errorf("run %s completed %d times; want once (log:\n%s)", k, dones[k], readFile(t, log))
@@ -351,7 +366,7 @@ func slurmPilotLost(t *testing.T, fault func(l *slurmLab, job, node string)) {
 	if subs := l.submits(t); len(subs) != 2 || !strings.Contains(subs[1], "--array=0-0%1") || !strings.Contains(r.stderr, "slurm: topped up with 1 pilots") {
 		t.Errorf("sbatch calls %q; want the wave and a top-up of one pilot\n%s", subs, r.stderr)
 	}
-	for run := 0; run < 9; run++ {
+	for run := 0; run < n; run++ {
 		if _, err := os.Stat(filepath.Join(dir, "results", fmt.Sprintf("r-%d.txt", run))); err != nil {
 			t.Errorf("result of run %d: %v", run, err)
 		}
