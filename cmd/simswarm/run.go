@@ -469,7 +469,7 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 	refused := failed
 	failedMu.Unlock()
 	if refused != nil {
-		return &exitError{code: 2, err: fmt.Errorf("slurm: %w; the runs stay queued: run the same command again once Slurm takes the pilots", refused)}
+		return &exitError{code: 2, err: fmt.Errorf("slurm: %w; the runs stay queued: the same command resumes them", refused)}
 	}
 	var setup *campaign.SetupError
 	var berr *campaign.BuildError

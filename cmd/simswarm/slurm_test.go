@@ -50,7 +50,7 @@ func newSlurmLab(t *testing.T, o slurmtest.Options) *slurmLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrapper := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nexec %q \"$@\"\n", l.sbatchLog, real)
+	wrapper := fmt.Sprintf("#!/bin/sh\necho \"$(date +%%s.%%N) $*\" >> %q\nexec %q \"$@\"\n", l.sbatchLog, real)
 	if err := os.WriteFile(filepath.Join(bin, "sbatch"), []byte(wrapper), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -620,24 +620,89 @@ func TestBenchSlurm(t *testing.T) {
 	}
 	ewall := time.Since(t0)
 	ef, el := phase(emb)
-	sl := project()
-	t0 = time.Now()
-	r := l.run(t, sl, t.TempDir(), l.args("--max-pilots", "3", "--json")...)
-	if r.code != 0 || jsonSummary(t, r).Succeeded != n {
-		t.Fatalf("slurm: exit %d\n%s", r.code, r.stderr)
-	}
-	swall := time.Since(t0)
-	for _, line := range strings.Split(r.stderr, "\n") {
-		if strings.HasPrefix(line, "campaign ") {
-			fmt.Printf("slurm summary: %s\n", line)
-		}
-	}
-	sf, slast := phase(sl)
-	ep, sp := el.Sub(ef), slast.Sub(sf)
+	ep := el.Sub(ef)
 	fmt.Printf("runs: %d on 3 slots; load average %s\n", n, loadavg())
 	fmt.Printf("embedded -j 3:        command %6.1fs, run phase %6.1fs\n", ewall.Seconds(), ep.Seconds())
-	fmt.Printf("slurm, 3 pilots x 1:  command %6.1fs, run phase %6.1fs, first run %4.1fs after the command started\n", swall.Seconds(), sp.Seconds(), sf.Sub(t0).Seconds())
-	fmt.Printf("ratio slurm/embedded (run phase): %.2f\n", sp.Seconds()/ep.Seconds())
+	for _, build := range []string{"slurm", "login"} {
+		sl := project()
+		t0 = time.Now()
+		r := l.run(t, sl, t.TempDir(), l.args("--max-pilots", "3", "--json", "--slurm-build="+build)...)
+		if r.code != 0 || jsonSummary(t, r).Succeeded != n {
+			t.Fatalf("slurm: exit %d\n%s", r.code, r.stderr)
+		}
+		swall := time.Since(t0)
+		sf, slast := phase(sl)
+		sp := slast.Sub(sf)
+		sched := l.scheduling(t)
+		fmt.Printf("slurm, 3 pilots x 1, --slurm-build=%s: command %6.1fs, run phase %6.1fs, first run %4.1fs after the command started, %4.1fs of it Slurm's scheduling (sbatch call to job start, build job and first pilot), %4.1fs beyond\n",
+			build, swall.Seconds(), sp.Seconds(), sf.Sub(t0).Seconds(), sched.Seconds(), (sf.Sub(t0) - sched).Seconds())
+		fmt.Printf("ratio slurm/embedded (run phase): %.2f\n", sp.Seconds()/ep.Seconds())
+		_, _ = l.Command("scancel", "--user=root")
+		waitUntil(t, 60*time.Second, "empty squeue", func() bool { return len(l.Jobs(t)) == 0 })
+		if err := os.Remove(l.sbatchLog); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// scheduling is how long Slurm took from the sbatch calls of the build
+// job and of the first pilot array to the start of that job and of the
+// array's first task (job start times have 1-s resolution).
+func (l *slurmLab) scheduling(t *testing.T) time.Duration {
+	t.Helper()
+	calls := map[string]time.Time{} // job name -> first sbatch call
+	for _, line := range strings.Split(readFile(t, l.sbatchLog), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || slices.Contains(f, "--test-only") {
+			continue
+		}
+		at, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		for _, a := range f {
+			if name, ok := strings.CutPrefix(a, "--job-name="); ok {
+				if _, seen := calls[name]; !seen {
+					calls[name] = time.Unix(0, int64(at*1e9))
+				}
+			}
+		}
+	}
+	out, err := l.Command("scontrol", "show", "job", "--oneliner")
+	if err != nil {
+		t.Fatalf("scontrol show job: %v %s", err, out)
+	}
+	starts := map[string][]time.Time{} // job name -> starts
+	for _, line := range strings.Split(out, "\n") {
+		var name string
+		var start time.Time
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "JobName="); ok {
+				name = v
+			}
+			if v, ok := strings.CutPrefix(f, "StartTime="); ok {
+				start, _ = time.ParseInLocation("2006-01-02T15:04:05", v, time.Local)
+			}
+		}
+		if name != "" && !start.IsZero() {
+			starts[name] = append(starts[name], start)
+		}
+	}
+	// The first start of a job of that name since the call (an earlier
+	// campaign's jobs stay listed for MinJobAge).
+	var total time.Duration
+	for name, call := range calls {
+		var first time.Time
+		for _, st := range starts[name] {
+			if !st.Before(call.Truncate(time.Second)) && (first.IsZero() || st.Before(first)) {
+				first = st
+			}
+		}
+		if first.After(call) {
+			total += first.Sub(call)
+		}
+	}
+	return total
 }
 
 func loadavg() string {
@@ -766,4 +831,73 @@ func TestSlurmJobLimit(t *testing.T) {
 		t.Errorf("runs on nodes %v; want the two pilots'", hosts)
 	}
 	t.Logf("job limit lines: %q", limits)
+}
+
+// TestSlurmFlagErrors: bad --slurm settings are one line naming the value,
+// exit 2, before Slurm is asked or anything runs.
+func TestSlurmFlagErrors(t *testing.T) {
+	dir, _ := logProject(t, 2, "0")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cpus-per-pilot", "0"}, "--cpus-per-pilot must be at least 1, not 0"},
+		{[]string{"--cpus-per-pilot", "-2"}, "--cpus-per-pilot must be at least 1, not -2"},
+		{[]string{"--slurm-build", "cloud"}, `--slurm-build "cloud": want slurm`},
+		{[]string{"--time", "0"}, `slurm time "0": must be more than zero`},
+		{[]string{"--time", "-5"}, `slurm time "-5": want minutes`},
+	} {
+		cmd := exec.Command(binary, append([]string{"run", "--slurm"}, tc.args...)...)
+		cmd.Dir = dir
+		cmd.Env = append(cleanEnv(), "SIMSWARM_STATE="+t.TempDir())
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		_ = cmd.Run()
+		lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+		if code := cmd.ProcessState.ExitCode(); code != 2 || len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
+			t.Errorf("%q: exit %d, stderr:\n%s\nwant exit 2 and one line saying %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "results")); err == nil {
+		t.Error("results/ made: something ran")
+	}
+}
+
+// TestSlurmTimeTooShort: runs that history says take longer than a
+// pilot's time limit allows (less its end signal) are taken by no pilot;
+// after three top-up waves that got nothing done the command ends with
+// exit 2 and one line naming the time limit, the runs still queued,
+// instead of submitting waves without end.
+func TestSlurmTimeTooShort(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{})
+	dir, log := logProject(t, 3, "12", "[slurm]\nend-signal = \"50s\"\n")
+	state := t.TempDir()
+	// The history: each run takes 12 s.
+	if r := l.run(t, dir, state, "run", "-j", "3"); r.code != 0 {
+		t.Fatalf("first campaign: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := os.RemoveAll(filepath.Join(state, "engine")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "results")); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := logCounts(t, log)
+	r := l.run(t, dir, state, l.args("--max-pilots", "3", "--time", "1", "--slurm-build=login")...)
+	var last string
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		if strings.HasPrefix(line, "simswarm: ") {
+			last = line
+		}
+	}
+	if r.code != 2 || !strings.Contains(last, "waves of pilots ended without finishing a run") || !strings.Contains(last, "--time 1") {
+		t.Errorf("exit %d, last line %q; want exit 2 naming the time limit\n%s", r.code, last, r.stderr)
+	}
+	if after, _ := logCounts(t, log); len(after) != len(before) || fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("runs started %v; want none beyond the first campaign's %v", after, before)
+	}
+	if subs := l.submits(t); len(subs) != 4 {
+		t.Errorf("pilot waves %d; want the first and 3 top-ups", len(subs))
+	}
+	t.Logf("exit %d: %s", r.code, last)
 }

@@ -24,7 +24,7 @@ import (
 // and cancels them all at the end. The first wave goes when the
 // campaign's runs are queued; when pilots end (their time ran out, they
 // were cancelled, their node went down) while runs remain, a top-up wave
-// replaces them, bounded by MaxWaves. Which pilots live comes from their
+// replaces them, bounded by MaxFruitlessWaves. Which pilots live comes from their
 // heartbeats on the engine; squeue is asked at most every squeueEvery,
 // only about pilots never heard from.
 type Pilots struct {
@@ -51,20 +51,25 @@ type Pilots struct {
 	said    string    // the last limit line shown
 	builder string    // the last build job
 	builds  int       // build jobs submitted
-	Submits int       // sbatch calls that submitted
+	// work is what the last wave was sent for, least the least left since
+	// (seen every step); fruitless counts the waves in a row after which
+	// never less was left.
+	work, least, fruitless int
+	Submits         int // sbatch calls that submitted
 }
 
 // task is a pilot submitted: heard once its runner beat, gone once its
 // heartbeat went (or squeue no longer lists it, never heard).
 type task struct{ heard, gone bool }
 
-// Bounds of what one campaign submits: waves of pilots (the first and its
-// top-ups) and build jobs. Pilots or builders that keep ending without
-// doing the work mean something is wrong on the nodes; the campaign then
-// ends, saying so, instead of queueing jobs without end.
+// Bounds of what one campaign submits: top-up waves after which no run
+// was done, and build jobs. Pilots or builders that keep ending without
+// doing the work mean something is wrong (runs longer than the time
+// limit allows, a broken node); the campaign then ends, saying so,
+// instead of queueing jobs without end.
 const (
-	MaxWaves     = 10
-	MaxBuildJobs = 3
+	MaxFruitlessWaves = 3
+	MaxBuildJobs      = 3
 )
 
 // squeueEvery bounds how often a client asks squeue: sites rate-limit
@@ -153,7 +158,11 @@ func (p *Pilots) step(ctx context.Context, heard []engine.Heard) error {
 	}
 	alive, pending := p.mark(heard)
 	run := depth[string(engine.QueueRun)]
-	need := p.Size(int(run.Waiting)+run.Taken) - alive - pending
+	work := int(run.Waiting) + run.Taken
+	p.mu.Lock()
+	p.least = min(p.least, work)
+	p.mu.Unlock()
+	need := p.Size(work) - alive - pending
 	if need <= 0 || time.Now().Before(p.blocked) {
 		return nil
 	}
@@ -168,17 +177,37 @@ func (p *Pilots) step(ctx context.Context, heard []engine.Heard) error {
 		}
 		p.unheardGone(ctx)
 		alive, pending = p.mark(heard)
-		if need = p.Size(int(run.Waiting)+run.Taken) - alive - pending; need <= 0 {
+		if need = p.Size(work) - alive - pending; need <= 0 {
 			return nil
 		}
 	}
 	p.mu.Lock()
-	waves := p.waves
-	p.mu.Unlock()
-	if waves >= MaxWaves {
-		return fmt.Errorf("%d waves of pilots ended with runs left: see the pilots' output (--sbatch-option=--output=...)", waves)
+	waves, fruitless, none := p.waves, p.fruitless, p.least >= p.work
+	if waves > 0 && none {
+		fruitless++
 	}
-	return p.submit(ctx, need, alive+pending == 0)
+	p.mu.Unlock()
+	if fruitless > MaxFruitlessWaves {
+		limit := "the partition's time limit"
+		if p.S.Time != "" {
+			limit = "--time " + p.S.Time
+		}
+		return fmt.Errorf("%d waves of pilots ended without finishing a run: do the runs fit in %s, less the end signal's %s? (the pilots' output: --sbatch-option=--output=...)",
+			MaxFruitlessWaves, limit, p.D.EndSignal)
+	}
+	taken, err := p.submit(ctx, need, alive+pending == 0)
+	if err != nil || taken == 0 {
+		return err
+	}
+	p.mu.Lock()
+	if waves > 0 && none {
+		p.fruitless++
+	} else {
+		p.fruitless = 0
+	}
+	p.work, p.least = work, work
+	p.mu.Unlock()
+	return nil
 }
 
 // mark notes which pilots are heard and which are gone; alive are the
@@ -279,7 +308,7 @@ func (p *Pilots) Size(runs int) int {
 // Slurm takes it, and says so; when nothing fits it tries again after
 // squeueEvery, the campaign waiting meanwhile. Another refusal ends the
 // campaign when nothing of it runs (first), else the wave is smaller.
-func (p *Pilots) submit(ctx context.Context, n int, none bool) error {
+func (p *Pilots) submit(ctx context.Context, n int, none bool) (int, error) {
 	chunk := max(1, p.Limits.MaxArraySize)
 	script := p.script()
 	var ranges []string
@@ -294,7 +323,7 @@ func (p *Pilots) submit(ctx context.Context, n int, none bool) error {
 		out, err := command(ctx, []byte(script), "sbatch", args...)
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return 0, ctx.Err()
 			}
 			if JobLimit(err) {
 				limit = err
@@ -305,7 +334,7 @@ func (p *Pilots) submit(ctx context.Context, n int, none bool) error {
 				continue
 			}
 			if none && taken == 0 {
-				return err
+				return 0, err
 			}
 			fmt.Fprintf(p.Progress, "slurm: %d of %d pilots submitted; the rest refused: %v\n", taken, n, err)
 			break
@@ -342,7 +371,7 @@ func (p *Pilots) submit(ctx context.Context, n int, none bool) error {
 		}
 	}
 	if taken == 0 {
-		return nil
+		return 0, nil
 	}
 	p.waves++
 	p.asked = time.Now()
@@ -351,7 +380,7 @@ func (p *Pilots) submit(ctx context.Context, n int, none bool) error {
 		what = "topped up with"
 	}
 	fmt.Fprintf(p.Progress, "slurm: %s %d pilots of %d cores (%s)\n", what, taken, p.S.CPUs, strings.Join(ranges, " "))
-	return nil
+	return taken, nil
 }
 
 // JobLimit says whether Slurm refused a submission for a limit on the
