@@ -55,7 +55,7 @@ type Pilots struct {
 	// (seen every step); fruitless counts the waves in a row after which
 	// never less was left.
 	work, least, fruitless int
-	Submits         int // sbatch calls that submitted
+	Submits                int // sbatch calls that submitted
 }
 
 // task is a pilot submitted: heard once its runner beat, gone once its
