@@ -58,9 +58,17 @@ type Pilots struct {
 	Submits                int // sbatch calls that submitted
 }
 
-// task is a pilot submitted: heard once its runner beat, gone once its
-// heartbeat went (or squeue no longer lists it, never heard).
-type task struct{ heard, gone bool }
+// task is a pilot submitted: seen when its runner's heartbeat was last
+// there; gone once squeue no longer lists it, never heard from.
+type task struct {
+	seen time.Time
+	gone bool
+}
+
+// endedAfter: a pilot heard from whose heartbeat has not been there for
+// this long has ended (a runner that stops removes its heartbeat; one
+// look may miss a heartbeat being renewed, so one look is not enough).
+const endedAfter = 2 * time.Second
 
 // Bounds of what one campaign submits: top-up waves after which no run
 // was done, and build jobs. Pilots or builders that keep ending without
@@ -72,6 +80,9 @@ const (
 	MaxBuildJobs      = 3
 )
 
+// lookEvery is how often the queues and heartbeats are looked at.
+const lookEvery = 250 * time.Millisecond
+
 // squeueEvery bounds how often a client asks squeue: sites rate-limit
 // Slurm's RPCs, and the heartbeats tell most of what squeue would.
 const squeueEvery = 30 * time.Second
@@ -82,7 +93,7 @@ const staleAfter = 3 * engine.HeartbeatEvery
 
 // BuildIdleExit is how long a build job waits for another build once its
 // own is done, before it releases its allocation.
-const BuildIdleExit = 5 * time.Second
+const BuildIdleExit = 2 * time.Second
 
 // Check asks sbatch whether it would take the pilots (sbatch --test-only),
 // so that a bad account, partition or limit is refused before anything is
@@ -98,7 +109,9 @@ func (p *Pilots) Check(ctx context.Context) error {
 // nothing of the campaign runs, or the bound of waves or build jobs
 // reached: the campaign cannot run.
 func (p *Pilots) Run(ctx context.Context) error {
-	t := time.NewTicker(time.Second)
+	// Looks at the engine only (squeue is bounded apart), so often enough
+	// that a build or a wave is not left waiting for the next look.
+	t := time.NewTicker(lookEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -195,7 +208,7 @@ func (p *Pilots) step(ctx context.Context, heard []engine.Heard) error {
 		return fmt.Errorf("%d waves of pilots ended without finishing a run: do the runs fit in %s, less the end signal's %s? (the pilots' output: --sbatch-option=--output=...)",
 			MaxFruitlessWaves, limit, p.D.EndSignal)
 	}
-	taken, err := p.submit(ctx, need, alive+pending == 0)
+	taken, err := p.submit(ctx, need, alive, pending, work)
 	if err != nil || taken == 0 {
 		return err
 	}
@@ -210,26 +223,22 @@ func (p *Pilots) step(ctx context.Context, heard []engine.Heard) error {
 	return nil
 }
 
-// mark notes which pilots are heard and which are gone; alive are the
-// pilots heard now, pending those submitted and never heard.
+// mark notes which pilots are heard; alive are the pilots heard lately,
+// pending those submitted, never heard and not known gone.
 func (p *Pilots) mark(heard []engine.Heard) (alive, pending int) {
-	now := map[string]bool{}
-	for _, w := range heard {
-		if w.Role == simswarm.RoleRunner && w.Slurm != "" && time.Since(w.At) < staleAfter {
-			now[w.Slurm] = true
-		}
-	}
+	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for id, t := range p.tasks {
+	for _, w := range heard {
+		if t, ok := p.tasks[w.Slurm]; ok && w.Role == simswarm.RoleRunner && now.Sub(w.At) < staleAfter {
+			t.seen = now
+		}
+	}
+	for _, t := range p.tasks {
 		switch {
-		case t.gone:
-		case now[id]:
-			t.heard = true
+		case !t.seen.IsZero() && now.Sub(t.seen) < endedAfter:
 			alive++
-		case t.heard:
-			t.gone = true
-		default:
+		case t.seen.IsZero() && !t.gone:
 			pending++
 		}
 	}
@@ -244,7 +253,7 @@ func (p *Pilots) unheardGone(ctx context.Context) {
 	var ids []string
 	arrays := map[string]bool{}
 	for id, t := range p.tasks {
-		if !t.heard && !t.gone {
+		if t.seen.IsZero() && !t.gone {
 			ids = append(ids, id)
 			arrays[ArrayOf(id)] = true
 		}
@@ -308,7 +317,8 @@ func (p *Pilots) Size(runs int) int {
 // Slurm takes it, and says so; when nothing fits it tries again after
 // squeueEvery, the campaign waiting meanwhile. Another refusal ends the
 // campaign when nothing of it runs (first), else the wave is smaller.
-func (p *Pilots) submit(ctx context.Context, n int, none bool) (int, error) {
+func (p *Pilots) submit(ctx context.Context, n, alive, pending, work int) (int, error) {
+	none := alive+pending == 0
 	chunk := max(1, p.Limits.MaxArraySize)
 	script := p.script()
 	var ranges []string
@@ -375,11 +385,12 @@ func (p *Pilots) submit(ctx context.Context, n int, none bool) (int, error) {
 	}
 	p.waves++
 	p.asked = time.Now()
-	what := "submitted"
-	if p.waves > 1 {
-		what = "topped up with"
+	if p.waves == 1 {
+		fmt.Fprintf(p.Progress, "slurm: submitted %d pilots of %d cores for %d runs (%s)\n", taken, p.S.CPUs, work, strings.Join(ranges, " "))
+	} else {
+		fmt.Fprintf(p.Progress, "slurm: topped up with %d pilots of %d cores for %d runs left, %d pilots alive, %d queued (%s)\n",
+			taken, p.S.CPUs, work, alive, pending, strings.Join(ranges, " "))
 	}
-	fmt.Fprintf(p.Progress, "slurm: %s %d pilots of %d cores (%s)\n", what, taken, p.S.CPUs, strings.Join(ranges, " "))
 	return taken, nil
 }
 
