@@ -595,8 +595,10 @@ func TestBenchSlurm(t *testing.T) {
 		n = v
 	}
 	l := newSlurmLab(t, slurmtest.Options{})
+	// Each job's script says when it started, first thing (a prologue line).
+	started := filepath.Join(t.TempDir(), "started.log")
 	project := func() string {
-		return templateProject(t, fmt.Sprintf("[build]\ncommand = \"\"\n[run]\ncommand = \"sh -c 'echo $0 > $1/r-$0.txt' {run} {resultdir}\"\nrepeat = %d\n", n), map[string]string{})
+		return templateProject(t, fmt.Sprintf("[build]\ncommand = \"\"\n[run]\ncommand = \"sh -c 'echo $0 > $1/r-$0.txt' {run} {resultdir}\"\nrepeat = %d\n[slurm]\nprologue = ['echo $SLURM_JOB_NAME $(date +%%s.%%N) >> %s']\n", n, started), map[string]string{})
 	}
 	phase := func(dir string) (first, last time.Time) {
 		for _, line := range strings.Split(strings.TrimSpace(readFile(t, filepath.Join(dir, "results", "provenance.jsonl"))), "\n") {
@@ -633,7 +635,7 @@ func TestBenchSlurm(t *testing.T) {
 		swall := time.Since(t0)
 		sf, slast := phase(sl)
 		sp := slast.Sub(sf)
-		sched := l.scheduling(t)
+		sched := l.scheduling(t, started)
 		fmt.Printf("slurm, 3 pilots x 1, --slurm-build=%s: command %6.1fs, run phase %6.1fs, first run %4.1fs after the command started, %4.1fs of it Slurm's scheduling (sbatch call to job start, build job and first pilot), %4.1fs beyond\n",
 			build, swall.Seconds(), sp.Seconds(), sf.Sub(t0).Seconds(), sched.Seconds(), (sf.Sub(t0) - sched).Seconds())
 		fmt.Printf("ratio slurm/embedded (run phase): %.2f\n", sp.Seconds()/ep.Seconds())
@@ -646,61 +648,47 @@ func TestBenchSlurm(t *testing.T) {
 }
 
 // scheduling is how long Slurm took from the sbatch calls of the build
-// job and of the first pilot array to the start of that job and of the
-// array's first task (job start times have 1-s resolution).
-func (l *slurmLab) scheduling(t *testing.T) time.Duration {
+// job and of the first pilot array to the start of that job's script and
+// of the first pilot's (the times its prologue logged to started, which
+// is then emptied for the next campaign).
+func (l *slurmLab) scheduling(t *testing.T, started string) time.Duration {
 	t.Helper()
-	calls := map[string]time.Time{} // job name -> first sbatch call
-	for _, line := range strings.Split(readFile(t, l.sbatchLog), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || slices.Contains(f, "--test-only") {
-			continue
-		}
-		at, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			continue
-		}
-		for _, a := range f {
-			if name, ok := strings.CutPrefix(a, "--job-name="); ok {
-				if _, seen := calls[name]; !seen {
-					calls[name] = time.Unix(0, int64(at*1e9))
+	first := func(path string, name func(f []string) string) map[string]time.Time {
+		out := map[string]time.Time{}
+		for _, line := range strings.Split(readFile(t, path), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 || slices.Contains(f, "--test-only") {
+				continue
+			}
+			at, err := strconv.ParseFloat(f[0], 64)
+			if err != nil {
+				at, err = strconv.ParseFloat(f[1], 64)
+			}
+			if n := name(f); n != "" && err == nil {
+				if _, seen := out[n]; !seen {
+					out[n] = time.Unix(0, int64(at*1e9))
 				}
 			}
 		}
+		return out
 	}
-	out, err := l.Command("scontrol", "show", "job", "--oneliner")
-	if err != nil {
-		t.Fatalf("scontrol show job: %v %s", err, out)
-	}
-	starts := map[string][]time.Time{} // job name -> starts
-	for _, line := range strings.Split(out, "\n") {
-		var name string
-		var start time.Time
-		for _, f := range strings.Fields(line) {
-			if v, ok := strings.CutPrefix(f, "JobName="); ok {
-				name = v
-			}
-			if v, ok := strings.CutPrefix(f, "StartTime="); ok {
-				start, _ = time.ParseInLocation("2006-01-02T15:04:05", v, time.Local)
+	calls := first(l.sbatchLog, func(f []string) string {
+		for _, a := range f {
+			if n, ok := strings.CutPrefix(a, "--job-name="); ok {
+				return n
 			}
 		}
-		if name != "" && !start.IsZero() {
-			starts[name] = append(starts[name], start)
-		}
-	}
-	// The first start of a job of that name since the call (an earlier
-	// campaign's jobs stay listed for MinJobAge).
+		return ""
+	})
+	starts := first(started, func(f []string) string { return f[0] })
 	var total time.Duration
 	for name, call := range calls {
-		var first time.Time
-		for _, st := range starts[name] {
-			if !st.Before(call.Truncate(time.Second)) && (first.IsZero() || st.Before(first)) {
-				first = st
-			}
+		if st, ok := starts[name]; ok {
+			total += st.Sub(call)
 		}
-		if first.After(call) {
-			total += first.Sub(call)
-		}
+	}
+	if err := os.WriteFile(started, nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	return total
 }
