@@ -35,7 +35,7 @@ type slurmFlags struct {
 
 func (f *slurmFlags) add(fs *pflag.FlagSet) {
 	f.fs = fs
-	fs.BoolVar(&f.on, "slurm", false, "run the runs on Slurm pilot jobs submitted from here ([slurm] in simswarm.toml; see docs/slurm.md)")
+	fs.BoolVar(&f.on, "slurm", false, "run the runs on Slurm pilot jobs submitted from here, and the build as a Slurm job ([slurm] in simswarm.toml; see docs/slurm.md)")
 	fs.StringVar(&f.flag.Partition, "partition", "", "with --slurm: the partition of the pilots")
 	fs.StringVar(&f.flag.Account, "account", "", "with --slurm: the account the pilots are charged to")
 	fs.StringVar(&f.flag.Time, "time", "", "with --slurm: each pilot's time limit, as sbatch --time (e.g. 2:00:00)")

@@ -706,7 +706,8 @@ func loadavg() string {
 // job of its own (where a login node may not hold the engine), its
 // address published in a file: the pilots dial that server with its
 // credentials, the client lists the runs, a builder in the server's job
-// builds, and every run runs on a pilot's node.
+// builds (so no build job is submitted), and every run runs on a pilot's
+// node.
 func TestSlurmOnAServer(t *testing.T) {
 	l := newSlurmLab(t, slurmtest.Options{})
 	state, work := t.TempDir(), t.TempDir()
@@ -748,6 +749,10 @@ exec %[1]q builder --server "$(cat %[3]q)" --creds %[4]q --dir %[5]q --ccache-di
 		if !strings.HasPrefix(h, "n") || h == serverNode {
 			t.Errorf("a run on %q, not a pilot's node (the server's job is on %s)", h, serverNode)
 		}
+	}
+	// The server's builder built: no build job.
+	if builds := l.sbatchCalls(t, "--job-name=simswarm-build"); len(builds) != 0 {
+		t.Errorf("build jobs %q beside the server's builder", builds)
 	}
 }
 
