@@ -1,6 +1,7 @@
 package slurm
 
 import (
+	"bytes"
 	"context"
 	"os/exec"
 	"strings"
@@ -45,6 +46,17 @@ func TestJobCountLimit(t *testing.T) {
 		t.Errorf("squeue %q; want the %d held jobs only", jobs, held)
 	}
 	t.Logf("%v (after %s)", err, took.Round(time.Millisecond))
+	// The check before a campaign (sbatch --test-only) lets it start: its
+	// pilots wait for the limit.
+	var s Settings
+	d, err := s.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var said bytes.Buffer
+	if err := (&Pilots{S: s, D: d, Progress: &said}).Check(ctx); err != nil || !strings.Contains(said.String(), "at the site's job limit") {
+		t.Errorf("check at MaxJobCount: %v, said %q; want no error and a word of the limit", err, said.String())
+	}
 }
 
 // TestParseSubmitLimit: the least MaxSubmit or GrpSubmit of sacctmgr's

@@ -97,10 +97,15 @@ const BuildIdleExit = 2 * time.Second
 
 // Check asks sbatch whether it would take the pilots (sbatch --test-only),
 // so that a bad account, partition or limit is refused before anything is
-// built or queued.
+// built or queued. A job limit reached is no refusal: the pilots wait for
+// it (submit), and Check says so.
 func (p *Pilots) Check(ctx context.Context) error {
 	args := append([]string{"--test-only"}, p.S.options(p.D)...)
 	_, err := command(ctx, []byte("#!/bin/sh\ntrue\n"), "sbatch", args...)
+	if JobLimit(err) {
+		fmt.Fprintf(p.Progress, "slurm: at the site's job limit (%v): the jobs are submitted when it allows\n", err)
+		return nil
+	}
 	return err
 }
 
