@@ -462,7 +462,7 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 		human = os.Stderr
 	}
 	o.Stdout, o.Interrupt = human, interrupt
-	o.BuiltFirst = pilots != nil && rf.slurm.buildJobs()
+	o.BuildJobs = pilots != nil && rf.slurm.buildJobs()
 	o.Server, o.Creds = rf.conn.server, rf.conn.creds
 	err := fn(ctx, &campaign.Client{Eng: eng, Opt: o})
 	failedMu.Lock()

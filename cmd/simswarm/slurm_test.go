@@ -894,3 +894,60 @@ func TestSlurmTimeTooShort(t *testing.T) {
 	}
 	t.Logf("exit %d: %s", r.code, last)
 }
+
+// TestSlurmBuildJobWaits: while the build job waits in Slurm's queue
+// (another job holds the one node), the client says the build job waits,
+// not that no builder is connected; once the node is free the campaign
+// runs. A later campaign of the same sources submits no build job.
+func TestSlurmBuildJobWaits(t *testing.T) {
+	l := newSlurmLab(t, slurmtest.Options{Nodes: 1})
+	blocker, err := l.Command("sbatch", "--parsable", "--output=/dev/null", "--wrap=sleep 300")
+	if err != nil {
+		t.Fatalf("sbatch the blocker: %v %s", err, blocker)
+	}
+	blocker = strings.TrimSpace(blocker)
+	dir, _ := logProject(t, 2, "0")
+	state := t.TempDir()
+	cmd := l.command(dir, state, l.args("--json")...)
+	var out bytes.Buffer
+	var errb testkit.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	for deadline := time.Now().Add(40 * time.Second); !regexp.MustCompile(`slurm: build job \d+ not started after 10s: waiting for Slurm`).MatchString(errb.String()); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of the waiting build job within 40s:\n%s", errb.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if out, err := l.Command("scancel", blocker); err != nil {
+		t.Fatalf("scancel the blocker: %v %s", err, out)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("campaign did not end:\n%s", errb.String())
+	}
+	r := result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
+	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 2 {
+		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	if strings.Contains(r.stderr, "no builder has sent a heartbeat") {
+		t.Errorf("the client said no builder is connected while its build job waited:\n%s", r.stderr)
+	}
+	// The same campaign again, from another run of the command: the engine
+	// has its build, so no build job (and no queue wait for one).
+	if err := os.RemoveAll(filepath.Join(dir, "results")); err != nil {
+		t.Fatal(err)
+	}
+	if r := l.run(t, dir, state, l.args("--json")...); r.code != 0 || jsonSummary(t, r).Succeeded != 2 {
+		t.Fatalf("second campaign: exit %d\n%s", r.code, r.stderr)
+	}
+	if builds := l.sbatchCalls(t, "--job-name=simswarm-build"); len(builds) != 1 {
+		t.Errorf("build jobs %d; want the first campaign's only", len(builds))
+	}
+}

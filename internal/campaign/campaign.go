@@ -49,9 +49,11 @@ type Options struct {
 	Detach        bool // submit and return
 	Rebuild       bool
 	NoBuild       bool // use the project's last artifact
-	// BuiltFirst: a build this engine already has is used without a build
-	// job, where a builder costs a job of its own (a Slurm build job).
-	BuiltFirst bool
+	// BuildJobs: builders are jobs submitted for this campaign (Slurm
+	// build jobs), each costing a job's queue wait: a build this engine
+	// already has is used without one, and a builder not heard yet is not
+	// reported missing (its job waits in the queue, and that is said).
+	BuildJobs bool
 	StateDir   string // for the client's hash cache
 	Host       string // this host's id, for results written in place
 	Local      bool   // runners on this host may write into Results directly

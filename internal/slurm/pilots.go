@@ -42,15 +42,17 @@ type Pilots struct {
 	Build     bool
 	BuildArgs []string
 
-	mu      sync.Mutex
-	arrays  []string         // every job submitted (arrays and build jobs), for cancelling
-	tasks   map[string]*task // every pilot submitted, by "array_index"
-	waves   int
-	asked   time.Time // the last squeue
-	blocked time.Time // a job limit took nothing: no wave before then
-	said    string    // the last limit line shown
-	builder string    // the last build job
-	builds  int       // build jobs submitted
+	mu       sync.Mutex
+	arrays   []string         // every job submitted (arrays and build jobs), for cancelling
+	tasks    map[string]*task // every pilot submitted, by "array_index"
+	waves    int
+	asked    time.Time // the last squeue
+	blocked  time.Time // a job limit took nothing: no wave before then
+	said     string    // the last limit line shown
+	builder  string    // the last build job
+	builtAt  time.Time // when it was submitted
+	waitSaid string    // the build job whose wait in the queue was said
+	builds   int       // build jobs submitted
 	// work is what the last wave was sent for, least the least left since
 	// (seen every step); fruitless counts the waves in a row after which
 	// never less was left.
@@ -90,6 +92,9 @@ const squeueEvery = 30 * time.Second
 // staleAfter: a pilot silent this long is gone (a killed job's runner
 // cannot remove its heartbeat; the engine keeps it for a minute).
 const staleAfter = 3 * engine.HeartbeatEvery
+
+// buildWaitSaid: a build job not started this long is said to wait.
+const buildWaitSaid = 10 * time.Second
 
 // BuildIdleExit is how long a build job waits for another build once its
 // own is done, before it releases its allocation.
@@ -426,6 +431,11 @@ func (p *Pilots) buildJob(ctx context.Context, heard []engine.Heard) error {
 	}
 	p.mu.Lock()
 	last, recent, builds := p.builder, time.Since(p.asked) < squeueEvery, p.builds
+	if last != "" && p.waitSaid != last && time.Since(p.builtAt) >= buildWaitSaid {
+		// Nothing else tells the user why nothing happens.
+		p.waitSaid = last
+		fmt.Fprintf(p.Progress, "slurm: build job %s not started after %s: waiting for Slurm (squeue --job %s)\n", last, buildWaitSaid, last)
+	}
 	p.mu.Unlock()
 	if last != "" {
 		if recent {
@@ -459,7 +469,7 @@ func (p *Pilots) buildJob(ctx context.Context, heard []engine.Heard) error {
 	}
 	id, _, _ := strings.Cut(strings.TrimSpace(string(out)), ";")
 	p.mu.Lock()
-	p.builder, p.builds, p.asked = id, p.builds+1, time.Now()
+	p.builder, p.builds, p.asked, p.builtAt = id, p.builds+1, time.Now(), time.Now()
 	p.arrays = append(p.arrays, id)
 	p.Submits++
 	p.mu.Unlock()
