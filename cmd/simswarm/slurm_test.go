@@ -122,6 +122,38 @@ func (l *slurmLab) run(t *testing.T, dir, state string, args ...string) result {
 	return result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
 }
 
+// running is a simswarm command started in the background.
+type running struct {
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	errb testkit.SyncBuffer
+}
+
+// start starts simswarm; the test ends it if it is still running.
+func (l *slurmLab) start(t *testing.T, dir, state string, args ...string) *running {
+	t.Helper()
+	r := &running{cmd: l.command(dir, state, args...)}
+	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.errb
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.cmd.Process.Kill() })
+	return r
+}
+
+// wait waits for the command's end, at most within.
+func (r *running) wait(t *testing.T, within time.Duration) result {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { _ = r.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(within):
+		t.Fatalf("campaign did not end within %s:\n%s", within, r.errb.String())
+	}
+	return result{stdout: r.out.String(), stderr: r.errb.String(), code: r.cmd.ProcessState.ExitCode()}
+}
+
 // submits are the sbatch calls that submitted pilots (not --test-only,
 // not build jobs).
 func (l *slurmLab) submits(t *testing.T) []string {
@@ -785,29 +817,15 @@ func TestSlurmJobLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir, log := logProject(t, 6, "1")
-	cmd := l.command(dir, t.TempDir(), l.args("--max-pilots", "3", "--json", "--slurm-build=login")...)
-	var out bytes.Buffer
-	var errb testkit.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	c := l.start(t, dir, t.TempDir(), l.args("--max-pilots", "3", "--json", "--slurm-build=login")...)
 	waitUntil(t, 60*time.Second, "word of the job limit", func() bool {
-		return strings.Contains(errb.String(), "slurm: at the site's job limit, 0 of 3 pilots submitted")
+		return strings.Contains(c.errb.String(), "slurm: at the site's job limit, 0 of 3 pilots submitted")
 	})
 	// The user's other jobs end: two pilots fit now.
 	if err := os.WriteFile(l.SubmitLimit, []byte("2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Minute):
-		t.Fatalf("campaign did not end:\n%s", errb.String())
-	}
-	r := result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
+	r := c.wait(t, 3*time.Minute)
 	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 6 {
 		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
 	}
@@ -908,31 +926,17 @@ func TestSlurmBuildJobWaits(t *testing.T) {
 	blocker = strings.TrimSpace(blocker)
 	dir, _ := logProject(t, 2, "0")
 	state := t.TempDir()
-	cmd := l.command(dir, state, l.args("--json")...)
-	var out bytes.Buffer
-	var errb testkit.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	for deadline := time.Now().Add(40 * time.Second); !regexp.MustCompile(`slurm: build job \d+ not started after 10s: waiting for Slurm`).MatchString(errb.String()); {
+	c := l.start(t, dir, state, l.args("--json")...)
+	for deadline := time.Now().Add(40 * time.Second); !regexp.MustCompile(`slurm: build job \d+ not started after 10s: waiting for Slurm`).MatchString(c.errb.String()); {
 		if time.Now().After(deadline) {
-			t.Fatalf("no word of the waiting build job within 40s:\n%s", errb.String())
+			t.Fatalf("no word of the waiting build job within 40s:\n%s", c.errb.String())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	if out, err := l.Command("scancel", blocker); err != nil {
 		t.Fatalf("scancel the blocker: %v %s", err, out)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("campaign did not end:\n%s", errb.String())
-	}
-	r := result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
+	r := c.wait(t, 2*time.Minute)
 	if s := jsonSummary(t, r); r.code != 0 || s.Succeeded != 2 {
 		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
 	}
