@@ -18,6 +18,7 @@ import (
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/aws"
+	"github.com/simswarm/simswarm/internal/build"
 	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/creds"
 	"github.com/simswarm/simswarm/internal/embedded"
@@ -348,7 +349,15 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 	var pilots *slurm.Pilots
 	if rf.slurm.on && !o.DryRun {
 		var err error
-		if pilots, err = rf.slurm.startPilots(ctx, log); err != nil {
+		// A build job builds with this command's compiler cache and
+		// compile servers when they were given.
+		var buildArgs []string
+		for _, n := range []string{"ccache-dir", "ccache-size", "distcc-hosts", "distcc-dns", "distcc-per-host"} {
+			if f := cmd.Flags().Lookup(n); f != nil && f.Changed {
+				buildArgs = append(buildArgs, "--"+n+"="+f.Value.String())
+			}
+		}
+		if pilots, err = rf.slurm.startPilots(ctx, log, buildArgs); err != nil {
 			return err
 		}
 	}
@@ -378,7 +387,7 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 		if pilots != nil {
 			// Pilots dial in; runs never execute here.
 			pilotCreds = creds.Generate()
-			eo.Listen, eo.Creds, eo.ListsOnly = rf.slurm.s.ListenAddr(), pilotCreds, true
+			eo.Listen, eo.Creds, eo.ListsOnly, eo.NoBuilder = rf.slurm.s.ListenAddr(), pilotCreds, true, rf.slurm.buildJobs()
 		}
 		inst, err := embedded.Start(ctx, eo)
 		if err != nil {
@@ -409,7 +418,18 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			stopLists, err := serveLists(ctx, &rf.conn, filepath.Join(rf.state, "lists"), host, log)
+			var b *build.Builder
+			if !rf.slurm.buildJobs() {
+				acc, err := rf.accel.accel()
+				if err != nil {
+					return err
+				}
+				if acc.CcacheDir == "off" {
+					acc.CcacheDir = ""
+				}
+				b = &build.Builder{Accel: acc}
+			}
+			stopLists, err := serveLists(ctx, &rf.conn, filepath.Join(rf.state, "slurm"), host, b, log)
 			if err != nil {
 				return err
 			}
@@ -442,13 +462,14 @@ func withClient(cmd *cobra.Command, rf *runFlags, op *campaign.Options, fn func(
 		human = os.Stderr
 	}
 	o.Stdout, o.Interrupt = human, interrupt
+	o.BuildJobs = pilots != nil && rf.slurm.buildJobs()
 	o.Server, o.Creds = rf.conn.server, rf.conn.creds
 	err := fn(ctx, &campaign.Client{Eng: eng, Opt: o})
 	failedMu.Lock()
 	refused := failed
 	failedMu.Unlock()
 	if refused != nil {
-		return &exitError{code: 2, err: fmt.Errorf("slurm: %w; the runs stay queued: run the same command again once Slurm takes the pilots", refused)}
+		return &exitError{code: 2, err: fmt.Errorf("slurm: %w; the runs stay queued: the same command resumes them", refused)}
 	}
 	var setup *campaign.SetupError
 	var berr *campaign.BuildError

@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/simswarm/simswarm/internal/build"
 	"github.com/simswarm/simswarm/internal/campaign"
 	"github.com/simswarm/simswarm/internal/creds"
 	"github.com/simswarm/simswarm/internal/engine"
@@ -33,7 +35,7 @@ type slurmFlags struct {
 
 func (f *slurmFlags) add(fs *pflag.FlagSet) {
 	f.fs = fs
-	fs.BoolVar(&f.on, "slurm", false, "run the runs on Slurm pilot jobs submitted from here ([slurm] in simswarm.toml; see docs/slurm.md)")
+	fs.BoolVar(&f.on, "slurm", false, "run the runs on Slurm pilot jobs submitted from here, and the build as a Slurm job ([slurm] in simswarm.toml; see docs/slurm.md)")
 	fs.StringVar(&f.flag.Partition, "partition", "", "with --slurm: the partition of the pilots")
 	fs.StringVar(&f.flag.Account, "account", "", "with --slurm: the account the pilots are charged to")
 	fs.StringVar(&f.flag.Time, "time", "", "with --slurm: each pilot's time limit, as sbatch --time (e.g. 2:00:00)")
@@ -41,6 +43,7 @@ func (f *slurmFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.flag.Mem, "mem", "", "with --slurm: memory of each pilot, as sbatch --mem (e.g. 4G)")
 	fs.IntVar(&f.flag.MaxPilots, "max-pilots", 0, "with --slurm: pilots of one wave at most (default 64)")
 	fs.StringArrayVar(&f.flag.Options, "sbatch-option", nil, "with --slurm: one more sbatch `OPTION` for the pilots, e.g. --qos=short (repeatable)")
+	fs.StringVar(&f.flag.Build, "slurm-build", "", "with --slurm: where builds run: slurm, a Slurm job of their own (default), or login, in this process on the login node")
 	fs.StringVar(&f.flag.Listen, "slurm-listen", "", "with --slurm: the `ADDR` (host:port) the engine listens on for the pilots, reachable from the compute nodes (default: all addresses, a free port, advertised as this host's name)")
 }
 
@@ -48,12 +51,12 @@ func (f *slurmFlags) add(fs *pflag.FlagSet) {
 // flags given over it.
 func (f *slurmFlags) resolve(dir string) error {
 	changed := false
-	for _, n := range []string{"partition", "account", "time", "cpus-per-pilot", "mem", "max-pilots", "sbatch-option", "slurm-listen"} {
+	for _, n := range []string{"partition", "account", "time", "cpus-per-pilot", "mem", "max-pilots", "sbatch-option", "slurm-listen", "slurm-build"} {
 		changed = changed || f.fs.Changed(n)
 	}
 	if !f.on {
 		if changed {
-			return usageErr("--partition, --account, --time, --cpus-per-pilot, --mem, --max-pilots, --sbatch-option and --slurm-listen go with --slurm")
+			return usageErr("--partition, --account, --time, --cpus-per-pilot, --mem, --max-pilots, --sbatch-option, --slurm-listen and --slurm-build go with --slurm")
 		}
 		return nil
 	}
@@ -72,6 +75,7 @@ func (f *slurmFlags) resolve(dir string) error {
 	set("time", &f.s.Time, f.flag.Time)
 	set("mem", &f.s.Mem, f.flag.Mem)
 	set("slurm-listen", &f.s.Listen, f.flag.Listen)
+	set("slurm-build", &f.s.Build, f.flag.Build)
 	if f.fs.Changed("cpus-per-pilot") {
 		if f.flag.CPUs < 1 {
 			return usageErr("--cpus-per-pilot must be at least 1, not %d", f.flag.CPUs)
@@ -87,6 +91,9 @@ func (f *slurmFlags) resolve(dir string) error {
 	f.s.Options = append(f.s.Options, f.flag.Options...)
 	d, err := f.s.Check()
 	if err != nil {
+		if f.fs.Changed("slurm-build") && f.s.Build == f.flag.Build {
+			return usageErr("--slurm-build %q: want slurm (a build job, the default) or login (in this process)", f.flag.Build)
+		}
 		return usageErr("%v", err)
 	}
 	f.d = d
@@ -96,8 +103,8 @@ func (f *slurmFlags) resolve(dir string) error {
 // startPilots prepares a Slurm campaign before its engine starts: Slurm
 // must accept the pilots (sbatch --test-only), else nothing is built or
 // queued. It returns the pilots, to be given their engine by runPilots.
-func (f *slurmFlags) startPilots(ctx context.Context, log *slog.Logger) (*slurm.Pilots, error) {
-	p := &slurm.Pilots{S: f.s, D: f.d, Log: log, Progress: os.Stderr}
+func (f *slurmFlags) startPilots(ctx context.Context, log *slog.Logger, buildArgs []string) (*slurm.Pilots, error) {
+	p := &slurm.Pilots{S: f.s, D: f.d, Log: log, Progress: os.Stderr, Build: f.buildJobs(), BuildArgs: buildArgs}
 	if err := p.Check(ctx); err != nil {
 		return nil, &exitError{code: 2, err: fmt.Errorf("slurm: %w", err)}
 	}
@@ -108,6 +115,9 @@ func (f *slurmFlags) startPilots(ctx context.Context, log *slog.Logger) (*slurm.
 	p.Limits = l
 	return p, nil
 }
+
+// buildJobs says whether builds run as Slurm jobs (not in this process).
+func (f *slurmFlags) buildJobs() bool { return f.on && f.s.Build != slurm.BuildLogin }
 
 // announceEngine saves the pilots' credentials in the state directory and
 // says where the engine is, so that simswarm status can look at it while
@@ -124,23 +134,30 @@ func announceEngine(state, url string, c creds.Creds) error {
 // serveLists answers the campaign's run-list jobs from this host while the
 // command runs (on a --server engine, as the embedded one does): pilots
 // are submitted once runs wait, so nothing else may be there to list them.
-// It runs no simulation.
-func serveLists(ctx context.Context, conn *connFlags, dir, host string, log *slog.Logger) (stop func(), err error) {
+// It runs no simulation. With builder (--slurm-build=login) it also
+// builds here.
+func serveLists(ctx context.Context, conn *connFlags, dir, host string, builder *build.Builder, log *slog.Logger) (stop func(), err error) {
 	eng, err := conn.connect(ctx, "simswarm-lists "+host, false, log)
 	if err != nil {
 		return nil, err
 	}
 	lctx, cancel := context.WithCancel(ctx)
-	r := &runner.Runner{Eng: eng, Dir: dir, Slots: 1, Host: host, Log: log, ListsOnly: true,
+	r := &runner.Runner{Eng: eng, Dir: filepath.Join(dir, "lists"), Slots: 1, Host: host, Log: log, ListsOnly: true,
 		ID: engine.WorkerID(host, "lists")}
-	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		if err := r.Serve(lctx); err != nil && lctx.Err() == nil {
 			log.Error("run lists", "err", err)
 		}
 	}()
-	return func() { cancel(); <-done; eng.Close() }, nil
+	if builder != nil {
+		builder.Eng, builder.Host, builder.Log, builder.Dir = eng, host, log, filepath.Join(dir, "workspaces")
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = builder.Serve(lctx) }()
+	}
+	return func() { cancel(); wg.Wait(); eng.Close() }, nil
 }
 
 // runPilots submits waves until the command ends, then cancels every
@@ -159,27 +176,49 @@ func printSlurmEstimate(w io.Writer, f *slurmFlags, e *campaign.Estimate) {
 		p, f.s.CPUs, time.Duration(e.Seconds*float64(time.Second)).Round(100*time.Millisecond), hours*float64(p*f.s.CPUs))
 }
 
+// exitFlags end a worker that a Slurm job started (a pilot, a build job)
+// once it has nothing to do or its engine is gone, releasing the
+// allocation.
+type exitFlags struct {
+	removeCreds bool
+	idle, lost  time.Duration
+}
+
+func (f *exitFlags) add(fs *pflag.FlagSet) {
+	fs.BoolVar(&f.removeCreds, "creds-remove", false, "remove the credentials file once read (a Slurm job's script writes it on the node)")
+	fs.DurationVar(&f.idle, "idle-exit", 0, "end after this long with nothing to do (0: never)")
+	fs.DurationVar(&f.lost, "lost-exit", 0, "end after this long without the engine, from start or a disconnection (0: never)")
+}
+
+func (f *exitFlags) check() error {
+	if f.idle < 0 || f.lost < 0 {
+		return usageErr("--idle-exit and --lost-exit must not be negative")
+	}
+	return nil
+}
+
 // pilotFlags make a runner a Slurm pilot (the script internal/slurm
 // submits starts it so).
 type pilotFlags struct {
-	slurm                 bool
-	removeCreds           bool
-	idle, lost, endMargin time.Duration
+	exitFlags
+	slurm     bool
+	endMargin time.Duration
 }
 
 func (f *pilotFlags) add(fs *pflag.FlagSet) {
+	f.exitFlags.add(fs)
 	fs.BoolVar(&f.slurm, "slurm", false, "run as a Slurm pilot: report the job and node, hand runs back before the job's time ends, end on SIGUSR1")
-	fs.BoolVar(&f.removeCreds, "creds-remove", false, "remove the credentials file once read (a pilot's script writes it on the node)")
-	fs.DurationVar(&f.idle, "idle-exit", 0, "end after this long with nothing to run (0: never)")
-	fs.DurationVar(&f.lost, "lost-exit", 0, "end after this long without the engine, from start or a disconnection (0: never)")
 	fs.DurationVar(&f.endMargin, "end-margin", slurm.DefaultEndSignal, "with --slurm: take no run that cannot finish this long before the job's end")
 }
 
 // apply sets a runner up as a pilot; ctx then also ends on SIGUSR1, which
 // Slurm sends before the job's time limit (sbatch --signal=B:USR1@N).
 func (f *pilotFlags) apply(ctx context.Context, cmd interface{ Flags() *pflag.FlagSet }, r *runner.Runner) (context.Context, func(), error) {
-	if f.idle < 0 || f.lost < 0 || f.endMargin < 0 {
-		return ctx, func() {}, usageErr("--idle-exit, --lost-exit and --end-margin must not be negative")
+	if err := f.check(); err != nil {
+		return ctx, func() {}, err
+	}
+	if f.endMargin < 0 {
+		return ctx, func() {}, usageErr("--end-margin must not be negative")
 	}
 	r.IdleExit, r.LostExit = f.idle, f.lost
 	if !f.slurm {
@@ -209,9 +248,9 @@ func (f *pilotFlags) apply(ctx context.Context, cmd interface{ Flags() *pflag.Fl
 	return ctx, func() { signal.Stop(usr1); cancel() }, nil
 }
 
-// connect opens the engine for a runner; a pilot waits for it at most
-// --lost-exit, then ends: its client may be gone already.
-func (f *pilotFlags) connect(ctx context.Context, conn *connFlags, name string, log *slog.Logger) (*engine.Engine, error) {
+// connect opens the engine for a worker; one started by Slurm waits for
+// it at most --lost-exit, then ends: its client may be gone already.
+func (f *exitFlags) connect(ctx context.Context, conn *connFlags, name string, log *slog.Logger) (*engine.Engine, error) {
 	cctx := ctx
 	if f.lost > 0 {
 		var cancel context.CancelFunc

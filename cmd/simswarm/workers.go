@@ -11,6 +11,7 @@ import (
 	"github.com/simswarm/simswarm/internal/build"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/runner"
+	"github.com/simswarm/simswarm/internal/slurm"
 	"github.com/simswarm/simswarm/internal/units"
 	"github.com/spf13/cobra"
 )
@@ -74,6 +75,8 @@ func builderCommand() *cobra.Command {
 		dir, name string
 		jobs      int
 		verbose   bool
+		exits     exitFlags
+		slurmJob  string
 	)
 	cmd := &cobra.Command{
 		Use:   "builder",
@@ -92,15 +95,25 @@ func builderCommand() *cobra.Command {
 			if acc.CcacheDir == "off" {
 				acc.CcacheDir = ""
 			}
+			if err := exits.check(); err != nil {
+				return err
+			}
 			log, ctx, stop := beginWorker(verbose)
 			defer stop()
-			eng, err := conn.connect(ctx, "simswarm-builder "+name, true, log)
+			if p, ok := slurm.Here(ctx); ok {
+				// A build job: shown as its job on its node.
+				slurmJob = p.Job
+				if !cmd.Flags().Changed("name") && p.Node != "" {
+					name = p.Node
+				}
+			}
+			eng, err := exits.connect(ctx, &conn, "simswarm-builder "+name, log)
 			if err != nil {
 				return err
 			}
 			defer eng.Close()
 			fmt.Fprintf(cmd.ErrOrStderr(), "simswarm builder %s: connected to %s, workspaces in %s\n", name, conn.server, dir)
-			b := &build.Builder{Eng: eng, Dir: dir, Jobs: jobs, Host: name, Log: log, Accel: acc}
+			b := &build.Builder{Eng: eng, Dir: dir, Jobs: jobs, Host: name, Log: log, Accel: acc, IdleExit: exits.idle, LostExit: exits.lost, Slurm: slurmJob}
 			return b.Serve(ctx)
 		},
 	}
@@ -111,6 +124,7 @@ func builderCommand() *cobra.Command {
 	f.IntVar(&jobs, "jobs", runtime.NumCPU(), "build parallelism, 1 to 4096 ({jobs} in the build command)")
 	f.StringVar(&name, "name", hostname(), "worker name shown in status")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every job")
+	exits.add(f)
 	return cmd
 }
 

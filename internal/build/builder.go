@@ -44,6 +44,13 @@ type Builder struct {
 	Log  *slog.Logger
 	// Accel configures ccache and distcc; the zero value builds plainly.
 	Accel Accel
+	// IdleExit ends Serve after this long without a build job, LostExit
+	// after this long without the engine (0: never): a builder that is a
+	// Slurm job releases its allocation once the build it came for is done,
+	// or once its client is gone.
+	IdleExit, LostExit time.Duration
+	// Slurm is the builder's Slurm job, shown in status.
+	Slurm string
 
 	toolchain string
 }
@@ -85,12 +92,19 @@ func (b *Builder) Serve(ctx context.Context) error {
 	// then would announce a stopped builder for a minute.
 	beat, changed := make(chan struct{}), make(chan struct{}, 1)
 	defer func() { <-beat }()
+	// Ending on IdleExit or LostExit ends the heartbeat first.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	go func() {
 		defer close(beat)
 		b.Eng.Heartbeat(ctx, func() simswarm.Worker {
-			return simswarm.Worker{ID: id, Host: b.Host, Role: simswarm.RoleBuilder, Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now()}
+			return simswarm.Worker{ID: id, Host: b.Host, Role: simswarm.RoleBuilder, Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now(), Slurm: b.Slurm}
 		}, changed)
 	}()
+	go b.Eng.WatchExits(ctx, engine.Exits{Idle: b.IdleExit, Lost: b.LostExit}, func() bool { return busy.Load() == 0 }, func(why string) {
+		b.Log.Info("builder: ending: " + why)
+		cancel()
+	})
 	b.Eng.Serve(ctx, engine.Loop{Queue: engine.QueueBuild, Log: b.Log, Busy: func(on bool) {
 		if on {
 			busy.Store(1)

@@ -47,6 +47,11 @@ func (c *Client) build(ctx context.Context, proj *project.Project, snap string, 
 	if c.Opt.DryRun && recipe.Command != "" {
 		return c.builtAlready(ctx, key)
 	}
+	if c.Opt.BuildJobs && !c.Opt.Rebuild {
+		if art, err := c.builtAlready(ctx, key); err == nil && art != "" {
+			return art, nil
+		}
+	}
 	req := nonce()
 	w, err := c.Eng.WaitBuild(ctx, key)
 	if err != nil {
@@ -66,8 +71,10 @@ func (c *Client) build(ctx context.Context, proj *project.Project, snap string, 
 	if err := c.Eng.SubmitBuild(ctx, job); err != nil {
 		return "", err
 	}
-	stop := c.sayIfMissing(ctx, simswarm.RoleBuilder)
-	defer stop()
+	if !c.Opt.BuildJobs {
+		stop := c.sayIfMissing(ctx, simswarm.RoleBuilder)
+		defer stop()
+	}
 	for {
 		select {
 		case <-ctx.Done():

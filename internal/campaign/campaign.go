@@ -47,14 +47,19 @@ type Options struct {
 	ReuseFailures bool
 	Detach        bool // submit and return
 	Rebuild       bool
-	NoBuild       bool   // use the project's last artifact
-	StateDir      string // for the client's hash cache
-	Host          string // this host's id, for results written in place
-	Local         bool   // runners on this host may write into Results directly
-	Progress      io.Writer
-	Quiet         bool
-	Stdout        io.Writer
-	Interrupt     <-chan struct{} // closed on Ctrl-C: cancel the campaign
+	NoBuild       bool // use the project's last artifact
+	// BuildJobs: builders are jobs submitted for this campaign (Slurm
+	// build jobs), each costing a job's queue wait: a build this engine
+	// already has is used without one, and a builder not heard yet is not
+	// reported missing (its job waits in the queue, and that is said).
+	BuildJobs bool
+	StateDir  string // for the client's hash cache
+	Host      string // this host's id, for results written in place
+	Local     bool   // runners on this host may write into Results directly
+	Progress  io.Writer
+	Quiet     bool
+	Stdout    io.Writer
+	Interrupt <-chan struct{} // closed on Ctrl-C: cancel the campaign
 	// EstimateSlots is the slots --dry-run estimates the wall time on (0:
 	// the connected runners').
 	EstimateSlots int

@@ -36,6 +36,9 @@ type Options struct {
 	// ListsOnly: the in-process runner lists runs but runs none (they run
 	// on the workers elsewhere).
 	ListsOnly bool
+	// NoBuilder: no builder in this process (builds run elsewhere: a Slurm
+	// build job).
+	NoBuilder bool
 }
 
 // Instance is a running embedded simswarm.
@@ -87,19 +90,22 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 		in.conns = append(in.conns, eng)
 		return eng, nil
 	}
-	beng, err := worker("simswarm-builder")
-	if err != nil {
-		return fail(err)
+	if !o.NoBuilder {
+		beng, err := worker("simswarm-builder")
+		if err != nil {
+			return fail(err)
+		}
+		b := &build.Builder{Eng: beng, Dir: filepath.Join(o.StateDir, "workspaces"), Host: o.Host, Log: o.Log, Accel: o.Accel}
+		in.wg.Add(1)
+		go func() { defer in.wg.Done(); _ = b.Serve(wctx) }()
 	}
 	reng, err := worker("simswarm-runner")
 	if err != nil {
 		return fail(err)
 	}
-	b := &build.Builder{Eng: beng, Dir: filepath.Join(o.StateDir, "workspaces"), Host: o.Host, Log: o.Log, Accel: o.Accel}
 	r := &runner.Runner{Eng: reng, Dir: filepath.Join(o.StateDir, "runner"), Slots: o.Slots, Host: o.Host,
 		Log: o.Log, SharedDisk: true, ID: engine.WorkerID(o.Host, "embedded"), ListsOnly: o.ListsOnly}
-	in.wg.Add(2)
-	go func() { defer in.wg.Done(); _ = b.Serve(wctx) }()
+	in.wg.Add(1)
 	go func() {
 		defer in.wg.Done()
 		if err := r.Serve(wctx); err != nil && wctx.Err() == nil {

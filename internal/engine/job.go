@@ -229,3 +229,60 @@ func WorkerID(host, kind string) string {
 	}
 	return fmt.Sprintf("%s-%s-%d", host, kind, os.Getpid())
 }
+
+// Exits are the reasons a worker that is a batch job (a Slurm pilot, a
+// build job) ends by itself, releasing its allocation: nothing to do for
+// Idle, no engine for Lost (its client was killed), or Ending (its job's
+// end is near) once it is idle. Zero values never end it.
+type Exits struct {
+	Idle, Lost time.Duration
+	Ending     func() bool
+}
+
+// exitTick is how often WatchExits looks.
+const exitTick = 250 * time.Millisecond
+
+// WatchExits calls stop, naming why, once one of x's reasons holds; idle
+// says whether the worker holds and runs nothing. It returns when ctx
+// ends or after stop.
+func (e *Engine) WatchExits(ctx context.Context, x Exits, idle func() bool, stop func(why string)) {
+	if x.Idle <= 0 && x.Lost <= 0 && x.Ending == nil {
+		return
+	}
+	t := time.NewTicker(exitTick)
+	defer t.Stop()
+	idleSince, lostSince := time.Now(), time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			still := idle()
+			switch {
+			case !still:
+				idleSince = time.Time{}
+			case idleSince.IsZero():
+				idleSince = now
+			}
+			switch {
+			case e.Connected():
+				lostSince = time.Time{}
+			case lostSince.IsZero():
+				lostSince = now
+			}
+			var why string
+			switch {
+			case x.Idle > 0 && !idleSince.IsZero() && now.Sub(idleSince) >= x.Idle:
+				why = "nothing to do for " + x.Idle.String()
+			case x.Lost > 0 && !lostSince.IsZero() && now.Sub(lostSince) >= x.Lost:
+				why = "no engine for " + x.Lost.String()
+			case x.Ending != nil && x.Ending() && still:
+				why = "its host's end is near"
+			}
+			if why != "" {
+				stop(why)
+				return
+			}
+		}
+	}
+}

@@ -3,52 +3,22 @@ package runner
 import (
 	"context"
 	"time"
+
+	"github.com/simswarm/simswarm/internal/engine"
 )
 
 // watch ends Serve (through stop) when a pilot's reasons to live are gone:
 // nothing to run for IdleExit, no engine for LostExit, or its end near and
 // nothing left running.
 func (r *Runner) watch(ctx context.Context, stop context.CancelFunc) {
-	if r.IdleExit <= 0 && r.LostExit <= 0 && r.End.IsZero() {
-		return
+	x := engine.Exits{Idle: r.IdleExit, Lost: r.LostExit}
+	if !r.End.IsZero() {
+		x.Ending = r.ending.Load
 	}
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	idleSince, lostSince := time.Now(), time.Time{}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			idle := r.idle()
-			switch {
-			case !idle:
-				idleSince = time.Time{}
-			case idleSince.IsZero():
-				idleSince = now
-			}
-			switch {
-			case r.Eng.Connected():
-				lostSince = time.Time{}
-			case lostSince.IsZero():
-				lostSince = now
-			}
-			var why string
-			switch {
-			case r.IdleExit > 0 && !idleSince.IsZero() && now.Sub(idleSince) >= r.IdleExit:
-				why = "nothing to run for " + r.IdleExit.String()
-			case r.LostExit > 0 && !lostSince.IsZero() && now.Sub(lostSince) >= r.LostExit:
-				why = "no engine for " + r.LostExit.String()
-			case r.ending.Load() && idle:
-				why = "its host's end is near"
-			}
-			if why != "" {
-				r.Log.Warn("runner: ending: "+why, "id", r.ID)
-				stop()
-				return
-			}
-		}
-	}
+	r.Eng.WatchExits(ctx, x, r.idle, func(why string) {
+		r.Log.Warn("runner: ending: "+why, "id", r.ID)
+		stop()
+	})
 }
 
 // idle says whether the runner holds no job and runs no process.

@@ -11,11 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	osuser "os/user"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/simswarm/simswarm/internal/engine"
@@ -58,7 +62,17 @@ type Settings struct {
 	// Slurm kills it; a pilot also takes no run it expects to end later
 	// than that (default: 2 minutes, at most a quarter of Time).
 	EndSignal string `toml:"end-signal"`
+	// Build is where builds run: "slurm" (the default) as a Slurm job of
+	// their own on a compute node, "login" in the simswarm process on the
+	// login node, where a site allows compiling there.
+	Build string `toml:"build"`
 }
+
+// Where builds run.
+const (
+	BuildSlurm = "slurm"
+	BuildLogin = "login"
+)
 
 // Defaults fill what a site left unset.
 const (
@@ -85,6 +99,13 @@ func (s *Settings) Check() (Durations, error) {
 	}
 	if s.MaxPilots == 0 {
 		s.MaxPilots = DefaultMaxPilots
+	}
+	switch s.Build {
+	case "":
+		s.Build = BuildSlurm
+	case BuildSlurm, BuildLogin:
+	default:
+		return d, fmt.Errorf("slurm build %q: want slurm (a build job) or login (here)", s.Build)
 	}
 	if s.MaxPilots < 0 {
 		return d, fmt.Errorf("slurm max-pilots must be at least 1, not %d", s.MaxPilots)
@@ -215,15 +236,43 @@ type Limits struct {
 	MaxArraySize int
 	// MaxJobCount: jobs the controller holds at most (all users).
 	MaxJobCount int
+	// MaxSubmitJobs: jobs (array tasks count one each) the user may have
+	// pending or running, by the association's limits (0: none known).
+	MaxSubmitJobs int
 }
 
-// ReadLimits reads the limits from `scontrol show config`.
+// ReadLimits reads the limits from `scontrol show config` and, where
+// accounting answers, the user's association limits (sacctmgr). A site
+// without accounting has no MaxSubmitJobs; a limit sacctmgr does not show
+// (a QOS's) is met by submitting what fits (JobLimit).
 func ReadLimits(ctx context.Context) (Limits, error) {
 	out, err := command(ctx, nil, "scontrol", "show", "config")
 	if err != nil {
 		return Limits{}, err
 	}
-	return parseLimits(out), nil
+	l := parseLimits(out)
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	user := os.Getenv("USER")
+	if u, err := osuser.Current(); err == nil {
+		user = u.Username
+	}
+	if out, err := command(actx, nil, "sacctmgr", "--noheader", "--parsable2", "show", "assoc", "where", "user="+user, "format=MaxSubmit,GrpSubmit"); err == nil {
+		l.MaxSubmitJobs = parseSubmitLimit(out)
+	}
+	return l, nil
+}
+
+// parseSubmitLimit is the smallest limit of sacctmgr's MaxSubmit|GrpSubmit
+// lines (an empty field: no limit).
+func parseSubmitLimit(out []byte) int {
+	least := 0
+	for _, f := range strings.FieldsFunc(string(out), func(r rune) bool { return r == '|' || r == '\n' }) {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 && (least == 0 || n < least) {
+			least = n
+		}
+	}
+	return least
 }
 
 func parseLimits(out []byte) Limits {
@@ -264,9 +313,17 @@ func command(ctx context.Context, stdin []byte, name string, args ...string) ([]
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	var out bytes.Buffer
+	errb := &retryWatch{}
+	cmd.Stdout, cmd.Stderr = &out, errb
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	errb.started(cmd.Process)
+	err := cmd.Wait()
+	if err == nil && errb.retrying.Load() {
+		err = errors.New("ended while retrying")
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -274,6 +331,45 @@ func command(ctx context.Context, stdin []byte, name string, args ...string) ([]
 		return nil, &Error{Cmd: name, Msg: oneLine(errb.String(), err)}
 	}
 	return out.Bytes(), nil
+}
+
+// retryWatch is a Slurm command's error output. At the controller's
+// MaxJobCount, sbatch says it is "sleeping and retrying" and would wait
+// minutes: it is ended at once instead, nothing submitted, so that the
+// client can wait without holding a command (JobLimit).
+type retryWatch struct {
+	mu       sync.Mutex
+	buf      bytes.Buffer
+	proc     *os.Process
+	retrying atomic.Bool
+}
+
+func (w *retryWatch) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(b)
+	w.check()
+	return len(b), nil
+}
+
+func (w *retryWatch) started(p *os.Process) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.proc = p
+	w.check()
+}
+
+func (w *retryWatch) check() {
+	if w.proc != nil && !w.retrying.Load() && strings.Contains(w.buf.String(), "sleeping and retrying") {
+		w.retrying.Store(true)
+		_ = w.proc.Kill()
+	}
+}
+
+func (w *retryWatch) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.ReplaceAll(w.buf.String(), ", sleeping and retrying", "")
 }
 
 // oneLine reduces a Slurm command's error output to one line: the reason it

@@ -25,6 +25,8 @@ type Options struct {
 	Nodes        int // default 3
 	CPUs         int // per node, default 1
 	MaxArraySize int // default Slurm's 1001
+	// Conf are more slurm.conf lines (MaxJobCount=...).
+	Conf []string
 }
 
 // Account is the one account the cluster accepts (besides none).
@@ -43,6 +45,9 @@ type Cluster struct {
 	// Addr is the root namespace's address on the nodes' bridge: where a
 	// client's engine listens for pilots.
 	Addr string
+	// SubmitLimit is a file the test may write a number of pilot tasks
+	// to: the site's MaxSubmitJobs, played by the job_submit script.
+	SubmitLimit string
 }
 
 // Require skips the test where a Slurm cannot be started here.
@@ -131,12 +136,16 @@ MinJobAge=30
 SchedulerParameters=sched_min_interval=100000
 JobSubmitPlugins=lua
 `, host, c.Addr, port, sock, dir, dir, dir, dir, dir, dir, o.MaxArraySize)
+	for _, l := range o.Conf {
+		conf.WriteString(l + "\n")
+	}
 	for i, n := range c.Nodes {
 		fmt.Fprintf(&conf, "NodeName=%s NodeAddr=%s CPUs=%d RealMemory=1000\n", n, c.Lab.Addr(c.Nodes[i]), o.CPUs)
 	}
 	fmt.Fprintf(&conf, "PartitionName=%s Nodes=%s Default=YES MaxTime=INFINITE State=UP\n", Partition, strings.Join(c.Nodes, ","))
 	must(t, os.WriteFile(c.Conf, []byte(conf.String()), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "job_submit.lua"), []byte(jobSubmit), 0o644))
+	c.SubmitLimit = filepath.Join(dir, "submit-limit")
+	must(t, os.WriteFile(filepath.Join(dir, "job_submit.lua"), []byte(fmt.Sprintf(jobSubmit, c.SubmitLimit)), 0o644))
 	must(t, os.MkdirAll(filepath.Join(dir, "state"), 0o755))
 	must(t, os.MkdirAll(filepath.Join(dir, "spool"), 0o755))
 
@@ -153,11 +162,30 @@ JobSubmitPlugins=lua
 }
 
 // jobSubmit refuses accounts other than Account, with the message and
-// error code a site's account check gives.
-const jobSubmit = `function slurm_job_submit(job_desc, part_list, submit_uid)
+// error code a site's account check gives. It also plays a site's
+// MaxSubmitJobs for pilots where the test wrote a limit to SubmitLimit
+// (MaxSubmitJobs proper needs slurmdbd and a database, which the test
+// Slurm does not run): a pilot array that would bring the pilot tasks
+// submitted past it is refused with the error Slurm gives at that limit,
+// ESLURM_ACCOUNTING_POLICY.
+const jobSubmit = `local pilots = 0
+function slurm_job_submit(job_desc, part_list, submit_uid)
 	if job_desc.account ~= nil and job_desc.account ~= "` + Account + `" then
-		slurm.log_user("Invalid account: %s", job_desc.account)
+		slurm.log_user("Invalid account: %%s", job_desc.account)
 		return slurm.ESLURM_INVALID_ACCOUNT
+	end
+	local f = io.open("%s", "r")
+	if f ~= nil then
+		local limit = tonumber(f:read("*l"))
+		f:close()
+		if limit ~= nil and job_desc.name == "simswarm-pilot" and job_desc.array_inx ~= nil then
+			local a, b = string.match(job_desc.array_inx, "^(%%d+)-(%%d+)")
+			local n = tonumber(b) - tonumber(a) + 1
+			if pilots + n > limit then
+				return slurm.ESLURM_ACCOUNTING_POLICY
+			end
+			pilots = pilots + n
+		end
 	end
 	return slurm.SUCCESS
 end
