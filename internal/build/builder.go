@@ -101,7 +101,7 @@ func (b *Builder) Serve(ctx context.Context) error {
 			return simswarm.Worker{ID: id, Host: b.Host, Role: simswarm.RoleBuilder, Slots: 1, Busy: int(busy.Load()), Version: simswarm.Version, Seen: time.Now(), Slurm: b.Slurm}
 		}, changed)
 	}()
-	go b.Eng.WatchExits(ctx, engine.Exits{Idle: b.IdleExit, Lost: b.LostExit}, func() bool { return busy.Load() == 0 }, func(why string) {
+	go b.Eng.WatchExits(ctx, engine.Exits{Idle: b.IdleExit, Lost: b.LostExit, Work: "build"}, func() bool { return busy.Load() == 0 }, func(why string) {
 		b.Log.Info("builder: ending: " + why)
 		cancel()
 	})

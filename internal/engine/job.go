@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -237,6 +238,9 @@ func WorkerID(host, kind string) string {
 type Exits struct {
 	Idle, Lost time.Duration
 	Ending     func() bool
+	// Work is what the worker does, for the reason it ends: "nothing to
+	// run for 1m".
+	Work string
 }
 
 // exitTick is how often WatchExits looks.
@@ -273,7 +277,7 @@ func (e *Engine) WatchExits(ctx context.Context, x Exits, idle func() bool, stop
 			var why string
 			switch {
 			case x.Idle > 0 && !idleSince.IsZero() && now.Sub(idleSince) >= x.Idle:
-				why = "nothing to do for " + x.Idle.String()
+				why = "nothing to " + cmp.Or(x.Work, "do") + " for " + x.Idle.String()
 			case x.Lost > 0 && !lostSince.IsZero() && now.Sub(lostSince) >= x.Lost:
 				why = "no engine for " + x.Lost.String()
 			case x.Ending != nil && x.Ending() && still:

@@ -11,7 +11,7 @@ import (
 // nothing to run for IdleExit, no engine for LostExit, or its end near and
 // nothing left running.
 func (r *Runner) watch(ctx context.Context, stop context.CancelFunc) {
-	x := engine.Exits{Idle: r.IdleExit, Lost: r.LostExit}
+	x := engine.Exits{Idle: r.IdleExit, Lost: r.LostExit, Work: "run"}
 	if !r.End.IsZero() {
 		x.Ending = r.ending.Load
 	}
