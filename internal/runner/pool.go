@@ -41,14 +41,34 @@ type pool struct {
 	noPrefetchUntil time.Time
 	cancels         map[string]uint64 // campaign -> stream sequence its cancel covers
 	closed          bool
+	// released: jobs live runners gave back unstarted (engine.Released),
+	// by stream sequence: the delivery given back and when.
+	released map[uint64]releasedJob
 }
+
+type releasedJob struct {
+	delivered int
+	at        time.Time
+}
+
+// tailHold is how long a runner takes no spare jobs after another runner
+// said it has a free slot and found nothing to take: the campaign is at
+// its end, where every job held unstarted may keep a slot elsewhere idle.
+// It is longer than a hungry runner's wait for a job (5 s), after which
+// the runner says so again while it stays hungry.
+const tailHold = 10 * time.Second
+
+// maxGiveBacks bounds how often a job is given back to a hungry runner:
+// each give-back is a delivery, and the engine gives up on a job after
+// engine.MaxDeliver of them.
+const maxGiveBacks = 2
 
 // readyMax is how long a taken job may wait in the pool before it goes
 // back to the queue, where a free slot elsewhere can take it.
 const readyMax = 30 * time.Second
 
 func newPool(r *Runner) *pool {
-	p := &pool{r: r, group: 1, cancels: map[string]uint64{}}
+	p := &pool{r: r, group: 1, cancels: map[string]uint64{}, released: map[uint64]releasedJob{}}
 	p.wake = sync.NewCond(&p.mu)
 	return p
 }
@@ -68,6 +88,19 @@ func (p *pool) want() int {
 
 // fill takes jobs from the engine until ctx ends.
 func (p *pool) fill(ctx context.Context) {
+	defer p.close()
+	stopHungry, err := p.r.Eng.OnHungry(p.r.ID, p.onHungry)
+	if err != nil {
+		p.r.Log.Warn("runner: spare jobs are not given back to idle runners", "err", err)
+	} else {
+		defer stopHungry()
+	}
+	stopReleased, err := p.r.Eng.OnReleased(p.noteReleased)
+	if err != nil {
+		p.r.Log.Warn("runner: jobs other runners give back are checked as if their holder was lost", "err", err)
+	} else {
+		defer stopReleased()
+	}
 	for ctx.Err() == nil {
 		if d := p.r.pause(); d > 0 {
 			sleep(ctx, d)
@@ -81,19 +114,23 @@ func (p *pool) fill(ctx context.Context) {
 		p.expire()
 		p.mu.Lock()
 		need := p.want() - len(p.ready) - p.admitting
-		idle := p.free > 0
+		free := p.free
+		idle := free > 0
 		p.mu.Unlock()
 		if need <= 0 {
 			p.waitChange(ctx, time.Second)
 			continue
 		}
-		// With a slot free, wait for the next job to come; otherwise take
-		// only what waits right now and look again soon.
-		wait := 5 * time.Second
-		if !idle {
-			wait = 0
+		// Take what waits right now. With a slot free and nothing waiting,
+		// the rest of the work is held unstarted by other runners, if
+		// anywhere: say so, and wait for the next job to come.
+		leases, err := p.r.Eng.Take(ctx, engine.QueueRun, need, 0)
+		if err == nil && len(leases) == 0 && idle {
+			if err := p.r.Eng.AnnounceHungry(engine.Hungry{From: p.r.ID, Free: free}); err != nil {
+				p.r.Log.Debug("runner: announce a free slot", "err", err)
+			}
+			leases, err = p.r.Eng.TakeOne(ctx, engine.QueueRun, 5*time.Second)
 		}
-		leases, err := p.r.Eng.Take(ctx, engine.QueueRun, need, wait)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.r.Log.Warn("runner: take jobs", "err", err)
@@ -110,7 +147,8 @@ func (p *pool) fill(ctx context.Context) {
 			// A job that comes back, or that may be held by another runner
 			// after a reconnection, or whose earlier delivery this runner
 			// still holds, waits for its earlier holder.
-			if l.Delivered > 1 || p.r.doubted(l) || p.r.hold(l) != nil {
+			fresh := l.Delivered == 1 || p.releasedBefore(l)
+			if !fresh || p.r.doubted(l) || p.r.hold(l) != nil {
 				p.mu.Lock()
 				p.admitting++
 				p.mu.Unlock()
@@ -128,7 +166,72 @@ func (p *pool) fill(ctx context.Context) {
 			}
 		}
 	}
-	p.close()
+}
+
+// onHungry answers another runner's free slot: near the end of a campaign,
+// jobs this runner holds and cannot start now go back to the queue, where
+// the free slot takes them, and for tailHold this runner takes jobs for its
+// own free slots only. A runner with a free slot of its own is hungry too,
+// and starts what it holds at once.
+func (p *pool) onHungry(engine.Hungry) {
+	p.mu.Lock()
+	if p.free > 0 || p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.noPrefetchUntil = time.Now().Add(tailHold)
+	back := p.remove(func(j *job) bool { return j.lease.Delivered <= maxGiveBacks })
+	p.mu.Unlock()
+	if len(back) > 0 {
+		p.r.Log.Debug("runner: jobs given back to a free slot elsewhere", "jobs", len(back))
+	}
+	p.release(back)
+}
+
+// release gives jobs back to the queue at once, naming them first so that
+// whoever takes them next knows their holder let go (noteReleased).
+func (p *pool) release(jobs []*job) {
+	if len(jobs) == 0 {
+		return
+	}
+	n := engine.Released{From: p.r.ID}
+	for _, j := range jobs {
+		n.Jobs = append(n.Jobs, j.lease.Released())
+	}
+	if err := p.r.Eng.AnnounceReleased(n); err != nil {
+		p.r.Log.Debug("runner: announce jobs given back", "err", err)
+	}
+	for _, j := range jobs {
+		j.lease.Nak(0)
+	}
+}
+
+// releasedFor is how long a Released notice is kept: the jobs it names
+// are taken again within moments, or by a runner that hears it later.
+const releasedFor = time.Minute
+
+func (p *pool) noteReleased(n engine.Released) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	for seq, r := range p.released {
+		if now.Sub(r.at) > releasedFor {
+			delete(p.released, seq)
+		}
+	}
+	for _, j := range n.Jobs {
+		p.released[j.Seq] = releasedJob{delivered: j.Delivered, at: now}
+	}
+}
+
+// releasedBefore reports whether l is the delivery right after one that a
+// live runner gave back unstarted: nobody else can hold an earlier
+// delivery, since that runner took it only after its own checks.
+func (p *pool) releasedBefore(l *engine.Lease) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.released[l.Seq]
+	return ok && r.delivered == l.Delivered-1
 }
 
 // add puts a job in the pool, unless the runner is drained meanwhile or its
@@ -210,26 +313,12 @@ func (p *pool) waitChange(ctx context.Context, d time.Duration) {
 // keeps them from free slots elsewhere.
 func (p *pool) expire() {
 	p.mu.Lock()
-	var old []*job
-	keep := p.ready[:0]
-	for _, j := range p.ready {
-		if time.Since(j.lease.Taken) > readyMax {
-			old = append(old, j)
-		} else {
-			keep = append(keep, j)
-		}
-	}
-	for i := len(keep); i < len(p.ready); i++ {
-		p.ready[i] = nil
-	}
-	p.ready = keep
+	old := p.remove(func(j *job) bool { return time.Since(j.lease.Taken) > readyMax })
 	if len(old) > 0 {
 		p.noPrefetchUntil = time.Now().Add(time.Minute)
 	}
 	p.mu.Unlock()
-	for _, j := range old {
-		j.lease.Nak(0)
-	}
+	p.release(old)
 }
 
 // giveBack returns every job of the pool to the queue, after delay.
@@ -250,18 +339,27 @@ func (p *pool) cancel(ctx context.Context, c engine.Cancel) []*job {
 	if c.UpTo > p.cancels[c.Campaign] {
 		p.cancels[c.Campaign] = c.UpTo
 	}
-	var dropped []*job
+	dropped := p.remove(func(j *job) bool { return j.Campaign == c.Campaign && j.lease.Seq <= c.UpTo })
+	p.mu.Unlock()
+	return dropped
+}
+
+// remove takes the jobs that match out of the pool; p.mu is held.
+func (p *pool) remove(match func(*job) bool) []*job {
+	var out []*job
 	keep := p.ready[:0]
 	for _, j := range p.ready {
-		if j.Campaign == c.Campaign && j.lease.Seq <= c.UpTo {
-			dropped = append(dropped, j)
+		if match(j) {
+			out = append(out, j)
 		} else {
 			keep = append(keep, j)
 		}
 	}
+	for i := len(keep); i < len(p.ready); i++ {
+		p.ready[i] = nil
+	}
 	p.ready = keep
-	p.mu.Unlock()
-	return dropped
+	return out
 }
 
 // cancelled reports whether j belongs to a cancel seen by this runner.
