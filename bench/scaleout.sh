@@ -19,7 +19,8 @@
 # Needs root (network namespaces), iproute2. Env: NODES ("1 2 4 8"),
 # SLOTS (8), WAVES (10), SLEEP (0.5), TRIES (1: measured campaigns per node
 # count, each with new run keys), B (runs per process, passed as -b to the
-# measured campaigns; default: adaptive), SIMSWARM_BIN.
+# measured campaigns; default: adaptive), LOGS (a directory: keep the
+# server's and runners' logs there, per node count), SIMSWARM_BIN.
 source "$(dirname "$0")/cluster-lib.sh"
 NODES=${NODES:-1 2 4 8}
 SLOTS=${SLOTS:-8}
@@ -95,6 +96,7 @@ for n in $NODES; do
 		fi
 		rows+=("$(printf '%5s %6s %6s %8s %9s %9s %10s %10s %6s' "$n" "$slots" "$R" "$ideal" "$sw" "$span" "$eff_c" "$eff_r" "$load")")
 	done
+	[ -n "${LOGS:-}" ] && mkdir -p "$LOGS/$n" && cp "${logs[@]}" "$CL_DIR/server.log" "$LOGS/$n/" 2>/dev/null
 	cl_teardown
 done
 

@@ -44,6 +44,15 @@ type pool struct {
 	// released: jobs live runners gave back unstarted (engine.Released),
 	// by stream sequence: the delivery given back and when.
 	released map[uint64]releasedJob
+	// hungry: other runners that said they have a free slot and found
+	// the queue empty, and when they last said so.
+	hungry map[string]time.Time
+	// waiting: jobs the queue still held at the last take; slotsAll: the
+	// slots of every runner on the engine (heartbeats), read at slotsAt.
+	// Together they bound batches near the end of a campaign (share).
+	waiting  uint64
+	slotsAll int
+	slotsAt  time.Time
 }
 
 type releasedJob struct {
@@ -51,12 +60,13 @@ type releasedJob struct {
 	at        time.Time
 }
 
-// tailHold is how long a runner takes no spare jobs after another runner
-// said it has a free slot and found nothing to take: the campaign is at
-// its end, where every job held unstarted may keep a slot elsewhere idle.
-// It is longer than a hungry runner's wait for a job (5 s), after which
-// the runner says so again while it stays hungry.
-const tailHold = 10 * time.Second
+// hungryWait is how long a hungry runner waits for a job before it says
+// again that it is hungry; hungryFor is how long that stands unless said
+// again or answered (a runner that got jobs says it is fed).
+const (
+	hungryWait = 5 * time.Second
+	hungryFor  = 2 * hungryWait
+)
 
 // maxGiveBacks bounds how often a job is given back to a hungry runner:
 // each give-back is a delivery, and the engine gives up on a job after
@@ -68,19 +78,19 @@ const maxGiveBacks = 2
 const readyMax = 30 * time.Second
 
 func newPool(r *Runner) *pool {
-	p := &pool{r: r, group: 1, cancels: map[string]uint64{}, released: map[uint64]releasedJob{}}
+	p := &pool{r: r, group: 1, cancels: map[string]uint64{}, released: map[uint64]releasedJob{}, hungry: map[string]time.Time{}}
 	p.wake = sync.NewCond(&p.mu)
 	return p
 }
 
 // want is how many jobs the pool should hold: a group for every free slot,
-// and, while runs are short enough for it to matter, spare groups for a
-// quarter of the busy slots. The filler tops the pool up as soon as a slot
+// and, while runs are short enough for it to matter and no other runner is
+// hungry, spare groups for a quarter of the busy slots. The filler tops the pool up as soon as a slot
 // takes from it, so spares only cover slots ending within one round trip
 // of each other; every held job costs a renewal every third of the lease.
 func (p *pool) want() int {
 	n := p.free
-	if p.prefetch && time.Now().After(p.noPrefetchUntil) {
+	if p.prefetch && time.Now().After(p.noPrefetchUntil) && !p.othersHungry() {
 		n += max(1, (p.r.Slots-p.free+3)/4)
 	}
 	return min(n*p.group, p.r.Slots*p.r.MaxBatch)
@@ -101,6 +111,20 @@ func (p *pool) fill(ctx context.Context) {
 	} else {
 		defer stopReleased()
 	}
+	// saidHungry: this runner said it is hungry and has not said since
+	// that it got jobs.
+	saidHungry := false
+	say := func(free int) {
+		saidHungry = free > 0
+		if err := p.r.Eng.AnnounceHungry(engine.Hungry{From: p.r.ID, Free: free}); err != nil {
+			p.r.Log.Debug("runner: announce free slots", "free", free, "err", err)
+		}
+	}
+	defer func() {
+		if saidHungry {
+			say(0)
+		}
+	}()
 	for ctx.Err() == nil {
 		if d := p.r.pause(); d > 0 {
 			sleep(ctx, d)
@@ -126,10 +150,14 @@ func (p *pool) fill(ctx context.Context) {
 		// anywhere: say so, and wait for the next job to come.
 		leases, err := p.r.Eng.Take(ctx, engine.QueueRun, need, 0)
 		if err == nil && len(leases) == 0 && idle {
-			if err := p.r.Eng.AnnounceHungry(engine.Hungry{From: p.r.ID, Free: free}); err != nil {
-				p.r.Log.Debug("runner: announce a free slot", "err", err)
-			}
-			leases, err = p.r.Eng.TakeOne(ctx, engine.QueueRun, 5*time.Second)
+			say(free)
+			leases, err = p.r.Eng.TakeOne(ctx, engine.QueueRun, hungryWait)
+		}
+		if err == nil {
+			p.noteWaiting(ctx, leases)
+		}
+		if len(leases) > 0 && saidHungry {
+			say(0)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
@@ -168,24 +196,89 @@ func (p *pool) fill(ctx context.Context) {
 	}
 }
 
-// onHungry answers another runner's free slot: near the end of a campaign,
-// jobs this runner holds and cannot start now go back to the queue, where
-// the free slot takes them, and for tailHold this runner takes jobs for its
-// own free slots only. A runner with a free slot of its own is hungry too,
-// and starts what it holds at once.
-func (p *pool) onHungry(engine.Hungry) {
+// onHungry notes another runner's word: it has free slots and found the
+// queue empty (Free > 0), or it got jobs. Near the end of a campaign, jobs
+// this runner holds and cannot start now go back to the queue, where the
+// free slots take them; while anyone stays hungry this runner takes jobs
+// for its own free slots only. A runner with free slots of its own is
+// hungry too: it gives back, when its last free slot takes a group, what
+// is left (take).
+func (p *pool) onHungry(h engine.Hungry) {
 	p.mu.Lock()
-	if p.free > 0 || p.closed {
-		p.mu.Unlock()
-		return
+	var back []*job
+	if h.Free > 0 {
+		p.hungry[h.From] = time.Now()
+		if p.free == 0 && !p.closed {
+			back = p.spares()
+		}
+	} else {
+		delete(p.hungry, h.From)
 	}
-	p.noPrefetchUntil = time.Now().Add(tailHold)
-	back := p.remove(func(j *job) bool { return j.lease.Delivered <= maxGiveBacks })
 	p.mu.Unlock()
 	if len(back) > 0 {
-		p.r.Log.Debug("runner: jobs given back to a free slot elsewhere", "jobs", len(back))
+		p.r.Log.Debug("runner: jobs given back to free slots elsewhere", "jobs", len(back))
 	}
 	p.release(back)
+}
+
+// share is the most runs an adaptive batch should take: the jobs left
+// (waiting in the queue and held here) spread over every runner's slots.
+// A batch of more makes one slot run on after the others ran out of work:
+// at the end of a campaign of 2-s runs, batches of 2 and 3 taken in the
+// last rounds ran 2.8 s past the last single run. p.mu is held.
+func (p *pool) share() int {
+	slots := max(p.slotsAll, p.r.Slots, 1)
+	return max(1, (int(p.waiting)+len(p.ready)+slots-1)/slots)
+}
+
+// slotsEvery is how often a runner counts the slots of all runners.
+const slotsEvery = 10 * time.Second
+
+// noteWaiting notes how many jobs the queue held when the last of leases
+// was handed out, and now and then how many slots all runners have.
+func (p *pool) noteWaiting(ctx context.Context, leases []*engine.Lease) {
+	var waiting uint64
+	if len(leases) > 0 {
+		waiting = leases[len(leases)-1].Pending
+	}
+	p.mu.Lock()
+	p.waiting = waiting
+	stale := time.Since(p.slotsAt) > slotsEvery
+	p.mu.Unlock()
+	if !stale {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	heard, err := p.r.Eng.Workers(wctx)
+	if err != nil {
+		p.r.Log.Debug("runner: count the runners' slots", "err", err)
+	}
+	slots := 0
+	for _, h := range heard {
+		if h.Role == simswarm.RoleRunner && !h.Draining {
+			slots += h.Slots
+		}
+	}
+	p.mu.Lock()
+	p.slotsAll, p.slotsAt = slots, time.Now()
+	p.mu.Unlock()
+}
+
+// spares takes out of the pool the jobs that may go to a hungry runner;
+// p.mu is held.
+func (p *pool) spares() []*job {
+	return p.remove(func(j *job) bool { return j.lease.Delivered <= maxGiveBacks })
+}
+
+// othersHungry reports whether another runner is hungry; p.mu is held.
+func (p *pool) othersHungry() bool {
+	for id, at := range p.hungry {
+		if time.Since(at) > hungryFor {
+			delete(p.hungry, id)
+		}
+	}
+	return len(p.hungry) > 0
 }
 
 // release gives jobs back to the queue at once, naming them first so that
@@ -271,7 +364,7 @@ func (p *pool) take() []*job {
 	for i, j := range p.ready {
 		views[i] = &j.RunJob
 	}
-	idx := pick(views, p.free, p.r.stats.timing, p.r.MaxBatch)
+	idx := pick(views, p.free, p.r.stats.timing, min(p.r.MaxBatch, p.share()))
 	group := make([]*job, 0, len(idx))
 	taken := make(map[int]bool, len(idx))
 	for _, i := range idx {
@@ -291,6 +384,10 @@ func (p *pool) take() []*job {
 	t := p.r.stats.timing(group[0].BatchKey())
 	p.group = batchSize(&group[0].RunJob, t, p.r.MaxBatch)
 	p.prefetch = t.Known && t.Startup+t.PerRun*time.Duration(len(group)) < readyMax/2
+	if p.free == 1 && len(p.ready) > 0 && p.othersHungry() {
+		// The last free slot is served; what is left could run elsewhere now.
+		go p.release(p.spares())
+	}
 	p.wake.Broadcast()
 	return group
 }
