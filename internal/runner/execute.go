@@ -408,9 +408,11 @@ func (r *Runner) settleBatch(jobs []*job, res *proc.Result, seen []omnetpp.Batch
 			runEnd = heads[i+1]
 		}
 		wall := runEnd.Sub(heads[i])
+		// The process's CPU, start-up included, is shared by the runs'
+		// walls, so that a campaign's runs add up to its processes.
 		cpu := time.Duration(0)
-		if res.Wall > 0 {
-			cpu = time.Duration(float64(res.CPU) * float64(wall) / float64(res.Wall))
+		if span := end.Sub(heads[0]); span > 0 {
+			cpu = time.Duration(float64(res.CPU) * float64(wall) / float64(span))
 		}
 		part := readRange(console, h.Start, h.End, 1<<20)
 		delete(byRun, h.Run)
