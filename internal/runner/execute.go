@@ -208,7 +208,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 	keep := false // the stage goes with the recording when there is one
 	defer func() {
 		if !keep {
-			stage.Remove()
+			r.doneStage(stage)
 		}
 	}()
 	scratch := stage.Path()
@@ -337,7 +337,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 		}
 		keep = true
 		r.background(func(ctx context.Context) {
-			defer stage.Remove()
+			defer r.doneStage(stage)
 			r.collect(ctx, first, stage, consolePath, 0, -1, rec)
 			r.finish(ctx, first, rec)
 		}, ctx)
@@ -347,7 +347,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (retry [
 	if len(settled) > 0 {
 		keep = true
 		r.background(func(ctx context.Context) {
-			defer stage.Remove()
+			defer r.doneStage(stage)
 			owners := attribute(resDir, seen)
 			for _, s := range settled {
 				r.collectFiles(ctx, s.job, stage, owners[s.job.Run], consolePath, s.from, s.to, s.rec)
@@ -482,8 +482,11 @@ func (r *Runner) scratchDir(j *job) (*safedir.Stage, error) {
 	if r.local(j) {
 		base = j.Local
 	}
-	return safedir.OpenStage(base, fmt.Sprintf("%s-%d", j.Campaign, j.Run))
+	return r.pool.stages.get(base, j.Campaign, j.Run)
 }
+
+// doneStage gives back a stage whose run is over (stages.go).
+func (r *Runner) doneStage(st *safedir.Stage) { r.pool.stages.put(st, 2*r.Slots) }
 
 func (r *Runner) local(j *job) bool {
 	return r.SharedDisk && j.Local != "" && j.Host == r.Host

@@ -53,6 +53,9 @@ type pool struct {
 	waiting  uint64
 	slotsAll int
 	slotsAt  time.Time
+	// stages: scratch stages kept for the next runs (stages.go); the
+	// filler removes those left unused.
+	stages stages
 }
 
 type releasedJob struct {
@@ -125,6 +128,7 @@ func (p *pool) fill(ctx context.Context) {
 			say(0)
 		}
 	}()
+	defer p.stages.expire(true)
 	for ctx.Err() == nil {
 		if d := p.r.pause(); d > 0 {
 			sleep(ctx, d)
@@ -136,6 +140,7 @@ func (p *pool) fill(ctx context.Context) {
 			continue
 		}
 		p.expire()
+		p.stages.expire(false)
 		p.mu.Lock()
 		need := p.want() - len(p.ready) - p.admitting
 		free := p.free
