@@ -161,7 +161,10 @@ func (p *pool) fill(ctx context.Context) {
 		if err == nil {
 			p.noteWaiting(ctx, leases)
 		}
-		if len(leases) > 0 && saidHungry {
+		if saidHungry && len(leases) >= free {
+			// Fed only with a job for every free slot: a runner that says
+			// so too early has the others take back as spares what it
+			// still needs, and each give-back costs the job a delivery.
 			say(0)
 		}
 		if err != nil {
