@@ -20,7 +20,7 @@
 # template, `sleep SLEEP`, no build, no OMNeT++ start-up: a slot's cost is
 # simswarm's alone, so 16 nodes x 16 slots fit on two cores); each try
 # rewrites the toml (a comment), so its runs have new keys.
-# MODE=noop: NOOP_RUNS runs that exit at once (template `:`), on every node
+# MODE=noop: NOOP_RUNS runs that exit at once (template `: {args}`), on every node
 # count: the engine's dispatch rate, runs handed out and recorded per
 # second of the run phase, and CPU per run of the server, the runners
 # (their own, not the simulations') and the client (/proc/PID/stat, GNU
@@ -55,7 +55,7 @@ echo "# mode $MODE; nodes: $NODES; $SLOTS slots per node; $WAVES waves of ${SLEE
 # template R LABEL: the sleep/noop project with R runs; LABEL (a comment)
 # makes its snapshot, so its run keys, new.
 template() {
-	local cmd=": {resultdir}"
+	local cmd=": {args} {resultdir}"
 	[ "$MODE" = sleep ] && cmd="sleep {args}; : {resultdir}"
 	printf '# %s\n[build]\ncommand = ""\n\n[run]\ncommand = "%s"\nrepeat = %d\n' "$2" "$cmd" "$1" >"$BT/proj/simswarm.toml"
 }

@@ -201,7 +201,22 @@ func (p *pool) fill(ctx context.Context) {
 				p.add(ctx, j)
 			}
 		}
+		// Jobs taken while another runner said it is hungry, or asked for
+		// before it said so, wait for no free slot here: they go back.
+		p.shed()
 	}
+}
+
+// shed gives back the spare jobs of a runner with no free slot while
+// another runner is hungry.
+func (p *pool) shed() {
+	p.mu.Lock()
+	var back []*job
+	if p.free == 0 && !p.closed && len(p.ready) > 0 && p.othersHungry() {
+		back = p.spares()
+	}
+	p.mu.Unlock()
+	p.release(back)
 }
 
 // onHungry notes another runner's word: it has free slots and found the
