@@ -155,3 +155,27 @@ func TestBatchCPUAddsUp(t *testing.T) {
 		t.Errorf("run 1 (half the runs' time): CPU %s, want %s", got, want)
 	}
 }
+
+// TestBatchShareNearTheEnd: an adaptive batch takes at most its share of
+// the jobs left over all runners' slots. With 8 jobs held here, none
+// waiting in the queue and 64 slots in the cluster, a free slot starts one
+// run, not eight: eight 2-s runs in one process would run 14 s past the
+// other slots' last runs. With the queue still full it batches as before.
+func TestBatchShareNearTheEnd(t *testing.T) {
+	for _, tc := range []struct {
+		waiting uint64
+		want    int
+	}{{0, 1}, {1000, 8}} {
+		r := &Runner{Slots: 8, MaxBatch: 8}
+		p := newPool(r)
+		p.slotsAll, p.waiting = 64, tc.waiting
+		for run := 0; run < 8; run++ {
+			p.ready = append(p.ready, &job{RunJob: *omnetJob("A", run, 0)})
+		}
+		key := p.ready[0].BatchKey()
+		r.stats.add(key, slowStart.Startup, slowStart.Startup+slowStart.PerRun, 1)
+		if got := len(p.take()); got != tc.want {
+			t.Errorf("%d jobs waiting in the queue, 8 held, 64 slots: a batch of %d, want %d", tc.waiting, got, tc.want)
+		}
+	}
+}
