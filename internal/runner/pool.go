@@ -87,13 +87,19 @@ func newPool(r *Runner) *pool {
 }
 
 // want is how many jobs the pool should hold: a group for every free slot,
-// and, while runs are short enough for it to matter and no other runner is
-// hungry, spare groups for a quarter of the busy slots. The filler tops the pool up as soon as a slot
-// takes from it, so spares only cover slots ending within one round trip
-// of each other; every held job costs a renewal every third of the lease.
+// and spare groups for a quarter of the busy slots while runs are short
+// enough for it to matter, the queue still holds a job for every slot of
+// every runner (the last job taken said how many wait), and no other
+// runner is hungry. Near the end of a campaign the pool holds nothing a
+// slot elsewhere could start: each spare taken there would have to be
+// given back, a delivery each time. The filler tops the pool up as soon
+// as a slot takes from it, so spares only cover slots ending within one
+// round trip of each other; every held job costs a renewal every third of
+// the lease. p.mu is held.
 func (p *pool) want() int {
 	n := p.free
-	if p.prefetch && time.Now().After(p.noPrefetchUntil) && !p.othersHungry() {
+	if p.prefetch && time.Now().After(p.noPrefetchUntil) && !p.othersHungry() &&
+		int(p.waiting) >= max(p.slotsAll, p.r.Slots) {
 		n += max(1, (p.r.Slots-p.free+3)/4)
 	}
 	return min(n*p.group, p.r.Slots*p.r.MaxBatch)
@@ -118,6 +124,9 @@ func (p *pool) fill(ctx context.Context) {
 	// that it got jobs.
 	saidHungry := false
 	say := func(free int) {
+		if free > 0 && !saidHungry {
+			p.r.Log.Info("runner: free slots and no job waiting: hungry", "free", free)
+		}
 		saidHungry = free > 0
 		if err := p.r.Eng.AnnounceHungry(engine.Hungry{From: p.r.ID, Free: free}); err != nil {
 			p.r.Log.Debug("runner: announce free slots", "free", free, "err", err)
@@ -216,7 +225,7 @@ func (p *pool) shed() {
 		back = p.spares()
 	}
 	p.mu.Unlock()
-	p.release(back)
+	p.release(back, "taken while another runner is hungry")
 }
 
 // onHungry notes another runner's word: it has free slots and found the
@@ -238,10 +247,7 @@ func (p *pool) onHungry(h engine.Hungry) {
 		delete(p.hungry, h.From)
 	}
 	p.mu.Unlock()
-	if len(back) > 0 {
-		p.r.Log.Debug("runner: jobs given back to free slots elsewhere", "jobs", len(back))
-	}
-	p.release(back)
+	p.release(back, "another runner is hungry")
 }
 
 // share is the most runs an adaptive batch should take: the jobs left
@@ -306,10 +312,11 @@ func (p *pool) othersHungry() bool {
 
 // release gives jobs back to the queue at once, naming them first so that
 // whoever takes them next knows their holder let go (noteReleased).
-func (p *pool) release(jobs []*job) {
+func (p *pool) release(jobs []*job, why string) {
 	if len(jobs) == 0 {
 		return
 	}
+	p.r.Log.Info("runner: jobs given back", "jobs", len(jobs), "why", why)
 	n := engine.Released{From: p.r.ID}
 	for _, j := range jobs {
 		n.Jobs = append(n.Jobs, j.lease.Released())
@@ -409,7 +416,7 @@ func (p *pool) take() []*job {
 	p.prefetch = t.Known && t.Startup+t.PerRun*time.Duration(len(group)) < readyMax/2
 	if p.free == 1 && len(p.ready) > 0 && p.othersHungry() {
 		// The last free slot is served; what is left could run elsewhere now.
-		go p.release(p.spares())
+		go p.release(p.spares(), "the last free slot here is served, another runner is hungry")
 	}
 	p.wake.Broadcast()
 	return group
@@ -438,7 +445,7 @@ func (p *pool) expire() {
 		p.noPrefetchUntil = time.Now().Add(time.Minute)
 	}
 	p.mu.Unlock()
-	p.release(old)
+	p.release(old, "waited too long for a slot")
 }
 
 // giveBack returns every job of the pool to the queue, after delay.
