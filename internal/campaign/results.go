@@ -63,17 +63,12 @@ func (c *Client) release(ctx context.Context, dir string, full *simswarm.RunReco
 // write lays a finished run's files into dir through safedir: all of them
 // or none, nothing outside dir, no symlink created or followed. A run
 // whose files are refused fails with the reason.
-func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord) error {
-	d, err := safedir.Open(dir)
+func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord) (err error) {
+	st, err := c.stages.Get(dir, fmt.Sprintf("%s-%d", rec.Campaign, rec.Run))
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	st, err := d.Stage(fmt.Sprintf("%s-%d", rec.Campaign, rec.Run))
-	if err != nil {
-		return err
-	}
-	defer st.Remove()
+	defer func() { c.stages.Put(st, err == nil) }()
 	if rec.Object != "" {
 		obj, err := c.Eng.OpenObject(ctx, rec.Object)
 		if err != nil {

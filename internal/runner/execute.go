@@ -482,11 +482,11 @@ func (r *Runner) scratchDir(j *job) (*safedir.Stage, error) {
 	if r.local(j) {
 		base = j.Local
 	}
-	return r.pool.stages.get(base, j.Campaign, j.Run)
+	return r.pool.stages.Get(base, fmt.Sprintf("%s-%d", j.Campaign, j.Run))
 }
 
-// doneStage gives back a stage whose run is over (stages.go).
-func (r *Runner) doneStage(st *safedir.Stage) { r.pool.stages.put(st, 2*r.Slots) }
+// doneStage gives back a stage whose run is over, for the slot's next run.
+func (r *Runner) doneStage(st *safedir.Stage) { r.pool.stages.Put(st, true) }
 
 func (r *Runner) local(j *job) bool {
 	return r.SharedDisk && j.Local != "" && j.Host == r.Host

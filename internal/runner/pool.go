@@ -9,6 +9,7 @@ import (
 
 	"github.com/simswarm/simswarm"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/safedir"
 )
 
 // job is a run job this runner holds: its lease is renewed by the engine
@@ -53,10 +54,14 @@ type pool struct {
 	waiting  uint64
 	slotsAll int
 	slotsAt  time.Time
-	// stages: scratch stages kept for the next runs (stages.go); the
-	// filler removes those left unused.
-	stages stages
+	// stages: scratch stages kept for the slots' next runs (a slot's
+	// stage and one its last run's recording still holds); the filler
+	// removes those unused for stageIdle, all when it ends.
+	stages safedir.Pool
 }
+
+// stageIdle is how long an emptied scratch stage waits for a run.
+const stageIdle = 2 * time.Second
 
 type releasedJob struct {
 	delivered int
@@ -81,7 +86,8 @@ const maxGiveBacks = 2
 const readyMax = 30 * time.Second
 
 func newPool(r *Runner) *pool {
-	p := &pool{r: r, group: 1, cancels: map[string]uint64{}, released: map[uint64]releasedJob{}, hungry: map[string]time.Time{}}
+	p := &pool{r: r, group: 1, cancels: map[string]uint64{}, released: map[uint64]releasedJob{}, hungry: map[string]time.Time{},
+		stages: safedir.Pool{Keep: []string{"results"}, Max: 2 * r.Slots}}
 	p.wake = sync.NewCond(&p.mu)
 	return p
 }
@@ -137,7 +143,7 @@ func (p *pool) fill(ctx context.Context) {
 			say(0)
 		}
 	}()
-	defer p.stages.expire(true)
+	defer p.stages.Close()
 	for ctx.Err() == nil {
 		if d := p.r.pause(); d > 0 {
 			sleep(ctx, d)
@@ -149,7 +155,7 @@ func (p *pool) fill(ctx context.Context) {
 			continue
 		}
 		p.expire()
-		p.stages.expire(false)
+		p.stages.Expire(stageIdle)
 		p.mu.Lock()
 		need := p.want() - len(p.ready) - p.admitting
 		free := p.free
