@@ -18,13 +18,22 @@
 # directory only); opp_runall writes into results/ there, which is moved
 # aside first and put back at the end. The engine state lives in the
 # script's temporary directory.
-# Env: PAIRS (3), J (2), SIMSWARM_BIN.
+# With PROFILE=1 each timed simswarm campaign also writes a CPU profile
+# (SIMSWARM_CPUPROFILE, 100 samples/s; its own cost is in the figures), and
+# simswarm's own CPU is split per run into engine (NATS server and
+# connections), runner, builder, Go runtime (GC) and client (cpuparts.py);
+# what the profiles do not cover (other children than the simulations:
+# run-list queries, compilers) is "other".
+# Env: PAIRS (3), J (2), PROFILE (0), SIMSWARM_BIN.
 source "$(dirname "$0")/lib.sh"
 [ $# -gt 0 ] || { echo "usage: pairs.sh <simulation command as for opp_runall>" >&2; exit 2; }
 PAIRS=${PAIRS:-3}
 J=${J:-2}
+PROFILE=${PROFILE:-0}
+BENCH=$(cd "$(dirname "$0")" && pwd)
 SIMDIR=$PWD
 need opp_runall python3
+[ "$PROFILE" = 0 ] || need go
 bench_init
 cd "$SIMDIR"
 export SIMSWARM_STATE=$BT/state
@@ -59,11 +68,19 @@ for ((i = 1; i <= PAIRS; i++)); do
 	read -r w u s < <(timed "$BT/t" opp_runall -j"$J" "$@")
 	printf '%-4s %-9s %8s %8s %8s %10s\n' "$i" opp_runall "$w" "$u" "$s" -
 	ow=$(calc 'a+b' a="$ow" b="$w"); oc=$(calc 'a+u+s' a="$oc" u="$u" s="$s")
-	read -r w u s < <(timed "$BT/t" "$SIMSWARM" run -q -j "$J" --results "$BT/r$i" -- "$@")
+	prof=()
+	[ "$PROFILE" = 0 ] || prof=(env SIMSWARM_CPUPROFILE="$BT/cpu$i.prof")
+	read -r w u s < <(timed "$BT/t" ${prof[@]+"${prof[@]}"} "$SIMSWARM" run -q -j "$J" --results "$BT/r$i" -- "$@")
 	r=$(runs_cpu "$BT/r$i")
 	printf '%-4s %-9s %8s %8s %8s %10s\n' "$i" simswarm "$w" "$u" "$s" "$r"
 	sw=$(calc 'a+b' a="$sw" b="$w"); sc=$(calc 'a+u+s' a="$sc" u="$u" s="$s"); rc=$(calc 'a+b' a="$rc" b="$r")
 done
 echo "simswarm / opp_runall: wall $(calc 'a/b' a="$sw" b="$ow"), CPU $(calc 'a/b' a="$sc" b="$oc")"
 echo "simswarm CPU per campaign: $(calc 'a/n' a="$sc" n="$PAIRS") s, of which the simulations $(calc 'a/n' a="$rc" n="$PAIRS") s and simswarm itself $(calc '(a-b)/n' a="$sc" b="$rc" n="$PAIRS") s; opp_runall $(calc 'a/n' a="$oc" n="$PAIRS") s"
+if [ "$PROFILE" != 0 ]; then
+	nr=$(($(wc -l <"$BT/r1/provenance.jsonl") * PAIRS))
+	read -r pe pr pb pg pc pt < <(python3 "$BENCH/cpuparts.py" "$BT"/cpu*.prof)
+	ms() { calc 'a*1000/n' a="$1" n="$nr"; }
+	echo "simswarm's own CPU per run (ms, $nr runs): engine $(ms "$pe"), runner $(ms "$pr"), builder $(ms "$pb"), Go runtime $(ms "$pg"), client $(ms "$pc"); profiled $(ms "$pt"), other $(ms "$(calc 'a-b-t' a="$sc" b="$rc" t="$pt")")"
+fi
 echo "# load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"

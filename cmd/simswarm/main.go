@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/simswarm/simswarm/internal/cpuprof"
 	"github.com/spf13/cobra"
 )
 
@@ -53,7 +54,11 @@ func main() {
 	// ends with SIGABRT, not the runtime's exit status 2, which here
 	// promises that nothing was run.
 	debug.SetTraceback("crash")
-	err := rootCommand().Execute()
+	stopProfile, err := cpuprof.Start()
+	if err == nil {
+		err = rootCommand().Execute()
+		stopProfile()
+	}
 	if err == nil {
 		return
 	}

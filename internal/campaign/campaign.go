@@ -22,6 +22,7 @@ import (
 	"github.com/simswarm/simswarm/internal/fserr"
 	"github.com/simswarm/simswarm/internal/omnetpp"
 	"github.com/simswarm/simswarm/internal/project"
+	"github.com/simswarm/simswarm/internal/safedir"
 	"github.com/simswarm/simswarm/internal/snapshot"
 	"github.com/simswarm/simswarm/internal/sweep"
 	"github.com/simswarm/simswarm/internal/treestore"
@@ -190,6 +191,9 @@ type Client struct {
 
 	built   *BuildInfo     // what this client's build request came to
 	sources map[string]int // compilable sources by snapshot key
+	// stages keeps the scratch stages runs' files land through, for the
+	// next runs; drained when a campaign is followed to its end.
+	stages safedir.Pool
 }
 
 // prepared is a campaign ready to submit.
@@ -212,6 +216,7 @@ type prepared struct {
 
 // Run carries out a whole campaign.
 func (c *Client) Run(ctx context.Context) (*Summary, error) {
+	defer c.stages.Drain()
 	start := time.Now()
 	p, err := c.prepare(ctx)
 	if err != nil {
@@ -484,6 +489,7 @@ func (c *Client) checkWorkers(ctx context.Context) error {
 // a client that was killed): it resubmits what is missing, extracts results
 // into the results directory and ends with the summary.
 func (c *Client) Attach(ctx context.Context, id string) (*Summary, error) {
+	defer c.stages.Drain()
 	start := time.Now()
 	camp, ok, err := c.Eng.Campaign(ctx, id)
 	if err != nil {

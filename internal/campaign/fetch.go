@@ -50,6 +50,8 @@ func Fetch(ctx context.Context, eng *engine.Engine, id, dir string) (int, error)
 		return 0, fmt.Errorf("campaign %s: list runs: %w", id, err)
 	}
 	log := results.OpenProvenance(dir)
+	var stages safedir.Pool
+	defer stages.Close()
 	n := 0
 	for _, k := range runKeys {
 		r, ok, err := eng.Run(ctx, k)
@@ -66,7 +68,7 @@ func Fetch(ctx context.Context, eng *engine.Engine, id, dir string) (int, error)
 			// removed): this campaign's own directory comes first.
 			rec.LocalDir = ownCopy(camp.Settings.Local, rec.LocalDir, rec.Files)
 		}
-		if err := land(ctx, eng, dir, &rec); err != nil {
+		if err := land(ctx, eng, &stages, dir, &rec); err != nil {
 			return n, fmt.Errorf("campaign %s run %d: %w", id, rec.Run, err)
 		}
 		if err := log.Add(results.ProvenanceOf(&camp, &rec, vars[rec.Run])); err != nil {

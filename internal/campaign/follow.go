@@ -112,6 +112,7 @@ func (t *tracker) state(run int) *runState {
 
 // follow submits the runs that are not done and follows them to the end.
 func (c *Client) follow(ctx context.Context, p *prepared) (*Summary, error) {
+	defer c.stages.Drain()
 	camp := simswarm.Campaign{ID: p.id, Project: p.proj.Root, Workdir: p.workdir, Command: p.cmd,
 		Snapshot: p.snapshot, Artifact: p.artifact, Layout: p.layout, Runs: p.runs.Len(), Submitted: time.Now(), Settings: p.settings,
 		KeepResults: c.Opt.KeepResults}

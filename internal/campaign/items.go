@@ -53,6 +53,7 @@ const followers = 256
 // anything runs (a SetupError naming the item); a run list that fails is
 // that item's outcome.
 func (c *Client) RunItems(ctx context.Context, items []Item) ([]ItemOutcome, error) {
+	defer c.stages.Drain()
 	if len(items) == 0 {
 		return nil, setupErr("the list holds no command")
 	}

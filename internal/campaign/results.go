@@ -65,7 +65,7 @@ func (c *Client) release(ctx context.Context, dir string, full *simswarm.RunReco
 
 // write lays a finished run's files into dir.
 func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord) error {
-	return land(ctx, c.Eng, dir, rec)
+	return land(ctx, c.Eng, &c.stages, dir, rec)
 }
 
 // land lays a finished run's files into dir through safedir, wherever the
@@ -73,18 +73,14 @@ func (c *Client) write(ctx context.Context, dir string, rec *simswarm.RunRecord)
 // written in place on this host by an embedded runner): all of them or
 // none, nothing outside dir, no symlink created or followed, never over a
 // file another run of the campaign put there. It is the one way result
-// files reach a user's disk.
-func land(ctx context.Context, eng *engine.Engine, dir string, rec *simswarm.RunRecord) error {
-	d, err := safedir.Open(dir)
+// files reach a user's disk. Its stage comes from stages and goes back
+// there, emptied, for the next run.
+func land(ctx context.Context, eng *engine.Engine, stages *safedir.Pool, dir string, rec *simswarm.RunRecord) (err error) {
+	st, err := stages.Get(dir, fmt.Sprintf("%s-%d", rec.Campaign, rec.Run))
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	st, err := d.Stage(fmt.Sprintf("%s-%d", rec.Campaign, rec.Run))
-	if err != nil {
-		return err
-	}
-	defer st.Remove()
+	defer func() { stages.Put(st, err == nil) }()
 	switch {
 	case rec.Object != "":
 		obj, err := eng.OpenObject(ctx, rec.Object)

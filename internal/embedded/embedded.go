@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/simswarm/simswarm/internal/build"
+	"github.com/simswarm/simswarm/internal/cpuprof"
 	"github.com/simswarm/simswarm/internal/creds"
 	"github.com/simswarm/simswarm/internal/engine"
 	"github.com/simswarm/simswarm/internal/runner"
@@ -50,8 +51,16 @@ type Instance struct {
 	conns  []*engine.Engine
 }
 
-// Start brings up the engine and its workers.
-func Start(ctx context.Context, o Options) (*Instance, error) {
+// Start brings up the engine and its workers. In a CPU profile
+// (internal/cpuprof), the engine's server and every connection's protocol
+// work, both ends, count as part=engine, the builder's and runner's own
+// goroutines as theirs; the rest is the client's.
+func Start(ctx context.Context, o Options) (in *Instance, err error) {
+	cpuprof.Do(ctx, "engine", func(ctx context.Context) { in, err = startAll(ctx, o) })
+	return in, err
+}
+
+func startAll(ctx context.Context, o Options) (*Instance, error) {
 	if o.Slots < 1 {
 		o.Slots = runtime.NumCPU()
 	}
@@ -97,7 +106,9 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 		}
 		b := &build.Builder{Eng: beng, Dir: filepath.Join(o.StateDir, "workspaces"), Host: o.Host, Log: o.Log, Accel: o.Accel}
 		in.wg.Add(1)
-		go func() { defer in.wg.Done(); _ = b.Serve(wctx) }()
+		cpuprof.Do(wctx, "builder", func(wctx context.Context) {
+			go func() { defer in.wg.Done(); _ = b.Serve(wctx) }()
+		})
 	}
 	reng, err := worker("simswarm-runner")
 	if err != nil {
@@ -106,12 +117,14 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 	r := &runner.Runner{Eng: reng, Dir: filepath.Join(o.StateDir, "runner"), Slots: o.Slots, Host: o.Host,
 		Log: o.Log, SharedDisk: true, ID: engine.WorkerID(o.Host, "embedded"), ListsOnly: o.ListsOnly}
 	in.wg.Add(1)
-	go func() {
-		defer in.wg.Done()
-		if err := r.Serve(wctx); err != nil && wctx.Err() == nil {
-			o.Log.Error("runner stopped", "err", err)
-		}
-	}()
+	cpuprof.Do(wctx, "runner", func(wctx context.Context) {
+		go func() {
+			defer in.wg.Done()
+			if err := r.Serve(wctx); err != nil && wctx.Err() == nil {
+				o.Log.Error("runner stopped", "err", err)
+			}
+		}()
+	})
 	return in, nil
 }
 

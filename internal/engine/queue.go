@@ -198,7 +198,7 @@ func (e *Engine) collect(batch jetstream.MessageBatch) ([]*Lease, error) {
 	for m := range batch.Messages() {
 		l := &Lease{msg: m, eng: e, Taken: time.Now(), done: make(chan struct{})}
 		if md, err := m.Metadata(); err == nil {
-			l.Delivered, l.Seq = int(md.NumDelivered), md.Sequence.Stream
+			l.Delivered, l.Seq, l.Pending = int(md.NumDelivered), md.Sequence.Stream, md.NumPending
 		}
 		e.leases.add(l)
 		out = append(out, l)
@@ -222,6 +222,9 @@ type Lease struct {
 	// Seq is the job's stream sequence: a cancel names the last one it
 	// covers.
 	Seq uint64
+	// Pending is how many jobs still waited in the queue when this one
+	// was handed out.
+	Pending uint64
 
 	mu    sync.Mutex
 	ended bool

@@ -110,7 +110,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (again [
 	keep := false // the stage goes with the recording when there is one
 	defer func() {
 		if !keep {
-			stage.Remove()
+			r.doneStage(stage)
 		}
 	}()
 	scratch := stage.Path()
@@ -239,7 +239,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (again [
 		}
 		keep = true
 		r.background(func(ctx context.Context) {
-			defer stage.Remove()
+			defer r.doneStage(stage)
 			r.collect(ctx, first, stage, consolePath, 0, -1, rec)
 			r.finish(ctx, first, rec)
 		}, ctx)
@@ -249,7 +249,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (again [
 	if len(settled) > 0 {
 		keep = true
 		r.background(func(ctx context.Context) {
-			defer stage.Remove()
+			defer r.doneStage(stage)
 			owners := attribute(resDir, seen)
 			for _, s := range settled {
 				r.collectFiles(ctx, s.job, stage, owners[s.job.Run], consolePath, s.from, s.to, s.rec)
@@ -328,8 +328,11 @@ func (r *Runner) scratchDir(j *job) (*safedir.Stage, error) {
 	if r.local(j) {
 		base = j.Local
 	}
-	return safedir.OpenStage(base, fmt.Sprintf("%s-%d", j.Campaign, j.Run))
+	return r.pool.stages.Get(base, fmt.Sprintf("%s-%d", j.Campaign, j.Run))
 }
+
+// doneStage gives back a stage whose run is over, for the slot's next run.
+func (r *Runner) doneStage(st *safedir.Stage) { r.pool.stages.Put(st, true) }
 
 func (r *Runner) local(j *job) bool {
 	return r.SharedDisk && j.Local != "" && j.Host == r.Host

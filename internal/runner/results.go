@@ -159,7 +159,7 @@ type settled struct {
 // completed and moved past is done; the run it stopped in, and any it never
 // reached, run again alone, because in OMNeT++ one failed run can make the
 // following runs of the same process fail for that reason alone.
-func (r *Runner) settleBatch(jobs []*job, res *proc.Result, seen []omnetpp.BatchRun, heads []time.Time, console string, started time.Time) (again []*job, done []settled) {
+func (r *Runner) settleBatch(jobs []*job, res *proc.Result, seen []omnetpp.BatchRun, heads []time.Time, console string, started time.Time) (retry []*job, done []settled) {
 	byRun := map[int]*job{}
 	for _, j := range jobs {
 		byRun[j.Run] = j
@@ -176,14 +176,16 @@ func (r *Runner) settleBatch(jobs []*job, res *proc.Result, seen []omnetpp.Batch
 			runEnd = heads[i+1]
 		}
 		wall := runEnd.Sub(heads[i])
+		// The process's CPU, start-up included, is shared by the runs'
+		// walls, so that a campaign's runs add up to its processes.
 		cpu := time.Duration(0)
-		if res.Wall > 0 {
-			cpu = time.Duration(float64(res.CPU) * float64(wall) / float64(res.Wall))
+		if span := end.Sub(heads[0]); span > 0 {
+			cpu = time.Duration(float64(res.CPU) * float64(wall) / float64(span))
 		}
 		part := readRange(console, h.Start, h.End, 1<<20)
 		delete(byRun, h.Run)
 		if res.Failed() && (last || len(omnetpp.ErrorLines(part, 1)) > 0) {
-			again = append(again, j)
+			retry = append(retry, j)
 			continue
 		}
 		rec := r.outcomeOf(part, &proc.Result{Exit: 0, Wall: wall, CPU: cpu}, heads[i])
@@ -192,14 +194,14 @@ func (r *Runner) settleBatch(jobs []*job, res *proc.Result, seen []omnetpp.Batch
 	}
 	for _, j := range jobs {
 		if _, left := byRun[j.Run]; left {
-			again = append(again, j)
+			retry = append(retry, j)
 		}
 	}
-	sort.Slice(again, func(a, b int) bool { return again[a].Run < again[b].Run })
-	if len(again) > 0 {
+	sort.Slice(retry, func(a, b int) bool { return retry[a].Run < retry[b].Run })
+	if len(retry) > 0 {
 		r.stats.noBatch(jobs[0].BatchKey())
 	}
-	return again, done
+	return retry, done
 }
 
 // attribute assigns result files of a batch to runs by the run number in

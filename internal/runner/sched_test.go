@@ -1,10 +1,14 @@
 package runner
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/simswarm/simswarm"
+	"github.com/simswarm/simswarm/internal/omnetpp"
+	"github.com/simswarm/simswarm/internal/proc"
 )
 
 func omnetJob(campaign string, run, batch int) *simswarm.RunJob {
@@ -114,5 +118,64 @@ func TestStatsMeasure(t *testing.T) {
 	b.noBatch("k")
 	if !b.timing("k").Off {
 		t.Fatal("noBatch did not stick")
+	}
+}
+
+// TestBatchCPUAddsUp: the CPU of a batch's process, start-up included, is
+// shared by its runs: what provenance says the runs used adds up to what
+// the process used (bench/pairs.sh compares it with opp_runall's).
+func TestBatchCPUAddsUp(t *testing.T) {
+	console := filepath.Join(t.TempDir(), "console")
+	if err := os.WriteFile(console, []byte("** Run #0\n** Run #1\n** Run #2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var jobs []*job
+	for run := 0; run < 3; run++ {
+		jobs = append(jobs, &job{RunJob: *omnetJob("c", run, 0)})
+	}
+	t0 := time.Now()
+	sec := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	// 1 s of start-up, then runs of 1, 2 and 1 s; 4.5 s of CPU in all.
+	seen := []omnetpp.BatchRun{{Run: 0, Start: 0, End: 10}, {Run: 1, Start: 10, End: 20}, {Run: 2, Start: 20, End: 30}}
+	heads := []time.Time{sec(1), sec(2), sec(4)}
+	res := &proc.Result{Wall: 5 * time.Second, CPU: 4500 * time.Millisecond}
+	r := &Runner{Host: "h"}
+	retry, done := r.settleBatch(jobs, res, seen, heads, console, t0)
+	if len(retry) != 0 || len(done) != 3 {
+		t.Fatalf("retry %d, done %d; want 0, 3", len(retry), len(done))
+	}
+	var sum time.Duration
+	for _, d := range done {
+		sum += d.rec.CPU
+	}
+	if diff := sum - res.CPU; diff < -time.Millisecond || diff > time.Millisecond {
+		t.Errorf("runs' CPU adds up to %s; the process used %s", sum, res.CPU)
+	}
+	if got, want := done[1].rec.CPU, 2250*time.Millisecond; got < want-time.Millisecond || got > want+time.Millisecond {
+		t.Errorf("run 1 (half the runs' time): CPU %s, want %s", got, want)
+	}
+}
+
+// TestBatchShareNearTheEnd: an adaptive batch takes at most its share of
+// the jobs left over all runners' slots. With 8 jobs held here, none
+// waiting in the queue and 64 slots in the cluster, a free slot starts one
+// run, not eight: eight 2-s runs in one process would run 14 s past the
+// other slots' last runs. With the queue still full it batches as before.
+func TestBatchShareNearTheEnd(t *testing.T) {
+	for _, tc := range []struct {
+		waiting uint64
+		want    int
+	}{{0, 1}, {1000, 8}} {
+		r := &Runner{Slots: 8, MaxBatch: 8}
+		p := newPool(r)
+		p.slotsAll, p.waiting = 64, tc.waiting
+		for run := 0; run < 8; run++ {
+			p.ready = append(p.ready, &job{RunJob: *omnetJob("A", run, 0)})
+		}
+		key := p.ready[0].BatchKey()
+		r.stats.add(key, slowStart.Startup, slowStart.Startup+slowStart.PerRun, 1)
+		if got := len(p.take()); got != tc.want {
+			t.Errorf("%d jobs waiting in the queue, 8 held, 64 slots: a batch of %d, want %d", tc.waiting, got, tc.want)
+		}
 	}
 }
