@@ -82,7 +82,7 @@ func TestAPI(t *testing.T) {
 		getJSON(t, base+"/api/overview", &ov)
 		for _, k := range ov.StoredByKind {
 			if k.Kind == "res/" {
-				return len(ov.StoredByKind) == 6 && k.Count >= 1 && k.Bytes > 0
+				return len(ov.StoredByKind) == len(engine.Kinds) && k.Count >= 1 && k.Bytes > 0
 			}
 		}
 		return false

@@ -97,7 +97,7 @@ type Overview struct {
 	Workers    WorkerCounts      `json:"workers"`
 	Throughput Throughput        `json:"throughput"`
 	Stored     uint64            `json:"stored_bytes"`
-	// StoredByKind: file/, snap/, art/, res/, log/ and records.
+	// StoredByKind: file/, snap/, art/, res/, log/, base/ and records.
 	StoredByKind []StoredKind `json:"stored_by_kind,omitempty"`
 	Hosts        []HostView   `json:"-"`
 	At           time.Time    `json:"at"`
