@@ -164,33 +164,20 @@ func (e *Engine) Take(ctx context.Context, q Queue, n int, wait time.Duration) (
 	if err != nil {
 		return nil, err
 	}
-	var batch jetstream.MessageBatch
-	if wait <= 0 {
-		batch, err = c.FetchNoWait(n)
-	} else {
-		// Fetch waits for all n; a taker that wants whatever is there asks
-		// for what is waiting first and waits for one only when none is.
-		batch, err = c.FetchNoWait(n)
-		if err == nil {
-			var got []*Lease
-			got, err = e.collect(batch)
-			if err != nil || len(got) > 0 {
-				return got, err
-			}
-		}
-		if err == nil {
-			fctx, cancel := context.WithTimeout(ctx, wait)
-			defer cancel()
-			batch, err = c.Fetch(1, jetstream.FetchContext(fctx))
-		}
-	}
+	// Fetch waits for all n; a taker that wants whatever is there asks for
+	// what is waiting first and waits for one only when none is.
+	batch, err := c.FetchNoWait(n)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("take %s jobs: %w", q, err)
 	}
-	return e.collect(batch)
+	got, err := e.collect(batch)
+	if err != nil || len(got) > 0 || wait <= 0 {
+		return got, err
+	}
+	return e.TakeOne(ctx, q, wait)
 }
 
 func (e *Engine) collect(batch jetstream.MessageBatch) ([]*Lease, error) {
