@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/simswarm/simswarm/internal/testkit"
 )
 
 var builtKey = regexp.MustCompile(`simswarm: built in .*\(build ([0-9a-f]+)\)`)
@@ -100,7 +102,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func TestBisectBadInputs(t *testing.T) {
 	dir, commits := alohaRepo(t, true)
 	state := t.TempDir()
-	git := func(args ...string) { t.Helper(); gitIn(t, dir, args...) }
+	git := func(args ...string) { t.Helper(); testkit.Git(t, dir, args...) }
 	// A branch whose last commit does not compile.
 	git("checkout", "-q", "-b", "broken")
 	replaceIn(t, filepath.Join(dir, "Host.cc"), "void Host::initialize()", "void Host::initialize() { this is not C++ }\nvoid Host::initialise()")
@@ -160,10 +162,10 @@ func TestBisectCluster(t *testing.T) {
 	c := newCluster(t, 2)
 	dir := example(t, "aloha")
 	os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("results/\naloha\n*.o\n"), 0o644)
-	gitIn(t, dir, "init", "-q", "-b", "main")
-	gitIn(t, dir, "add", "-A")
-	gitIn(t, dir, "commit", "-q", "-m", "example")
-	commits := []string{gitIn(t, dir, "rev-parse", "HEAD")}
+	testkit.Git(t, dir, "init", "-q", "-b", "main")
+	testkit.Git(t, dir, "add", "-A")
+	testkit.Git(t, dir, "commit", "-q", "-m", "example")
+	commits := []string{testkit.Git(t, dir, "rev-parse", "HEAD")}
 	for i := 1; i <= 8; i++ {
 		msg := "notes " + strconv.Itoa(i)
 		if i == 5 {
@@ -174,18 +176,18 @@ func TestBisectCluster(t *testing.T) {
 			f.WriteString(msg + "\n")
 			f.Close()
 		}
-		gitIn(t, dir, "commit", "-q", "-a", "-m", msg)
-		commits = append(commits, gitIn(t, dir, "rev-parse", "HEAD"))
+		testkit.Git(t, dir, "commit", "-q", "-a", "-m", msg)
+		commits = append(commits, testkit.Git(t, dir, "rev-parse", "HEAD"))
 	}
 	sim := []string{"--", "./aloha", "-c", "PureAloha", "-r", "0"}
-	gitIn(t, dir, "checkout", "-q", commits[0])
+	testkit.Git(t, dir, "checkout", "-q", commits[0])
 	if r := c.client(t, dir, append([]string{"run", "-q"}, sim...)...); r.code != 0 {
 		t.Fatalf("run: exit %d %s", r.code, r.stderr)
 	}
 	if r := c.client(t, dir, "baseline", "save", "example"); r.code != 0 {
 		t.Fatalf("baseline save: exit %d %s", r.code, r.stderr)
 	}
-	gitIn(t, dir, "checkout", "-q", "main")
+	testkit.Git(t, dir, "checkout", "-q", "main")
 	// The slots are the runners' free ones as their heartbeats say: wait
 	// until both say the baseline's run has ended.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
@@ -232,10 +234,10 @@ func TestBenchBisect(t *testing.T) {
 		sim = []string{"--", "./aloha", "-c", "Sleepy", "-r", "0"}
 		change = [2]string{"**.sleepTime = 2s", "**.sleepTime = 2.5s"}
 	}
-	gitIn(t, dir, "init", "-q", "-b", "main")
-	gitIn(t, dir, "add", "-A")
-	gitIn(t, dir, "commit", "-q", "-m", "example")
-	commits := []string{gitIn(t, dir, "rev-parse", "HEAD")}
+	testkit.Git(t, dir, "init", "-q", "-b", "main")
+	testkit.Git(t, dir, "add", "-A")
+	testkit.Git(t, dir, "commit", "-q", "-m", "example")
+	commits := []string{testkit.Git(t, dir, "rev-parse", "HEAD")}
 	for i := 1; i <= n; i++ {
 		file, line := "README.md", "notes "+strconv.Itoa(i)+"\n"
 		switch {
@@ -250,8 +252,8 @@ func TestBenchBisect(t *testing.T) {
 			f.WriteString(line)
 			f.Close()
 		}
-		gitIn(t, dir, "commit", "-q", "-a", "-m", "commit "+strconv.Itoa(i))
-		commits = append(commits, gitIn(t, dir, "rev-parse", "HEAD"))
+		testkit.Git(t, dir, "commit", "-q", "-a", "-m", "commit "+strconv.Itoa(i))
+		commits = append(commits, testkit.Git(t, dir, "rev-parse", "HEAD"))
 	}
 	for _, slots := range []string{"6", "1"} {
 		// A subtest each: its cluster ends before the next one starts.
@@ -263,14 +265,14 @@ func benchBisect(t *testing.T, dir string, commits []string, bad, slots string, 
 	summary := regexp.MustCompile(`bisect: (\d+) rounds, (\d+) commits tested, (\d+) builds`)
 	{
 		c := newCluster(t, 3)
-		gitIn(t, dir, "checkout", "-q", commits[0])
+		testkit.Git(t, dir, "checkout", "-q", commits[0])
 		if r := c.client(t, dir, append([]string{"run", "-q"}, sim...)...); r.code != 0 {
 			t.Fatalf("run: exit %d %s", r.code, r.stderr)
 		}
 		if r := c.client(t, dir, "baseline", "save", "example"); r.code != 0 {
 			t.Fatalf("baseline save: exit %d %s", r.code, r.stderr)
 		}
-		gitIn(t, dir, "checkout", "-q", "main")
+		testkit.Git(t, dir, "checkout", "-q", "main")
 		start := time.Now()
 		r := c.client(t, dir, append([]string{"bisect", "-q", "--slots", slots, commits[0], "main", "--compare", "example"}, sim...)...)
 		wall := time.Since(start)

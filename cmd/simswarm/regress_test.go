@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/simswarm/simswarm/internal/testkit"
 )
 
 // The commits of alohaRepo where something happens: along the path
@@ -55,7 +57,7 @@ func alohaRepo(t *testing.T, suite bool) (string, []string) {
 			"/, -f omnetpp.ini -c Regress -r 0, 300s, "+fp+", PASS, regress\n"), 0o644)
 	}
 	os.WriteFile(filepath.Join(dir, "NOTES.txt"), []byte("notes\n"), 0o644)
-	git := func(args ...string) string { t.Helper(); return gitIn(t, dir, args...) }
+	git := func(args ...string) string { t.Helper(); return testkit.Git(t, dir, args...) }
 	git("init", "-q", "-b", "main")
 	git("add", "-A")
 	git("commit", "-q", "-m", "aloha with a regression config")
@@ -78,21 +80,6 @@ func alohaRepo(t *testing.T, suite bool) (string, []string) {
 		commits = append(commits, git("rev-parse", "HEAD"))
 	}
 	return dir, commits
-}
-
-// gitIn runs git in dir as a user of its own, whatever the machine's
-// git configuration.
-func gitIn(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org", "GIT_CONFIG_GLOBAL=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 func replaceIn(t *testing.T, file, old, new string) {
