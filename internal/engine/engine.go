@@ -266,6 +266,12 @@ func newEngine(nc *nats.Conn, js jetstream.JetStream, lease time.Duration) *Engi
 	return e
 }
 
+// Conn counts the times the engine's connection came back. The count grows
+// before the first message of the new connection is read, while the
+// OnReconnect functions run only later: a job can be taken on a connection
+// whose return they have not announced yet.
+func (e *Engine) Conn() uint64 { return e.nc.Stats().Reconnects }
+
 // OnReconnect calls fn each time the engine's connection is re-established
 // after it was lost (a server restarted, or the client moved to another
 // server of a cluster).

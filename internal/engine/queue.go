@@ -183,7 +183,7 @@ func (e *Engine) Take(ctx context.Context, q Queue, n int, wait time.Duration) (
 func (e *Engine) collect(batch jetstream.MessageBatch) ([]*Lease, error) {
 	var out []*Lease
 	for m := range batch.Messages() {
-		l := &Lease{msg: m, eng: e, Taken: time.Now(), done: make(chan struct{})}
+		l := &Lease{msg: m, eng: e, Taken: time.Now(), Conn: e.Conn(), done: make(chan struct{})}
 		if md, err := m.Metadata(); err == nil {
 			l.Delivered, l.Seq, l.Pending = int(md.NumDelivered), md.Sequence.Stream, md.NumPending
 		}
@@ -204,6 +204,10 @@ type Lease struct {
 	msg   jetstream.Msg
 	eng   *Engine
 	Taken time.Time // when it was fetched
+	// Conn is the engine connection it was taken on (Engine.Conn): a job
+	// taken on a connection that came back may still be held by a worker
+	// whose delivery a restarted server lost.
+	Conn uint64
 	// Delivered counts deliveries of the job, this one included.
 	Delivered int
 	// Seq is the job's stream sequence: a cancel names the last one it

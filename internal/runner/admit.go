@@ -287,6 +287,7 @@ const reconnectGrace = 3 * time.Second
 type doubt struct {
 	mu          sync.Mutex
 	reconnected time.Time           // the last time the engine connection came back
+	conn        uint64              // the engine connection then (Engine.Conn)
 	elsewhere   map[uint64]heldNote // stream sequence -> who announced it, until when
 	kick        chan struct{}       // a reconnection: announce at once
 }
@@ -306,6 +307,7 @@ func (r *Runner) onReconnect() {
 	r.Log.Info("runner: engine connection back; jobs taken now wait for the other runners to say what they hold", "grace", reconnectGrace)
 	r.doubt.mu.Lock()
 	r.doubt.reconnected = time.Now()
+	r.doubt.conn = r.Eng.Conn()
 	r.doubt.mu.Unlock()
 	select {
 	case r.doubt.kick <- struct{}{}:
@@ -343,13 +345,15 @@ func (r *Runner) heldElsewhere(seq uint64) (string, bool) {
 }
 
 // doubted says whether a job just taken may be held by another runner:
-// it was taken within the grace after this runner's reconnection, or
-// another runner announced it.
+// it was taken on a connection whose return this runner has not heard of
+// yet (the connection delivers before it announces its return), or within
+// the grace after this runner's reconnection, or another runner announced
+// it.
 func (r *Runner) doubted(l *engine.Lease) bool {
 	r.doubt.mu.Lock()
-	rt := r.doubt.reconnected
+	rt, conn := r.doubt.reconnected, r.doubt.conn
 	r.doubt.mu.Unlock()
-	if !rt.IsZero() && !l.Taken.Before(rt) && l.Taken.Sub(rt) < reconnectGrace {
+	if l.Conn > conn || !rt.IsZero() && !l.Taken.Before(rt) && l.Taken.Sub(rt) < reconnectGrace {
 		return true
 	}
 	_, ok := r.heldElsewhere(l.Seq)
@@ -360,10 +364,11 @@ func (r *Runner) doubted(l *engine.Lease) bool {
 // reconnection is over and no other runner announces the job any more. It
 // returns false when ctx ended.
 func (r *Runner) waitHolders(ctx context.Context, l *engine.Lease) bool {
-	r.doubt.mu.Lock()
-	end := r.doubt.reconnected.Add(reconnectGrace)
-	r.doubt.mu.Unlock()
-	if d := time.Until(end); d > 0 && !l.Taken.After(end) {
+	end, ok := r.graceEnd(ctx, l)
+	if !ok {
+		return false
+	}
+	if d := time.Until(end); d > 0 {
 		retry.Sleep(ctx, d)
 	}
 	logged := false
@@ -379,6 +384,27 @@ func (r *Runner) waitHolders(ctx context.Context, l *engine.Lease) bool {
 		retry.Sleep(ctx, 250*time.Millisecond)
 	}
 	return false
+}
+
+// graceEnd is when the grace ends for a job taken on l's connection: the
+// grace after the reconnection it was taken on, once this runner has heard
+// of that reconnection, or none for a job taken after it.
+func (r *Runner) graceEnd(ctx context.Context, l *engine.Lease) (time.Time, bool) {
+	for {
+		r.doubt.mu.Lock()
+		rt, conn := r.doubt.reconnected, r.doubt.conn
+		r.doubt.mu.Unlock()
+		if conn >= l.Conn {
+			end := rt.Add(reconnectGrace)
+			if l.Taken.After(end) && conn == l.Conn {
+				return time.Time{}, true
+			}
+			return end, true
+		}
+		if !retry.Sleep(ctx, 20*time.Millisecond) {
+			return time.Time{}, false
+		}
+	}
 }
 
 // announceHeld publishes, after each reconnection and then every renewal
@@ -409,11 +435,11 @@ func (r *Runner) announceHeld(ctx context.Context) {
 	}
 }
 
-// survivors lists the jobs this runner holds that it took before its last
-// reconnection.
+// survivors lists the jobs this runner holds that it took on a connection
+// before its last reconnection.
 func (r *Runner) survivors() []uint64 {
 	r.doubt.mu.Lock()
-	rt := r.doubt.reconnected
+	conn := r.doubt.conn
 	r.doubt.mu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -424,7 +450,7 @@ func (r *Runner) survivors() []uint64 {
 			continue
 		default:
 		}
-		if l.Taken.Before(rt) {
+		if l.Conn < conn {
 			out = append(out, seq)
 		}
 	}
