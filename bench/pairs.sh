@@ -62,19 +62,32 @@ runs_cpu() { # runs_cpu DIR: CPU seconds of the runs, from provenance
 }
 
 printf '%-4s %-9s %8s %8s %8s %10s\n' pair tool wall user sys runs_cpu
-sw=0 ow=0 sc=0 oc=0 rc=0
-for ((i = 1; i <= PAIRS; i++)); do
+sw=0 ow=0 sc=0 oc=0 rc=0 ratios=()
+# one_opp / one_sw PAIR: one timed campaign of each tool; their CPU in
+# PCPU (opp_runall) and SCPU (simswarm).
+one_opp() {
 	rm -rf results
 	read -r w u s < <(timed "$BT/t" opp_runall -j"$J" "$@")
 	printf '%-4s %-9s %8s %8s %8s %10s\n' "$i" opp_runall "$w" "$u" "$s" -
 	ow=$(calc 'a+b' a="$ow" b="$w"); oc=$(calc 'a+u+s' a="$oc" u="$u" s="$s")
+	PCPU=$(calc 'u+s' u="$u" s="$s")
+}
+one_sw() {
 	prof=()
 	[ "$PROFILE" = 0 ] || prof=(env SIMSWARM_CPUPROFILE="$BT/cpu$i.prof")
 	read -r w u s < <(timed "$BT/t" ${prof[@]+"${prof[@]}"} "$SIMSWARM" run -q -j "$J" --results "$BT/r$i" -- "$@")
 	r=$(runs_cpu "$BT/r$i")
 	printf '%-4s %-9s %8s %8s %8s %10s\n' "$i" simswarm "$w" "$u" "$s" "$r"
 	sw=$(calc 'a+b' a="$sw" b="$w"); sc=$(calc 'a+u+s' a="$sc" u="$u" s="$s"); rc=$(calc 'a+b' a="$rc" b="$r")
+	SCPU=$(calc 'u+s' u="$u" s="$s")
+}
+# The order alternates (opp_runall first in odd pairs): a machine that
+# warms up or slows down over the pairs favours neither tool.
+for ((i = 1; i <= PAIRS; i++)); do
+	if ((i % 2)); then one_opp "$@"; one_sw "$@"; else one_sw "$@"; one_opp "$@"; fi
+	ratios+=("$(calc 'a/b' a="$SCPU" b="$PCPU")")
 done
+echo "CPU ratio per pair: ${ratios[*]}; median $(printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}')"
 echo "simswarm / opp_runall: wall $(calc 'a/b' a="$sw" b="$ow"), CPU $(calc 'a/b' a="$sc" b="$oc")"
 echo "simswarm CPU per campaign: $(calc 'a/n' a="$sc" n="$PAIRS") s, of which the simulations $(calc 'a/n' a="$rc" n="$PAIRS") s and simswarm itself $(calc '(a-b)/n' a="$sc" b="$rc" n="$PAIRS") s; opp_runall $(calc 'a/n' a="$oc" n="$PAIRS") s"
 if [ "$PROFILE" != 0 ]; then
