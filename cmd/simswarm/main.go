@@ -3,12 +3,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
 
 	"github.com/simswarm/simswarm/internal/cpuprof"
+	"github.com/simswarm/simswarm/internal/gcpace"
 	"github.com/spf13/cobra"
 )
 
@@ -54,6 +56,7 @@ func main() {
 	// ends with SIGABRT, not the runtime's exit status 2, which here
 	// promises that nothing was run.
 	debug.SetTraceback("crash")
+	go gcpace.Run(context.Background())
 	stopProfile, err := cpuprof.Start()
 	if err == nil {
 		err = rootCommand().Execute()

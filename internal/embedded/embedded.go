@@ -8,19 +8,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/simswarm/simswarm/internal/build"
 	"github.com/simswarm/simswarm/internal/cpuprof"
 	"github.com/simswarm/simswarm/internal/creds"
 	"github.com/simswarm/simswarm/internal/engine"
+	"github.com/simswarm/simswarm/internal/gcpace"
 	"github.com/simswarm/simswarm/internal/runner"
 )
 
@@ -91,7 +88,9 @@ func startAll(ctx context.Context, o Options) (*Instance, error) {
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
-	tuneGC(wctx, &in.wg)
+	// The engine's heap is mostly long-lived indexes: collect tightly once
+	// it is large.
+	gcpace.SetFloor(25)
 	worker := func(name string) (*engine.Engine, error) {
 		eng, err := srv.Open(ctx, name)
 		if err != nil {
@@ -180,49 +179,4 @@ func Open(ctx context.Context, stateDir string) (*Instance, error) {
 	}
 	in.conns = append(in.conns, in.Eng)
 	return in, nil
-}
-
-// gcHeadroom is how far the embedded process's heap may grow past its live
-// data before a collection, within GOGC 25..400. At a fixed GOGC of 25 a
-// small campaign collected far more often than its memory needed (21
-// collections in a 42-run campaign of OMNeT++'s aloha, about a seventh
-// of simswarm's own CPU); with this headroom it collects 4 times, and a
-// 100 000-run campaign peaks where it did (bench/rss.sh: 215 MiB against
-// 217 MiB; 1000 runs: 78 MiB against 52 MiB).
-const gcHeadroom = 16 << 20
-
-// tuneGC sets GOGC from the live heap now and every second until ctx
-// ends, unless the user set GOGC.
-func tuneGC(ctx context.Context, wg *sync.WaitGroup) {
-	if os.Getenv("GOGC") != "" {
-		return
-	}
-	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	last := 0
-	set := func() {
-		metrics.Read(live)
-		pct := 400
-		if v := live[0].Value; v.Kind() == metrics.KindUint64 && v.Uint64() > 0 {
-			pct = int(min(max(gcHeadroom*100/v.Uint64(), 25), 400))
-		}
-		if pct != last {
-			debug.SetGCPercent(pct)
-			last = pct
-		}
-	}
-	set()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				set()
-			}
-		}
-	}()
 }
