@@ -144,21 +144,21 @@ func TestBatchSize(t *testing.T) {
 		t.Errorf("startup 1 s, per-run 0.01 s: %d, want %d", got, limit)
 	}
 	if got := size("fast-runs", 100); got != 100 {
-		t.Errorf("startup 1 s, per-run 0.01 s, limit 100: %d, want 100 (0.97 × 1 / (0.03 × 0.01) = 3234)", got)
+		t.Errorf("startup 1 s, per-run 0.01 s, limit 100: %d, want 100 (0.99 × 1 / (0.01 × 0.01) = 9900)", got)
 	}
 	// Start-up negligible: batching gains nothing.
 	learn(&b, "slow-runs", 0.001, 1, 1)
 	if got := size("slow-runs", limit); got != 1 {
 		t.Errorf("startup 0.001 s, per-run 1 s: %d, want 1", got)
 	}
-	// 0.97 × 0.3 s / (0.03 × 4 s) = 2.4, rounded up: 3 runs per process.
+	// 0.99 × 0.1 s / (0.01 × 4 s) = 2.5, rounded up: 3 runs per process.
 	// (Measured times are never exact, so no case sits on a rounding
 	// boundary.)
-	learn(&b, "middle", 0.3, 4, 2)
+	learn(&b, "middle", 0.1, 4, 2)
 	if got := size("middle", limit); got != 3 {
-		t.Errorf("startup 0.3 s, per-run 4 s: %d, want 3", got)
+		t.Errorf("startup 0.1 s, per-run 4 s: %d, want 3", got)
 	}
-	// 0.97 × 1 s / (0.03 × 4 s) = 8.1, but a process stays within 20 s: 5.
+	// 0.99 × 1 s / (0.01 × 4 s) = 24.8, but a process stays within 20 s: 5.
 	learn(&b, "capped", 1, 4, 2)
 	if got := size("capped", limit); got != 5 {
 		t.Errorf("startup 1 s, per-run 4 s: %d, want 5 (20 s cap)", got)

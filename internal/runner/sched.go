@@ -19,13 +19,17 @@ type Timing struct {
 	Off             bool          // a batch went wrong: run alone from now on
 }
 
-// Batching targets: start-up at most 3 % of a process's time, and a
+// Batching targets: start-up at most 1 % of a process's time, and a
 // process at most maxBatchTime long so that the tail of a campaign stays
-// short. (At a tenth, INET's 3-s runs with 0.26 s of start-up ran one per
-// process: 66 processes where opp_runall's batches of 5 start 14, and 4 %
-// more CPU and wall for the same simulations; at 3 % they run 3 a process.)
+// short (pool.share spreads the last jobs over every slot). At a tenth,
+// INET's 3-s runs with 0.26 s of start-up ran one per process: 66
+// processes where opp_runall's batches of 5 start 14, and 4 % more CPU and
+// wall. At 3 %, OMNeT++'s aloha (0.06-s runs, 0.01 s of start-up) ran 42
+// runs in 12 processes against opp_runall's 9 and its simulations used 5 %
+// more CPU than at 1 % (bench/pairs.sh, 8 alternating pairs each); INET's
+// ber runs 6 a process (20-s cap).
 const (
-	startupShare = 0.03
+	startupShare = 0.01
 	maxBatchTime = 20 * time.Second
 )
 
