@@ -42,7 +42,7 @@ func (e *NotCancelledError) Unwrap() []error { return []error{ErrInterrupted, e.
 func (c *Client) cancelOnInterrupt(id string) error {
 	ctx, done := context.WithTimeout(context.Background(), cancelWithin)
 	defer done()
-	if !c.Eng.Connected() {
+	if !c.Eng.Responds(time.Second) {
 		c.warnf("interrupted: the engine is out of reach; trying for %s to cancel campaign %s (Ctrl-C again to stop waiting)", cancelWithin, id)
 	}
 	if err := c.Eng.CancelCampaign(ctx, id); err != nil {

@@ -67,7 +67,7 @@ func (c *Client) sayIfMissing(ctx context.Context, role simswarm.Role) (stop fun
 			}
 			// With the engine away no heartbeat can arrive: that, not a
 			// missing worker, is what the user must hear.
-			if !c.Eng.Reachable() {
+			if !c.Eng.Connected() {
 				if lost.IsZero() {
 					lost = time.Now()
 				}

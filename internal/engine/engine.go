@@ -120,8 +120,6 @@ var quietErrors = nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, e
 	asyncError(slog.Default(), sub, err)
 })
 
-// Reachable reports whether the connection to the engine is up now.
-func (e *Engine) Reachable() bool { return e.nc.IsConnected() }
 
 func (e *Engine) log() *slog.Logger {
 	if e.Log != nil {
@@ -138,8 +136,16 @@ func (e *Engine) Close() {
 }
 
 // Connected reports whether the connection to the server is up now (not
-// closed, not reconnecting).
+// closed, not reconnecting), as the connection last knew it.
 func (e *Engine) Connected() bool { return e.nc.IsConnected() }
+
+// Responds reports whether the server answers a round trip within d. A
+// server killed a moment ago leaves a connection that still says it is
+// up until it reads the close; a server cut off by the network, until
+// pings go unanswered for minutes.
+func (e *Engine) Responds(d time.Duration) bool {
+	return e.nc.IsConnected() && e.nc.FlushTimeout(d) == nil
+}
 
 // Flush waits until the server has everything this connection sent.
 func (e *Engine) Flush(timeout time.Duration) error { return e.nc.FlushTimeout(timeout) }
