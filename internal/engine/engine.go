@@ -120,7 +120,6 @@ var quietErrors = nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, e
 	asyncError(slog.Default(), sub, err)
 })
 
-
 func (e *Engine) log() *slog.Logger {
 	if e.Log != nil {
 		return e.Log
