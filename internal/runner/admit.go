@@ -388,9 +388,11 @@ func (r *Runner) waitHolders(ctx context.Context, l *engine.Lease) bool {
 
 // graceEnd is when the grace ends for a job taken on l's connection: the
 // grace after the reconnection it was taken on, once this runner has heard
-// of that reconnection, or none for a job taken after it.
+// of that reconnection, or none for a job taken after it. (Not heard of
+// within a grace, which the reconnect handler never takes: a grace from
+// now.)
 func (r *Runner) graceEnd(ctx context.Context, l *engine.Lease) (time.Time, bool) {
-	for {
+	for waited := time.Duration(0); ; waited += 20 * time.Millisecond {
 		r.doubt.mu.Lock()
 		rt, conn := r.doubt.reconnected, r.doubt.conn
 		r.doubt.mu.Unlock()
@@ -400,6 +402,9 @@ func (r *Runner) graceEnd(ctx context.Context, l *engine.Lease) (time.Time, bool
 				return time.Time{}, true
 			}
 			return end, true
+		}
+		if waited >= reconnectGrace {
+			return time.Now().Add(reconnectGrace), true
 		}
 		if !retry.Sleep(ctx, 20*time.Millisecond) {
 			return time.Time{}, false

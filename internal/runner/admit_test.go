@@ -50,4 +50,13 @@ func TestJobTakenBeforeTheReconnectIsHeardWaits(t *testing.T) {
 	if !r.doubted(later) {
 		t.Error("a job another runner says it holds is not doubted")
 	}
+
+	// A reconnection never heard of (its handler lost) holds the job one
+	// grace, then lets it go on to the other checks.
+	lost := &engine.Lease{Conn: 2, Taken: time.Now(), Seq: 9}
+	start := time.Now()
+	e, ok := r.graceEnd(ctx, lost)
+	if waited := time.Since(start); !ok || waited < reconnectGrace || waited > 3*reconnectGrace || e.Before(time.Now()) {
+		t.Errorf("a job taken on a reconnection never heard of: waited %v, then until %v", waited, e)
+	}
 }
