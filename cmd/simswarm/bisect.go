@@ -69,8 +69,8 @@ not what it says (nothing was bisected), 130 interrupted.`,
 			case suite == "" && len(testArgv) == 0:
 				return usageErr("no test: give --compare BASELINE -- SIMCOMMAND, --fingerprints SUITE.csv, or -- COMMAND")
 			}
-			if rf.detach || rf.list != "" || rf.asJSON {
-				return usageErr("--detach, --list and --json are simswarm run's")
+			if err := rf.refuseRunOnly("bisect", true); err != nil {
+				return err
 			}
 			co, err := cf.options()
 			if err != nil {

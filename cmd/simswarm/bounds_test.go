@@ -59,6 +59,9 @@ func TestSizeBadInputs(t *testing.T) {
 		{"distccd two halves", []string{"distccd", "--allow", "0.0.0.0/1,128.0.0.0/1"}, []string{"4294967296 IPv4 addresses", "more than a private network"}},
 		{"distccd public /7", []string{"distccd", "--allow", "10.0.0.0/24,12.0.0.0/7"}, []string{"more than a private network"}},
 		{"distccd stray argument", []string{"distccd", "--allow", "10.0.0.0/24", "extra"}, []string{"unknown command \"extra\""}},
+		{"fingerprints --json", []string{"fingerprints", "--json", "suite.csv"}, []string{"fingerprints: --json belongs to simswarm run"}},
+		{"regress --dry-run --detach", []string{"regress", "--dry-run", "--detach", "suite.txt"}, []string{"regress: --detach, --dry-run belong to simswarm run"}},
+		{"bisect --list", []string{"bisect", "--list", "runs.txt", "HEAD~1", "HEAD", "--", "true"}, []string{"bisect: --list belongs to simswarm run"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -41,8 +41,8 @@ a suite error (nothing ran), 130 interrupted.`,
 			if len(args) == 0 {
 				return usageErr("no suite given: name one or more fingerprint CSV files")
 			}
-			if rf.detach || rf.dryRun || rf.list != "" || rf.asJSON {
-				return usageErr("--detach, --dry-run, --list and --json are simswarm run's; fingerprints follows its suites to the verdict table")
+			if err := rf.refuseRunOnly("fingerprints", false); err != nil {
+				return err
 			}
 			o, err := rf.options()
 			if err != nil {

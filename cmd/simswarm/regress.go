@@ -426,8 +426,8 @@ interrupted.`,
 			if len(args) == 0 {
 				return usageErr("no suite given: name one or more statistical suite files")
 			}
-			if rf.detach || rf.dryRun || rf.list != "" || rf.asJSON {
-				return usageErr("--detach, --dry-run, --list and --json are simswarm run's; regress follows its suites to the verdict table")
+			if err := rf.refuseRunOnly("regress", false); err != nil {
+				return err
 			}
 			co, err := cf.options()
 			if err != nil {

@@ -33,6 +33,33 @@ import (
 )
 
 // runFlags are shared by run and attach.
+// refuseRunOnly refuses the flags of simswarm run that a command built on
+// it (fingerprints, regress, bisect) does not take, naming the ones given.
+// ownDryRun: the command has a --dry-run of its own.
+func (f *runFlags) refuseRunOnly(command string, ownDryRun bool) error {
+	var given []string
+	if f.detach {
+		given = append(given, "--detach")
+	}
+	if f.dryRun && !ownDryRun {
+		given = append(given, "--dry-run")
+	}
+	if f.list != "" {
+		given = append(given, "--list")
+	}
+	if f.asJSON {
+		given = append(given, "--json")
+	}
+	if len(given) == 0 {
+		return nil
+	}
+	verb := "belongs"
+	if len(given) > 1 {
+		verb = "belong"
+	}
+	return usageErr("%s: %s %s to simswarm run; %s follows its tests to their verdicts", command, strings.Join(given, ", "), verb, command)
+}
+
 type runFlags struct {
 	conn                    connFlags
 	accel                   accelFlags
