@@ -180,14 +180,7 @@ func TestBisectCluster(t *testing.T) {
 		commits = append(commits, testkit.Git(t, dir, "rev-parse", "HEAD"))
 	}
 	sim := []string{"--", "./aloha", "-c", "PureAloha", "-r", "0"}
-	testkit.Git(t, dir, "checkout", "-q", commits[0])
-	if r := c.client(t, dir, append([]string{"run", "-q"}, sim...)...); r.code != 0 {
-		t.Fatalf("run: exit %d %s", r.code, r.stderr)
-	}
-	if r := c.client(t, dir, "baseline", "save", "example"); r.code != 0 {
-		t.Fatalf("baseline save: exit %d %s", r.code, r.stderr)
-	}
-	testkit.Git(t, dir, "checkout", "-q", "main")
+	saveBaselineAt(t, c, dir, commits[0], sim)
 	// The slots are the runners' free ones as their heartbeats say: wait
 	// until both say the baseline's run has ended.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
@@ -261,18 +254,25 @@ func TestBenchBisect(t *testing.T) {
 	}
 }
 
+// saveBaselineAt saves the baseline "example" from sim's runs at commit,
+// then checks main out again.
+func saveBaselineAt(t *testing.T, c *cluster, dir, commit string, sim []string) {
+	t.Helper()
+	testkit.Git(t, dir, "checkout", "-q", commit)
+	if r := c.client(t, dir, append([]string{"run", "-q"}, sim...)...); r.code != 0 {
+		t.Fatalf("run: exit %d %s", r.code, r.stderr)
+	}
+	if r := c.client(t, dir, "baseline", "save", "example"); r.code != 0 {
+		t.Fatalf("baseline save: exit %d %s", r.code, r.stderr)
+	}
+	testkit.Git(t, dir, "checkout", "-q", "main")
+}
+
 func benchBisect(t *testing.T, dir string, commits []string, bad, slots string, sim []string) {
 	summary := regexp.MustCompile(`bisect: (\d+) rounds, (\d+) commits tested, (\d+) builds`)
 	{
 		c := newCluster(t, 3)
-		testkit.Git(t, dir, "checkout", "-q", commits[0])
-		if r := c.client(t, dir, append([]string{"run", "-q"}, sim...)...); r.code != 0 {
-			t.Fatalf("run: exit %d %s", r.code, r.stderr)
-		}
-		if r := c.client(t, dir, "baseline", "save", "example"); r.code != 0 {
-			t.Fatalf("baseline save: exit %d %s", r.code, r.stderr)
-		}
-		testkit.Git(t, dir, "checkout", "-q", "main")
+		saveBaselineAt(t, c, dir, commits[0], sim)
 		start := time.Now()
 		r := c.client(t, dir, append([]string{"bisect", "-q", "--slots", slots, commits[0], "main", "--compare", "example"}, sim...)...)
 		wall := time.Since(start)
