@@ -235,11 +235,12 @@ func TestSlurmOMNeTPPAloha(t *testing.T) {
 }
 
 // logProject is a template campaign of n runs, each appending "start RUN"
-// and, after sleeping secs, "done RUN" to a log, then writing a result.
+// and, after sleeping secs and writing its result, "done RUN" to a log as
+// its last act: a "done" line is a run that completed.
 func logProject(t *testing.T, n int, secs string, toml ...string) (dir, log string) {
 	t.Helper()
 	log = filepath.Join(t.TempDir(), "runs.log")
-	script := fmt.Sprintf("#!/bin/sh\necho \"start $1 $SLURMD_NODENAME\" >> %q\nsleep %s\necho \"done $1\" >> %q\necho $1 > \"$2/r-$1.txt\"\n", log, secs, log)
+	script := fmt.Sprintf("#!/bin/sh\necho \"start $1 $SLURMD_NODENAME\" >> %q\nsleep %s\necho $1 > \"$2/r-$1.txt\"\necho \"done $1\" >> %q\n", log, secs, log)
 	dir = templateProject(t, fmt.Sprintf("[build]\ncommand = \"\"\n[run]\ncommand = \"./pilotrun.sh {run} {resultdir}\"\nrepeat = %d\n%s", n, strings.Join(toml, "")),
 		map[string]string{"pilotrun.sh": script})
 	return dir, log

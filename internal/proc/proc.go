@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Spec describes a process to run.
@@ -37,10 +39,14 @@ type Result struct {
 	Exit     int    // exit status; -1 when killed by a signal
 	Signal   string // e.g. "SIGSEGV" when a signal ended it
 	TimedOut bool
-	Wall     time.Duration
-	CPU      time.Duration // user + system of the process and its waited-for children
-	Tail     []byte        // last TailBytes of stdout+stderr, interleaved as written
-	Started  time.Time
+	// Interrupted says that ctx ended while the process still ran, so Run
+	// told it to end; a process that had exited by then, whatever ctx did
+	// afterwards, ended on its own.
+	Interrupted bool
+	Wall        time.Duration
+	CPU         time.Duration // user + system of the process and its waited-for children
+	Tail        []byte        // last TailBytes of stdout+stderr, interleaved as written
+	Started     time.Time
 }
 
 // Failed reports whether the process did not exit 0 on its own.
@@ -112,9 +118,9 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 	}
 	done := make(chan struct{})
 	var (
-		timedOut bool
-		termAt   time.Time // when the tree was told to end, if it was
-		mu       sync.Mutex
+		timedOut, interrupted bool
+		termAt                time.Time // when the tree was told to end, if it was
+		mu                    sync.Mutex
 	)
 	go func() {
 		var timer <-chan time.Time
@@ -127,6 +133,13 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 		case <-done:
 			return
 		case <-ctx.Done():
+			if exited(cmd.Process.Pid) {
+				// Ended on its own; Wait is still collecting it.
+				return
+			}
+			mu.Lock()
+			interrupted = true
+			mu.Unlock()
 		case <-timer:
 			mu.Lock()
 			timedOut = true
@@ -163,7 +176,7 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 		return nil, err
 	}
 	mu.Lock()
-	res.TimedOut = timedOut
+	res.TimedOut, res.Interrupted = timedOut, interrupted
 	grace := killGrace
 	if !termAt.IsZero() {
 		grace = max(0, killGrace-time.Since(termAt)) // already told to end
@@ -173,6 +186,15 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 	// unsupervised, setsid or not.
 	t.end(grace)
 	return res, nil
+}
+
+// exited says whether the child pid has ended, without reaping it: a
+// zombie waiting for Wait, or reaped by it already.
+func exited(pid int) bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	// Linux zeroes info when no child is waitable; SIGCHLD when one is.
+	return err != nil || info.Signo != 0
 }
 
 // orphanGrace is how long Run keeps reading the output of children left

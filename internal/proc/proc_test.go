@@ -237,11 +237,25 @@ func TestCancelKills(t *testing.T) {
 	time.AfterFunc(200*time.Millisecond, cancel)
 	defer cancel()
 	res := runBounded(t, ctx, Spec{Argv: sh(`sleep 100 & echo $! > "$0"; wait`)}.withArg0(pidFile), 10*time.Second)
-	if res.TimedOut || res.Signal != "SIGTERM" || !res.Failed() {
-		t.Errorf("got %+v, want killed by SIGTERM and not timed out", res)
+	if res.TimedOut || res.Signal != "SIGTERM" || !res.Failed() || !res.Interrupted {
+		t.Errorf("got %+v, want interrupted, killed by SIGTERM and not timed out", res)
 	}
 	if pid := readPid(t, pidFile); !gone(pid, 3*time.Second) {
 		t.Errorf("grandchild %d still alive after cancel", pid)
+	}
+}
+
+// TestCancelAfterTheEnd: a cancel that comes after the process exited, while
+// Run still reads the output a leftover child holds open, leaves the
+// process's own result: exit 0, not interrupted.
+func TestCancelAfterTheEnd(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	defer cancel()
+	res := runBounded(t, ctx, Spec{Argv: sh(`(sleep 100 &); exit 0`)}, 10*time.Second)
+	if res.Failed() || res.Interrupted {
+		t.Errorf("got %+v (%s), want exit 0, not interrupted", res, res.Describe())
 	}
 }
 

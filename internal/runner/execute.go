@@ -175,7 +175,9 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (again [
 		Timeout:   timeout,
 		TailBytes: tailBytes,
 	})
-	cancelled := pctx.Err() != nil
+	// Told to end by a cancel or the runner's stop, not merely outlived by
+	// them: a process that ended on its own is a result.
+	cancelled := err == nil && res.Interrupted
 	r.track(rc, false)
 	cancel()
 	file.Close()
@@ -186,8 +188,10 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (again [
 	if err == nil && !cancelled && r.SignalGrace > 0 && killedFromOutside(res) {
 		retry.Sleep(ctx, r.SignalGrace)
 	}
-	if ctx.Err() != nil {
-		// The runner is stopping: the runs go back to the queue whole.
+	if ctx.Err() != nil && (err != nil || cancelled || res.Failed()) {
+		// The runner is stopping: the runs it cut short go back to the
+		// queue whole. Runs that ended well just before the stop are
+		// recorded below (on a context of their own), not run again.
 		for _, j := range jobs {
 			j.lease.GiveBack()
 		}
@@ -205,7 +209,7 @@ func (r *Runner) process(ctx context.Context, tree string, jobs []*job) (again [
 	}
 	// A process that ended on its own before the cancel reached it is a
 	// result like any other: a cancel racing the end loses nothing.
-	if cancelled && !res.TimedOut && res.Failed() {
+	if cancelled && res.Failed() {
 		r.finishAll(ctx, jobs, &simswarm.RunRecord{State: simswarm.RunCancelled, Reason: "campaign cancelled", Started: started})
 		return nil
 	}

@@ -181,3 +181,46 @@ func TestJobHeldElsewhereWaits(t *testing.T) {
 		t.Errorf("the stored job was not answered from the store:\n%s", logged.String())
 	}
 }
+
+// TestRunEndedBeforeTheStopIsRecorded: a run whose process ended on its
+// own, well, just before the runner was told to stop (as Slurm signals a
+// pilot's processes one by one, the run's first) is a result: it is
+// recorded, not handed back to run a second time. The process leaves a
+// child holding its output, so the runner is still collecting it when
+// the stop comes.
+func TestRunEndedBeforeTheStopIsRecorded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	eng, weng := twoEngines(t, ctx, 0)
+	dir := t.TempDir()
+	runs, pid := filepath.Join(dir, "runs.log"), filepath.Join(dir, "pid")
+	submitRuns(t, ctx, eng, 1, "(sleep 5 &); echo {run} >> "+runs+"; echo $$ > "+pid+"; : {resultdir}", 0)
+	r := &Runner{Eng: weng, Dir: t.TempDir(), Slots: 1, Host: "here", ID: "here"}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Serve(rctx) }()
+	defer func() { stop(); <-done }()
+	for ended := false; !ended; time.Sleep(10 * time.Millisecond) {
+		if ctx.Err() != nil {
+			t.Fatal("the run's process never ended")
+		}
+		b, err := os.ReadFile(pid)
+		if err != nil || !strings.HasSuffix(string(b), "\n") {
+			continue
+		}
+		_, err = os.Stat("/proc/" + strings.TrimSpace(string(b)))
+		ended = os.IsNotExist(err)
+	}
+	stop()
+	<-done
+	st, ok, err := eng.RunStatus(ctx, "0c0c0c0c0c0c0c0c", 0)
+	if err != nil || !ok || st.State != simswarm.RunSucceeded {
+		t.Errorf("run status %+v %v %v; want succeeded", st, ok, err)
+	}
+	if q, err := eng.Queued(ctx, "0c0c0c0c0c0c0c0c"); err != nil || len(q) != 0 {
+		t.Errorf("queued after the stop: %v %v; want nothing (the run was done)", q, err)
+	}
+	if got := lines(t, runs); len(got) != 1 {
+		t.Errorf("the run executed %d times", len(got))
+	}
+}
