@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -156,6 +157,10 @@ var ErrNotEngine = errors.New("server has no simswarm engine (streams missing); 
 
 // Setup creates or updates everything the engine needs and binds it. It is
 // idempotent, so every embedded start and every `simswarm server` runs it.
+// What is already configured as wanted is bound without an update: an
+// embedded engine starts with every campaign, and each update has the
+// server rewrite the object's metadata (about 18 ms of CPU for the eleven
+// objects, against 3 ms to read them).
 func Setup(ctx context.Context, nc *nats.Conn, replicas int, lease time.Duration) (*Engine, error) {
 	if replicas < 1 {
 		replicas = 1
@@ -168,7 +173,7 @@ func Setup(ctx context.Context, nc *nats.Conn, replicas int, lease time.Duration
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	e := newEngine(nc, js, lease)
-	e.jobs, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	want := jetstream.StreamConfig{
 		Name:        StreamJobs,
 		Subjects:    []string{"jobs.>"},
 		Retention:   jetstream.WorkQueuePolicy,
@@ -176,8 +181,10 @@ func Setup(ctx context.Context, nc *nats.Conn, replicas int, lease time.Duration
 		Replicas:    replicas,
 		Duplicates:  2 * time.Minute,
 		AllowDirect: true,
-	})
-	if err != nil {
+	}
+	if s, err := js.Stream(ctx, StreamJobs); err == nil && sameStream(s.CachedInfo().Config, want) {
+		e.jobs = s
+	} else if e.jobs, err = js.CreateOrUpdateStream(ctx, want); err != nil {
 		return nil, fmt.Errorf("create job stream: %w", err)
 	}
 	for _, c := range []struct{ name, subject string }{
@@ -185,7 +192,7 @@ func Setup(ctx context.Context, nc *nats.Conn, replicas int, lease time.Duration
 		{ConsumerList, subjectList},
 		{ConsumerRun, subjectRun + ".>"},
 	} {
-		_, err := e.jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		want := jetstream.ConsumerConfig{
 			Durable:       c.name,
 			FilterSubject: c.subject,
 			AckPolicy:     jetstream.AckExplicitPolicy,
@@ -193,8 +200,11 @@ func Setup(ctx context.Context, nc *nats.Conn, replicas int, lease time.Duration
 			MaxDeliver:    MaxDeliver + 1,
 			MaxAckPending: 100000,
 			Replicas:      replicas,
-		})
-		if err != nil {
+		}
+		if have, err := e.jobs.Consumer(ctx, c.name); err == nil && sameConsumer(have.CachedInfo().Config, want) {
+			continue
+		}
+		if _, err := e.jobs.CreateOrUpdateConsumer(ctx, want); err != nil {
 			return nil, fmt.Errorf("create consumer %s: %w", c.name, err)
 		}
 	}
@@ -203,22 +213,64 @@ func Setup(ctx context.Context, nc *nats.Conn, replicas int, lease time.Duration
 		if name == BucketWorkers {
 			cfg.TTL = time.Minute
 		}
+		if b, ok := boundBucket(ctx, js, cfg); ok {
+			e.kv[name] = b
+			continue
+		}
 		b, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("create bucket %s: %w", name, err)
 		}
 		e.kv[name] = b
 	}
-	e.blob, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:   BucketBlobs,
-		Storage:  jetstream.FileStorage,
-		Replicas: replicas,
-	})
-	if err != nil {
+	blobs := jetstream.ObjectStoreConfig{Bucket: BucketBlobs, Storage: jetstream.FileStorage, Replicas: replicas}
+	if o, err := js.ObjectStore(ctx, BucketBlobs); err == nil {
+		if st, err := o.Status(ctx); err == nil && st.Storage() == blobs.Storage && sameReplicas(st.Replicas(), replicas) && st.TTL() == 0 {
+			e.blob = o
+			return e, nil
+		}
+	}
+	if e.blob, err = js.CreateOrUpdateObjectStore(ctx, blobs); err != nil {
 		return nil, fmt.Errorf("create object store: %w", err)
 	}
 	return e, nil
 }
+
+// sameStream says whether a stream has the settings Setup gives it.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention && have.Storage == want.Storage &&
+		sameReplicas(have.Replicas, want.Replicas) && have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect
+}
+
+// sameConsumer says whether a job queue's consumer has the settings Setup
+// gives it: a server restarted with another --lease has its AckWait
+// updated.
+func sameConsumer(have, want jetstream.ConsumerConfig) bool {
+	return have.FilterSubject == want.FilterSubject && len(have.FilterSubjects) == 0 && have.AckPolicy == want.AckPolicy &&
+		have.AckWait == want.AckWait && have.MaxDeliver == want.MaxDeliver && have.MaxAckPending == want.MaxAckPending &&
+		sameReplicas(have.Replicas, want.Replicas) && len(have.BackOff) == 0
+}
+
+// boundBucket binds a key-value bucket that exists with cfg's settings.
+func boundBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, bool) {
+	b, err := js.KeyValue(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, false
+	}
+	st, err := b.Status(ctx)
+	if err != nil {
+		return nil, false
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return nil, false
+	}
+	info := bs.StreamInfo().Config
+	return b, st.History() == int64(cfg.History) && st.TTL() == cfg.TTL && info.Storage == cfg.Storage && sameReplicas(info.Replicas, cfg.Replicas)
+}
+
+// sameReplicas: a server outside a cluster may report one replica as 0.
+func sameReplicas(have, want int) bool { return max(have, 1) == max(want, 1) }
 
 // Open binds an engine that a server already set up; it never creates
 // anything, so pointing a client at the wrong server fails clearly.

@@ -5,9 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func testEngine(t *testing.T) (*Engine, context.Context) {
@@ -164,5 +170,69 @@ func TestObjectReadCancelled(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("read %d still blocked 10 s after its context ended", i)
 		}
+	}
+}
+
+// TestSetupBindsWhatIsAsWanted: a second Setup with the same settings (an
+// embedded engine starting for the next campaign) writes none of the
+// server's object metadata; one with another lease updates the run
+// queue's AckWait, and a bucket whose settings drifted is set right.
+func TestSetupBindsWhatIsAsWanted(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := StartEmbedded(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	setup := func(lease time.Duration) *Engine {
+		t.Helper()
+		nc, err := srv.Connect("setup")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := Setup(ctx, nc, 1, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Close)
+		return e
+	}
+	// meta.inf is where the server keeps each stream's and consumer's
+	// configuration; an update rewrites it.
+	metas := func() map[string]time.Time {
+		m := map[string]time.Time{}
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Name() == "meta.inf" {
+				if st, err := os.Stat(p); err == nil {
+					m[p] = st.ModTime()
+				}
+			}
+			return nil
+		})
+		return m
+	}
+	setup(2 * time.Second)
+	before := metas()
+	if len(before) < 10 {
+		t.Fatalf("found %d metadata files; want one per stream and consumer", len(before))
+	}
+	time.Sleep(20 * time.Millisecond)
+	setup(2 * time.Second)
+	if after := metas(); !maps.Equal(before, after) {
+		t.Errorf("a second Setup with the same settings rewrote metadata:\nbefore %v\nafter  %v", before, after)
+	}
+	e := setup(3 * time.Second)
+	c, err := e.jobs.Consumer(ctx, ConsumerRun)
+	if err != nil || c.CachedInfo().Config.AckWait != 3*time.Second {
+		t.Fatalf("run queue after Setup with a 3 s lease: %v %v", c, err)
+	}
+	if _, err := e.js.UpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: string(BucketWorkers), History: 1, TTL: 2 * time.Minute, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	e = setup(3 * time.Second)
+	if st, err := e.kv[BucketWorkers].Status(ctx); err != nil || st.TTL() != time.Minute {
+		t.Errorf("workers bucket after Setup: %v %v; want its 1 min TTL back", st, err)
 	}
 }

@@ -189,7 +189,7 @@ func (s *supervisor) useCgroup(base string) error {
 		return err
 	}
 	defer t.close()
-	cmd := exec.Command("/proc/self/exe")
+	cmd := exec.Command(probeProgram())
 	cmd.Env = []string{probeEnv + "=1"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: t.fd}
 	if err := cmd.Run(); err != nil {
@@ -199,6 +199,17 @@ func (s *supervisor) useCgroup(base string) error {
 		return fmt.Errorf("start a process in %s: %w", dir, err)
 	}
 	return nil
+}
+
+// probeProgram is what the cgroup probe starts: a program that exits at
+// once. /bin/true costs 0.5 ms of CPU where this executable, with every
+// package's init, costs about 9 ms, once per campaign; an image without
+// it falls back to this executable.
+func probeProgram() string {
+	if st, err := os.Stat("/bin/true"); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		return "/bin/true"
+	}
+	return "/proc/self/exe"
 }
 
 // tree is one supervised process tree.
