@@ -32,7 +32,6 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// runFlags are shared by run and attach.
 // refuseRunOnly refuses the flags of simswarm run that a command built on
 // it (fingerprints, regress, bisect) does not take, naming the ones given.
 // ownDryRun: the command has a --dry-run of its own.
@@ -60,6 +59,7 @@ func (f *runFlags) refuseRunOnly(command string, ownDryRun bool) error {
 	return usageErr("%s: %s %s to simswarm run; %s follows its tests to their verdicts", command, strings.Join(given, ", "), verb, command)
 }
 
+// runFlags are shared by run and attach.
 type runFlags struct {
 	conn                    connFlags
 	accel                   accelFlags

@@ -392,7 +392,8 @@ func (r *Runner) waitHolders(ctx context.Context, l *engine.Lease) bool {
 // within a grace, which the reconnect handler never takes: a grace from
 // now.)
 func (r *Runner) graceEnd(ctx context.Context, l *engine.Lease) (time.Time, bool) {
-	for waited := time.Duration(0); ; waited += 20 * time.Millisecond {
+	start := time.Now()
+	for {
 		r.doubt.mu.Lock()
 		rt, conn := r.doubt.reconnected, r.doubt.conn
 		r.doubt.mu.Unlock()
@@ -403,7 +404,7 @@ func (r *Runner) graceEnd(ctx context.Context, l *engine.Lease) (time.Time, bool
 			}
 			return end, true
 		}
-		if waited >= reconnectGrace {
+		if time.Since(start) >= reconnectGrace {
 			return time.Now().Add(reconnectGrace), true
 		}
 		if !retry.Sleep(ctx, 20*time.Millisecond) {
